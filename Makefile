@@ -1,0 +1,52 @@
+# obslab: two entry points for readers (README): `make book` and `make test`.
+# Everything else here is what those two need, installed only when missing.
+
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+APT_PACKAGES := redis-server prometheus prometheus-redis-exporter prometheus-postgres-exporter postgresql
+NODE_SERVICES := appendix-code/services/auth-service
+
+.PHONY: book test deps venv apt node clean sample bench
+
+book: deps ## install what is missing, execute the notebooks on the sample data, build the HTML
+	$(VENV)/bin/jupyter-book build -W -n --keep-going .
+	@echo "book: $(CURDIR)/_build/html/index.html"
+
+test: deps ## the whole test suite, notebooks included
+	$(VENV)/bin/pytest -q tests
+
+deps: venv apt node
+
+# The venv is rebuilt when requirements.txt or pyproject.toml change.
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q -r requirements.txt
+	$(PIP) install -q --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+# Debian packages for the native lab; installed only if a binary is missing.
+apt:
+	@if ! command -v redis-server >/dev/null || ! command -v prometheus >/dev/null \
+	   || ! command -v prometheus-redis-exporter >/dev/null || ! command -v prometheus-postgres-exporter >/dev/null \
+	   || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	fi
+
+node: $(NODE_SERVICES)/node_modules/.installed
+$(NODE_SERVICES)/node_modules/.installed: $(NODE_SERVICES)/package.json $(wildcard $(NODE_SERVICES)/package-lock.json)
+	cd $(NODE_SERVICES) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+sample: deps ## refresh data/sample/ from a real native lab run
+	$(PY) scripts/refresh_sample.py
+
+bench: deps
+	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf _build build .pytest_cache

@@ -1,0 +1,63 @@
+"""Dataset layout and loaders. Notebooks, scripts and the daemon read data only through here.
+
+A dataset is a folder (a lab run, a synthetic run, or the committed sample)::
+
+    DIR/raw/logs.txt            Compose-format log lines         (lab; synth with --format raw)
+    DIR/raw/traces.jsonl        OTLP JSON lines
+    DIR/raw/metrics.json        Prometheus range-query results for the documented queries
+    DIR/ocsf_logs.parquet       OCSF events, one file or a folder of parquet files
+    DIR/ocsf_traces.parquet     (a folder when written partitioned, e.g. by day)
+    DIR/ocsf_metrics.parquet
+    DIR/labels.parquet          ground truth per event uid (the only place labels live)
+    DIR/incidents.json          the incident catalog (ground truth per injected fault)
+    DIR/run.json                how the data was made: command, seed, versions, counts
+
+The default dataset is the committed sample (``data/sample`` at the repository root);
+``OBSLAB_DATA`` points elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+SIGNALS = ("logs", "traces", "metrics")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_dataset() -> Path:
+    """The dataset the book runs on: ``$OBSLAB_DATA`` or the committed sample."""
+    return Path(os.environ.get("OBSLAB_DATA") or REPO_ROOT / "data" / "sample")
+
+
+def signal_path(root: str | os.PathLike, signal: str) -> Path:
+    if signal not in SIGNALS:
+        raise ValueError(f"unknown signal {signal!r}; expected one of {SIGNALS}")
+    return Path(root) / f"ocsf_{signal}.parquet"
+
+
+def read_signal(signal: str, root: str | os.PathLike | None = None, columns=None) -> pa.Table:
+    """One signal's OCSF events as an Arrow table (file or partitioned folder alike)."""
+    path = signal_path(root or default_dataset(), signal)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: is {path.parent} an obslab dataset?")
+    return ds.dataset(path, format="parquet", partitioning="hive").to_table(columns=columns)
+
+
+def read_labels(root: str | os.PathLike | None = None) -> pa.Table:
+    path = Path(root or default_dataset()) / "labels.parquet"
+    return ds.dataset(path, format="parquet", partitioning="hive").to_table()
+
+
+def read_incidents(root: str | os.PathLike | None = None) -> list:
+    from obslab.truth import read_incidents as _read
+
+    return _read(Path(root or default_dataset()) / "incidents.json")
+
+
+def read_run(root: str | os.PathLike | None = None) -> dict:
+    return json.loads((Path(root or default_dataset()) / "run.json").read_text())

@@ -1,0 +1,90 @@
+"""Flat, source-neutral telemetry records: the one hand-off between readers and OCSF.
+
+Every reader (Compose logs, OTLP traces, Prometheus range JSON) and the synthetic generator
+produce Arrow tables with exactly these schemas; ``obslab.ocsf`` maps them to OCSF classes.
+Keeping this layer flat and columnar is what lets the mapping run vectorised, once, for
+every source.
+
+Ground-truth markers (``anomaly.*`` span attributes, ``x-anomaly-*`` headers) are kept in the
+``marker_*`` columns of spans: the mapper moves them into ``labels.parquet`` and never into an
+OCSF event, so they can never become model features.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+# Times are epoch milliseconds (int64) everywhere; durations are float64 milliseconds.
+
+FLAT_LOG = pa.schema(
+    [
+        pa.field("time_ms", pa.int64(), nullable=False),
+        pa.field("service", pa.string(), nullable=False),  # compose service name, "-1" suffix removed
+        pa.field("container", pa.string()),  # the prefix as written ("web-api-1")
+        pa.field("level", pa.string()),  # upper case: DEBUG INFO WARN ERROR FATAL
+        pa.field("message", pa.string()),
+        pa.field("logger", pa.string()),
+        pa.field("event", pa.string()),  # access | lifecycle | error | other (see TELEMETRY.md)
+        pa.field("host", pa.string()),
+        pa.field("region", pa.string()),
+        pa.field("trace_id", pa.string()),  # lower-case hex, 32 chars
+        pa.field("span_id", pa.string()),  # lower-case hex, 16 chars
+        pa.field("http_method", pa.string()),
+        pa.field("http_path", pa.string()),
+        pa.field("http_status", pa.int32()),
+        pa.field("duration_ms", pa.float64()),
+        pa.field("error_type", pa.string()),
+        pa.field("payload", pa.string()),  # the original payload text (JSON or plain)
+        pa.field("line_no", pa.int64()),  # 1-based line in the source file; null if generated
+    ]
+)
+
+FLAT_SPAN = pa.schema(
+    [
+        pa.field("time_ms", pa.int64(), nullable=False),  # span start
+        pa.field("end_time_ms", pa.int64(), nullable=False),
+        pa.field("start_time_unix_nano", pa.int64()),
+        pa.field("duration_ms", pa.float64(), nullable=False),
+        pa.field("trace_id", pa.string(), nullable=False),  # lower-case hex
+        pa.field("span_id", pa.string(), nullable=False),
+        pa.field("parent_span_id", pa.string()),  # null on roots (never "")
+        pa.field("service", pa.string(), nullable=False),  # resource service.name
+        pa.field("host", pa.string()),
+        pa.field("region", pa.string()),
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("kind", pa.int8()),  # OTLP SpanKind number: 0 unspecified .. 5 consumer
+        pa.field("status_code", pa.int8()),  # OTLP StatusCode: 0 unset, 1 ok, 2 error
+        pa.field("status_message", pa.string()),
+        pa.field("scope", pa.string()),  # instrumentation scope name
+        pa.field("http_method", pa.string()),
+        pa.field("http_path", pa.string()),
+        pa.field("http_route", pa.string()),
+        pa.field("http_status", pa.int32()),
+        pa.field("server_address", pa.string()),
+        pa.field("db_system", pa.string()),
+        pa.field("db_statement", pa.string()),
+        pa.field("messaging_system", pa.string()),
+        pa.field("attributes", pa.string()),  # remaining attributes as a JSON object
+        # ground-truth markers: label side only, never features
+        pa.field("marker_type", pa.string()),
+        pa.field("marker_label", pa.string()),
+        pa.field("marker_root_cause", pa.string()),
+        pa.field("marker_msg", pa.string()),
+    ]
+)
+
+FLAT_METRIC = pa.schema(
+    [
+        pa.field("time_ms", pa.int64(), nullable=False),
+        pa.field("metric", pa.string(), nullable=False),  # documented query name, e.g. cpu_pct
+        pa.field("value", pa.float64()),  # NaN and +/-Inf are real Prometheus values
+        pa.field("service", pa.string()),
+        pa.field("host", pa.string()),  # instance / host name
+        pa.field("region", pa.string()),
+        pa.field("unit", pa.string()),
+        pa.field("labels", pa.string()),  # the series' label set as a JSON object
+        pa.field("query", pa.string()),  # PromQL that produced it (null when generated)
+    ]
+)
+
+SCHEMAS = {"logs": FLAT_LOG, "traces": FLAT_SPAN, "metrics": FLAT_METRIC}
