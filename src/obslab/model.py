@@ -15,8 +15,9 @@ from torch import nn
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, d_model: int, d_hidden: int, dropout: float):
+    def __init__(self, d_model: int, d_hidden: int, dropout: float, residual: bool = True):
         super().__init__()
+        self.residual = residual
         self.norm = nn.LayerNorm(d_model)
         self.ff = nn.Sequential(
             nn.Linear(d_model, d_hidden),
@@ -28,7 +29,9 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # the identity path lets gradients and the raw signal pass deep blocks unchanged
-        return x + self.ff(self.norm(x))
+        # (residual=False exists only to show what happens without it)
+        out = self.ff(self.norm(x))
+        return x + out if self.residual else out
 
 
 class TabularResNet(nn.Module):
@@ -42,6 +45,7 @@ class TabularResNet(nn.Module):
         d_cat: int = 8,
         d_hidden: int | None = None,
         dropout: float = 0.1,
+        residual: bool = True,
     ):
         super().__init__()
         self.n_numeric = int(n_numeric)
@@ -55,13 +59,14 @@ class TabularResNet(nn.Module):
             d_cat=d_cat,
             d_hidden=d_hidden,
             dropout=dropout,
+            residual=residual,
         )
         # +1 row per table: index 0 is reserved for unseen / missing categories
         self.cat_embeddings = nn.ModuleList(nn.Embedding(c + 1, d_cat) for c in self.cat_cardinalities)
         d_in = self.n_numeric + d_cat * len(self.cat_cardinalities)
         self.input = nn.Linear(d_in, d_model)
         self.blocks = nn.Sequential(
-            *[ResidualBlock(d_model, d_hidden or 2 * d_model, dropout) for _ in range(n_blocks)]
+            *[ResidualBlock(d_model, d_hidden or 2 * d_model, dropout, residual) for _ in range(n_blocks)]
         )
         self.out_norm = nn.LayerNorm(d_model)
         self.output = nn.Linear(d_model, d_embedding)

@@ -1,0 +1,72 @@
+"""OpenTelemetry set-up shared by the Python services.
+
+OTEL_SDK_DISABLED=true: no provider and no instrumentation (the throughput baseline).
+OTEL_TRACES_FILE set (native mode): OTLP JSON lines appended to that file.
+Otherwise: OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT (the Collector in Compose).
+Markers travelling in W3C baggage (anomaly.*) are copied onto every span started in that context.
+"""
+
+from __future__ import annotations
+
+import os
+
+from opentelemetry import baggage
+from opentelemetry.sdk.trace import SpanProcessor
+
+__all__ = ["MARKER_KEYS", "BaggageMarkerProcessor", "enabled", "setup", "shutdown"]
+
+MARKER_KEYS = ("anomaly.type", "anomaly.label", "anomaly.root_cause", "anomaly.msg")
+_provider = None
+
+
+def enabled() -> bool:
+    return os.environ.get("OTEL_SDK_DISABLED", "false").strip().lower() != "true"
+
+
+class BaggageMarkerProcessor(SpanProcessor):
+    """Copy anomaly.* baggage entries of the parent context onto each new span."""
+
+    def on_start(self, span, parent_context=None):
+        for key, value in baggage.get_all(parent_context).items():
+            if key in MARKER_KEYS:
+                span.set_attribute(key, str(value))
+
+
+
+def setup(service: str | None = None) -> bool:
+    """Install the global tracer provider once per process; returns whether tracing is on."""
+    global _provider
+    if not enabled():
+        return False
+    if _provider is not None:
+        return True
+    from opentelemetry import trace
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    name = service or os.environ.get("OTEL_SERVICE_NAME") or os.environ.get("SERVICE_NAME", "unknown")
+    provider = TracerProvider(resource=Resource.create({"service.name": name}))
+    provider.add_span_processor(BaggageMarkerProcessor())
+    path = os.environ.get("OTEL_TRACES_FILE")
+    if path:
+        from opentelemetry.exporter.otlp.json.file import FileSpanExporter
+
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        exporter = FileSpanExporter(path)
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318").rstrip("/")
+        exporter = OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces")
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1000))
+    trace.set_tracer_provider(provider)
+    _provider = provider
+    return True
+
+
+def shutdown() -> None:
+    """Flush and stop the exporter (called on process exit paths that skip atexit)."""
+    if _provider is not None:
+        _provider.force_flush(5000)
+        _provider.shutdown()

@@ -1,0 +1,113 @@
+"""Highest sustained request rate of the native lab, tracing on vs off (OTEL_SDK_DISABLED=true).
+
+For each mode the whole native stack starts once (obslab.lab.runner.Lab, services from
+docker-compose.yml); the load generator is then restarted at rising RATE steps. A step is
+sustained when the load generator achieved >= 95% of the target rate, the error share stayed
+under 5% and p99 latency stayed under max(10x the first step's p99, 1 s). Prints a table per
+mode, the highest sustained rate of each, and their ratio.
+
+    .venv/bin/python bench/lab_throughput.py [--rates 25,50,100,150,200,300] [--step-s 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from obslab.lab.processes import LabError
+from obslab.lab.runner import Lab, RunConfig
+
+
+def _t(value) -> float:
+    if isinstance(value, (int, float)):
+        return value / 1000 if value > 1e11 else float(value)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+def _records(path: Path, lo: float, hi: float) -> list[dict]:
+    out = []
+    if not path.exists():
+        return out
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        if lo <= _t(r["time"]) < hi:
+            out.append(r)
+    return out
+
+
+def _p(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
+def load_step(lab: Lab, rate: float, seconds: float, warmup: float = 3.0) -> dict:
+    lab.cfg.rate = rate
+    lab.start_load()
+    time.sleep(warmup)
+    lo = time.time()
+    time.sleep(seconds)
+    hi = time.time()
+    lab.procs["load-generator"].stop()
+    recs = _records(lab.raw / "loadgen.jsonl", lo, hi)
+    lat = [float(r["latency_ms"]) for r in recs if r.get("latency_ms") is not None]
+    errors = sum(1 for r in recs if not isinstance(r.get("status"), int) or r["status"] >= 500 or r["status"] == 0)
+    return {"target": rate, "achieved": len(recs) / (hi - lo), "p50_ms": _p(lat, 0.5), "p99_ms": _p(lat, 0.99),
+            "error_share": errors / max(1, len(recs)), "n": len(recs)}
+
+
+def max_sustained(tracing: bool, rates: list[float], step_s: float) -> tuple[float, list[dict]]:
+    out = Path(tempfile.mkdtemp(prefix=f"obslab-bench-{'on' if tracing else 'off'}-"))
+    lab = Lab(RunConfig(out=out, tracing=tracing, progress=False, duration_s=0))
+    steps: list[dict] = []
+    best = 0.0
+    try:
+        lab.prepare()
+        lab.start_infra()
+        lab.start_services()
+        for rate in rates:
+            s = load_step(lab, rate, step_s)
+            limit = max(10 * steps[0]["p99_ms"], 1000.0) if steps else float("inf")
+            s["sustained"] = s["achieved"] >= 0.95 * rate and s["error_share"] < 0.05 and s["p99_ms"] <= limit
+            steps.append(s)
+            print(f"  tracing={'on ' if tracing else 'off'} target {rate:6.0f}/s  achieved {s['achieved']:7.1f}/s "
+                  f"({s['achieved'] / rate:5.1%})  p50 {s['p50_ms']:7.1f} ms  p99 {s['p99_ms']:8.1f} ms  "
+                  f"errors {s['error_share']:5.1%}  {'ok' if s['sustained'] else 'NOT sustained'}", flush=True)
+            if not s["sustained"]:
+                break
+            best = rate
+    finally:
+        lab.stop_all()
+        shutil.rmtree(out, ignore_errors=True)
+    return best, steps
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rates", default="25,50,100,150,200,300,400")
+    ap.add_argument("--step-s", type=float, default=15.0)
+    args = ap.parse_args(argv)
+    rates = [float(r) for r in args.rates.split(",")]
+    try:
+        on, _ = max_sustained(True, rates, args.step_s)
+        off, _ = max_sustained(False, rates, args.step_s)
+    except LabError as exc:
+        print(f"lab_throughput: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"highest sustained rate, tracing on : {on:.0f} req/s")
+    print(f"highest sustained rate, tracing off: {off:.0f} req/s")
+    print(f"ratio on/off: {on / off:.2f}" if off else "ratio on/off: n/a (tracing off sustained no step)")
+    print(f"goal >= 100 req/s with tracing on: {'met' if on >= 100 else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

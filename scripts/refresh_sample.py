@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Refresh the committed sample dataset (data/sample/) from a real native lab run.
+
+    python scripts/refresh_sample.py [--duration 20m] [--seed 7] [--rate N] [--out data/sample]
+
+1. ``obslab lab run --schedule random --seed S`` into a scratch folder (_build/sample-run):
+   the real services as native processes, faults injected on a seeded random schedule;
+2. ``obslab.ocsf.convert_dataset``: raw telemetry -> OCSF parquet + labels.parquet;
+3. copies the dataset files (not the lab's state) into a staging folder, writes
+   ``MANIFEST.json`` (command, seed, date, counts, sizes), checks the size budget, and only
+   then replaces ``--out``, so a failed refresh leaves the current sample untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# what a dataset folder holds (obslab.data); everything else the lab writes (state/, ...) stays
+DATASET_FILES = ("ocsf_logs.parquet", "ocsf_traces.parquet", "ocsf_metrics.parquet",
+                 "labels.parquet", "incidents.json", "run.json")
+RAW_FILES = ("logs.txt", "traces.jsonl", "metrics.json")
+
+
+def run_lab(work: Path, duration: str, seed: int, rate: float | None, extra: list[str]) -> list[str]:
+    """A real native lab run into ``work``; returns the command it ran."""
+    cmd = [sys.executable, "-m", "obslab.cli", "lab", "run", "--duration", duration,
+           "--schedule", "random", "--seed", str(seed), "--out", str(work), "--quiet", *extra]
+    if rate is not None:
+        cmd += ["--rate", str(rate)]
+    print("+", " ".join(cmd[2:]), flush=True)
+    subprocess.run(cmd, check=True, cwd=REPO_ROOT)
+    return ["obslab", *cmd[3:]]
+
+
+def convert(work: Path) -> dict:
+    from obslab.ocsf.convert import convert_dataset
+
+    return convert_dataset(work / "raw", work, incidents=work / "incidents.json", quiet=True)
+
+
+def file_entry(path: Path, root: Path) -> dict:
+    data = path.read_bytes()
+    return {"path": path.relative_to(root).as_posix(), "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def dataset_counts(root: Path) -> dict:
+    """Events per signal and OCSF class, labels per phase, incidents per fault: from the files."""
+    import pyarrow.compute as pc
+
+    from obslab.data import SIGNALS, read_incidents, read_labels, read_signal
+
+    counts: dict = {"events": {}, "classes": {}}
+    for signal in SIGNALS:
+        table = read_signal(signal, root, columns=["class_uid"])
+        counts["events"][signal] = table.num_rows
+        vc = pc.value_counts(table["class_uid"]).to_pylist()
+        counts["classes"][signal] = {str(d["values"]): d["counts"] for d in sorted(vc, key=lambda d: d["values"])}
+    labels = read_labels(root).to_pandas()
+    counts["labels"] = len(labels)
+    counts["anomalous"] = int(labels["is_anomaly"].sum())
+    counts["phases"] = {k: int(v) for k, v in labels["phase"].value_counts().sort_index().items()}
+    incidents = read_incidents(root)
+    counts["incidents"] = len(incidents)
+    counts["faults"] = dict(sorted({i.fault_id: sum(j.fault_id == i.fault_id for j in incidents)
+                                    for i in incidents}.items()))
+    counts["verified_incidents"] = sum(bool(i.verified) for i in incidents)
+    return counts
+
+
+def stage(work: Path, staging: Path, keep_raw: bool) -> None:
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    for name in DATASET_FILES:
+        src = work / name
+        if not src.exists():
+            raise SystemExit(f"refresh_sample: {src} missing: the lab run or conversion failed")
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, staging / name)
+    for report in sorted(work.glob("ocsf_*.report.json")):
+        shutil.copy2(report, staging / report.name)
+    if keep_raw:
+        (staging / "raw").mkdir()
+        for name in RAW_FILES:
+            if (work / "raw" / name).exists():
+                shutil.copy2(work / "raw" / name, staging / "raw" / name)
+
+
+def write_manifest(staging: Path, command: list[str], seed: int, duration: str, started: float,
+                   conversion: dict) -> dict:
+    import obslab
+
+    files = [file_entry(p, staging) for p in sorted(staging.rglob("*")) if p.is_file()]
+    run = json.loads((staging / "run.json").read_text())
+    manifest = {
+        "what": "obslab sample dataset: a real native lab run with a seeded random fault schedule, "
+                "converted to OCSF 1.8.0",
+        "command": command,
+        "refresh_command": ["python", "scripts/refresh_sample.py", "--duration", duration, "--seed", str(seed)],
+        "seed": seed,
+        "duration": duration,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "refresh_seconds": round(time.time() - started, 1),
+        "run_id": run.get("run_id"),
+        "versions": {"obslab": obslab.__version__, "python": platform.python_version()},
+        "counts": dataset_counts(staging),
+        "conversion": {s: {k: r[k] for k in ("records_in", "records_out", "rejected") if k in r}
+                       for s, r in conversion.items() if s != "labels"},
+        "files": files,
+        "total_bytes": sum(f["bytes"] for f in files),
+    }
+    (staging / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def replace(staging: Path, out: Path) -> None:
+    """Swap the staged dataset into place; the old one is removed only after the swap."""
+    old = out.with_name(out.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if out.exists():
+        out.rename(old)
+    staging.rename(out)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", default="20m", help="lab run length (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=7, help="fault schedule and load seed (default: %(default)s)")
+    parser.add_argument("--rate", type=float, default=None, help="requests/s (default: the Compose file's)")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "data" / "sample")
+    parser.add_argument("--work", type=Path, default=REPO_ROOT / "_build" / "sample-run",
+                        help="scratch folder for the lab run (default: %(default)s)")
+    parser.add_argument("--max-mb", type=float, default=20.0, help="size budget of the sample (default: %(default)s)")
+    parser.add_argument("--no-raw", action="store_true", help="leave out raw/ (the zip test converts it)")
+    parser.add_argument("--reuse-run", action="store_true",
+                        help="skip the lab run and convert what --work already holds")
+    parser.add_argument("lab_args", nargs="*", help="extra `obslab lab run` options, after --")
+    args = parser.parse_args(argv)
+
+    started = time.time()
+    work = args.work.resolve()
+    if args.reuse_run:
+        run = json.loads((work / "run.json").read_text())
+        command = run.get("command") or ["obslab", "lab", "run", "(reused)"]
+    else:
+        if work.exists():
+            shutil.rmtree(work)
+        command = run_lab(work, args.duration, args.seed, args.rate, args.lab_args)
+    conversion = convert(work)
+    staging = args.out.with_name(args.out.name + ".new")
+    stage(work, staging, keep_raw=not args.no_raw)
+    manifest = write_manifest(staging, command, args.seed, args.duration, started, conversion)
+    mb = manifest["total_bytes"] / 1e6
+    if mb > args.max_mb:
+        raise SystemExit(f"refresh_sample: {mb:.1f} MB exceeds --max-mb {args.max_mb}: use a shorter "
+                         f"--duration or a lower --rate (staged copy left in {staging})")
+    replace(staging, args.out)
+    c = manifest["counts"]
+    print(f"{args.out}: {mb:.1f} MB, events {c['events']}, {c['incidents']} incidents "
+          f"({c['verified_incidents']} verified), {c['anomalous']} anomalous of {c['labels']} labelled")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,356 @@
+"""Evaluation against ground truth: splits by incident and time, metrics, a methods x metrics table.
+
+Rows (events or (service, window) feature rows) are never split at random: neighbouring rows
+of one incident are near-copies, and a random split lets a detector "remember" the incident.
+Instead :func:`split_by_time` trains on the early, fault-free part of the timeline and tests on
+later time that holds whole incidents; a cut-off that would fall inside an incident moves back
+to the incident's start, so no incident has rows on both sides.
+
+Metrics: AUROC and AUPRC (threshold-free; AUPRC of a random scorer equals the prevalence),
+recall and precision at a threshold fixed on training scores, per-fault recall, and the
+false-positive rate on a no-fault control period (test rows far from every incident).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from obslab.truth import Incident
+
+__all__ = [
+    "Split",
+    "phase_from_incidents",
+    "split_by_time",
+    "control_mask",
+    "auroc",
+    "auprc",
+    "rates_at",
+    "per_fault_recall",
+    "per_incident_detection",
+    "evaluate_scores",
+    "compare_methods",
+    "shade_incidents",
+    "WindowExperiment",
+    "window_experiment",
+]
+
+NORMAL, FAULT, COOLDOWN = "normal", "fault", "cooldown"
+
+
+def phase_from_incidents(times_ms, incidents: Sequence[Incident], window_ms: int = 0,
+                         service=None, targets_only: bool = False) -> pd.DataFrame:
+    """Phase, incident and fault of each row from the incident catalog.
+
+    A row covers ``[t, t + window_ms)`` (``window_ms=0``: an instant). It is ``fault`` if that
+    overlaps an incident's ``[start, end)``, else ``cooldown`` if it overlaps ``[end,
+    cooldown_end)``, else ``normal``. Where incidents overlap, the one that started first wins
+    (fault beats cooldown). With ``targets_only``, only incidents targeting the row's
+    ``service`` count (rows of unaffected services stay normal).
+    """
+    t0 = np.asarray(times_ms, dtype=np.int64)
+    t1 = t0 + max(int(window_ms), 1)
+    n = len(t0)
+    phase = np.full(n, NORMAL, dtype=object)
+    incident = np.full(n, None, dtype=object)
+    fault = np.full(n, None, dtype=object)
+    root = np.full(n, None, dtype=object)
+    svc = None if service is None else np.asarray(service, dtype=object)
+    if targets_only and svc is None:
+        raise ValueError("targets_only needs the rows' service")
+    for inc in sorted(incidents, key=lambda i: (i.start_ms, i.incident_id)):
+        applies = np.ones(n, bool) if not targets_only else np.isin(svc, list(inc.targets))
+        in_fault = applies & (t0 < inc.end_ms) & (t1 > inc.start_ms)
+        in_cool = applies & (t0 < inc.cooldown_end_ms) & (t1 > inc.end_ms) & ~in_fault
+        take_fault = in_fault & (phase != FAULT)
+        take_cool = in_cool & (phase == NORMAL)
+        for mask, name in ((take_fault, FAULT), (take_cool, COOLDOWN)):
+            phase[mask] = name
+            incident[mask] = inc.incident_id
+            fault[mask] = inc.fault_id
+            root[mask] = inc.root_cause
+    return pd.DataFrame({"phase": phase, "incident_id": incident, "fault_id": fault,
+                         "root_cause_service": root, "is_anomaly": phase == FAULT})
+
+
+@dataclass
+class Split:
+    """Boolean masks over the rows plus what went where."""
+
+    train: np.ndarray  # early, normal rows: fit detectors here
+    test: np.ndarray  # every row from the cut-off on
+    evaluate: np.ndarray  # test rows minus cooldown rows (ambiguous: neither normal nor fault)
+    control: np.ndarray  # test rows far from every incident: the no-fault control period
+    cutoff_ms: int
+    train_incidents: list[str]  # incidents before the cut-off (their rows are left out of train)
+    test_incidents: list[str]
+
+    def summary(self) -> dict:
+        return {"train_rows": int(self.train.sum()), "test_rows": int(self.test.sum()),
+                "evaluate_rows": int(self.evaluate.sum()), "control_rows": int(self.control.sum()),
+                "cutoff_ms": self.cutoff_ms, "train_incidents": len(self.train_incidents),
+                "test_incidents": len(self.test_incidents)}
+
+
+def _move_out_of_incidents(cutoff: int, incidents: Sequence[Incident], margin_ms: int) -> int:
+    # move the cut-off back until it is not inside [start - margin, cooldown_end) of any incident
+    moved = True
+    while moved:
+        moved = False
+        for inc in incidents:
+            if inc.start_ms - margin_ms < cutoff < inc.cooldown_end_ms:
+                cutoff, moved = inc.start_ms - margin_ms, True
+    return cutoff
+
+
+def control_mask(times_ms, incidents: Sequence[Incident], margin_ms: int = 0) -> np.ndarray:
+    """Rows at least ``margin_ms`` away from every incident's ``[start, cooldown_end)``."""
+    t = np.asarray(times_ms, dtype=np.int64)
+    ok = np.ones(len(t), bool)
+    for inc in incidents:
+        ok &= ~((t >= inc.start_ms - margin_ms) & (t < inc.cooldown_end_ms + margin_ms))
+    return ok
+
+
+def split_by_time(times_ms, incidents: Sequence[Incident], phase=None, *,
+                  n_test_incidents: int | None = None, train_fraction: float = 0.5,
+                  margin_ms: int = 0, control_margin_ms: int | None = None,
+                  min_test_incidents: int = 1) -> Split:
+    """Train on early fault-free time, test on later time holding whole incidents.
+
+    The cut-off is the start of the ``n_test_incidents``-th last incident (minus ``margin_ms``)
+    when given, else the ``train_fraction`` quantile of the row times, moved back to before any
+    incident it would cut. ``phase`` (per row; e.g. labels' phase column) defaults to the phase
+    computed from the catalog; training rows are those before the cut-off whose phase is normal
+    and that lie outside every incident window. If fewer than ``min_test_incidents`` start
+    after the cut-off, it moves back to the start of the ``min_test_incidents``-th last one.
+    """
+    t = np.asarray(times_ms, dtype=np.int64)
+    if len(t) == 0:
+        raise ValueError("no rows to split")
+    incidents = sorted(incidents, key=lambda i: (i.start_ms, i.incident_id))
+    if phase is None:
+        phase = phase_from_incidents(t, incidents)["phase"].to_numpy()
+    phase = np.asarray(phase, dtype=object)
+    if n_test_incidents is not None:
+        if not 1 <= n_test_incidents <= len(incidents):
+            raise ValueError(f"n_test_incidents must be in 1..{len(incidents)}, got {n_test_incidents}")
+        cutoff = incidents[len(incidents) - n_test_incidents].start_ms - margin_ms
+    else:
+        if not 0.0 < train_fraction < 1.0:
+            raise ValueError("train_fraction must be in (0, 1)")
+        cutoff = int(np.quantile(t, train_fraction))
+    cutoff = _move_out_of_incidents(cutoff, incidents, margin_ms)
+    if min_test_incidents and len(incidents) >= min_test_incidents:
+        last = incidents[len(incidents) - min_test_incidents].start_ms - margin_ms
+        cutoff = _move_out_of_incidents(min(cutoff, last), incidents, margin_ms)
+    before = t < cutoff
+    outside = control_mask(t, incidents, margin_ms)
+    train = before & (phase == NORMAL) & outside
+    test = ~before
+    if not train.any():
+        raise ValueError("no normal rows before the cut-off: the data starts with an incident; "
+                         "lower margin_ms or add a warm-up period")
+    if not test.any():
+        raise ValueError("no rows after the cut-off")
+    cm = margin_ms if control_margin_ms is None else control_margin_ms
+    control = test & (phase == NORMAL) & control_mask(t, incidents, cm)
+    return Split(
+        train=train, test=test, evaluate=test & (phase != COOLDOWN), control=control,
+        cutoff_ms=int(cutoff),
+        train_incidents=[i.incident_id for i in incidents if i.start_ms < cutoff],
+        test_incidents=[i.incident_id for i in incidents if i.start_ms >= cutoff],
+    )
+
+
+def _check(y, s):
+    y = np.asarray(y).astype(bool)
+    s = np.asarray(s, dtype=np.float64)
+    if y.shape != s.shape:
+        raise ValueError(f"labels {y.shape} and scores {s.shape} differ in shape")
+    return y, s
+
+
+def auroc(y, scores) -> float:
+    """Area under the ROC curve; NaN when only one class is present."""
+    from sklearn.metrics import roc_auc_score
+
+    y, s = _check(y, scores)
+    return float(roc_auc_score(y, s)) if 0 < y.sum() < len(y) else float("nan")
+
+
+def auprc(y, scores) -> float:
+    """Average precision (area under the precision-recall curve); a random scorer ~ prevalence."""
+    from sklearn.metrics import average_precision_score
+
+    y, s = _check(y, scores)
+    return float(average_precision_score(y, s)) if 0 < y.sum() < len(y) else float("nan")
+
+
+def rates_at(y, scores, threshold: float) -> dict:
+    """Recall, precision, false-positive rate and alert rate of ``scores > threshold``."""
+    y, s = _check(y, scores)
+    alert = s > threshold
+    tp, fp = int((alert & y).sum()), int((alert & ~y).sum())
+    pos, neg = int(y.sum()), int((~y).sum())
+    return {"recall": tp / pos if pos else float("nan"),
+            "precision": tp / (tp + fp) if tp + fp else float("nan"),
+            "fpr": fp / neg if neg else float("nan"),
+            "alert_rate": float(alert.mean()) if len(alert) else float("nan")}
+
+
+def per_fault_recall(scores, fault_ids, is_anomaly, threshold: float) -> pd.DataFrame:
+    """Recall at ``threshold`` for each fault type, over its anomalous rows."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(is_anomaly).astype(bool)
+    f = pd.Series(np.asarray(fault_ids, dtype=object))
+    out = []
+    for fault, idx in f[y].groupby(f[y], sort=True).groups.items():
+        hit = s[np.asarray(idx)] > threshold
+        out.append({"fault_id": fault, "rows": int(len(hit)), "recall": float(hit.mean())})
+    return pd.DataFrame(out, columns=["fault_id", "rows", "recall"])
+
+
+def per_incident_detection(scores, times_ms, incident_ids, is_anomaly, threshold: float,
+                           incidents: Sequence[Incident] = ()) -> pd.DataFrame:
+    """Per incident: was any of its fault rows flagged, and how long after the start (delay)."""
+    s = np.asarray(scores, dtype=np.float64)
+    t = np.asarray(times_ms, dtype=np.int64)
+    inc = np.asarray(incident_ids, dtype=object)
+    y = np.asarray(is_anomaly).astype(bool)
+    starts = {i.incident_id: i.start_ms for i in incidents}
+    faults = {i.incident_id: i.fault_id for i in incidents}
+    rows = []
+    for iid in pd.unique(inc[y]):
+        m = y & (inc == iid)
+        hits = t[m][s[m] > threshold]
+        start = starts.get(iid, int(t[m].min()))
+        rows.append({"incident_id": iid, "fault_id": faults.get(iid), "rows": int(m.sum()),
+                     "detected": bool(len(hits)),
+                     "delay_s": float((hits.min() - start) / 1000) if len(hits) else float("nan")})
+    return pd.DataFrame(rows, columns=["incident_id", "fault_id", "rows", "detected", "delay_s"])
+
+
+def evaluate_scores(scores_test, y_test, threshold: float, control=None) -> dict:
+    """Threshold-free and at-threshold metrics for one method on the test rows."""
+    y, s = _check(y_test, scores_test)
+    at = rates_at(y, s, threshold)
+    row = {"AUROC": auroc(y, s), "AUPRC": auprc(y, s), "prevalence": float(y.mean()),
+           "recall": at["recall"], "precision": at["precision"], "FPR": at["fpr"]}
+    if control is not None:
+        c = np.asarray(control).astype(bool)
+        row["control_FPR"] = float((s[c] > threshold).mean()) if c.any() else float("nan")
+    return row
+
+
+def compare_methods(feature_sets: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                    detectors: Mapping[str, Callable[[], object]], y_test, *, control=None,
+                    fault_ids=None, quantile: float = 0.99, seed: int = 0):
+    """The methods x metrics table: every detector on every feature set, on the same split.
+
+    ``feature_sets`` maps a name ("embedding", "raw features", ...) to ``(X_train, X_test)``;
+    ``detectors`` maps a name to a zero-argument factory returning an unfitted detector. The
+    threshold is the ``quantile`` of each detector's training scores (no test labels used).
+    A seeded random scorer is added as the floor. Returns ``(table, per_fault)``: one row per
+    method, and per-fault recall in long form (``per_fault`` is empty without ``fault_ids``).
+    """
+    y = np.asarray(y_test).astype(bool)
+    rows, faults = [], []
+    for fname, (X_train, X_test) in feature_sets.items():
+        if len(X_test) != len(y):
+            raise ValueError(f"{fname}: {len(X_test)} test rows but {len(y)} labels")
+        for dname, factory in detectors.items():
+            det = factory().fit(X_train)
+            thr = det.set_threshold(quantile)
+            s = det.score(X_test)
+            rows.append({"features": fname, "detector": dname, **evaluate_scores(s, y, thr, control)})
+            if fault_ids is not None:
+                pf = per_fault_recall(s, fault_ids, y, thr)
+                faults += [{"features": fname, "detector": dname, **r} for r in pf.to_dict("records")]
+    rng = np.random.default_rng(seed)
+    s = rng.random(len(y))
+    rows.append({"features": "none", "detector": "random",
+                 **evaluate_scores(s, y, quantile_of(s, quantile), control)})
+    table = pd.DataFrame(rows).set_index(["features", "detector"])
+    per_fault = pd.DataFrame(faults, columns=["features", "detector", "fault_id", "rows", "recall"])
+    return table, per_fault
+
+
+def quantile_of(scores, q: float) -> float:
+    return float(np.quantile(np.asarray(scores, dtype=np.float64), q))
+
+
+def shade_incidents(ax, incidents: Sequence[Incident], t0_ms: int, unit_ms: int = 60_000,
+                    label: bool = True) -> None:
+    """Shade each incident's fault period (and lighter, its cooldown) on a timeline axis whose
+    x is ``(t - t0_ms) / unit_ms``; the fault id is written at the top."""
+    for inc in incidents:
+        a, b, c = ((x - t0_ms) / unit_ms for x in (inc.start_ms, inc.end_ms, inc.cooldown_end_ms))
+        ax.axvspan(a, b, color="tab:red", alpha=0.15, lw=0)
+        ax.axvspan(b, c, color="tab:orange", alpha=0.08, lw=0)
+        if label:
+            ax.text(a, 1.0, inc.fault_id, transform=ax.get_xaxis_transform(), fontsize=7,
+                    rotation=90, va="top", ha="right", color="tab:red")
+
+
+# --- the windowed experiment shared by the detection, evaluation, RCA and serving chapters ---
+
+# time-of-day features: a short training period covers a sliver of the daily cycle, so later
+# hours would look novel for no reason but the clock
+CLOCK_FEATURES = ("hour_sin", "hour_cos")
+
+
+@dataclass
+class WindowExperiment:
+    """Per-(service, window) rows of a dataset with truth, a split and both feature matrices."""
+
+    frame: pd.DataFrame  # obslab.features.window_features rows
+    labels: pd.DataFrame  # per-row truth (is_anomaly, incident_id, fault_id, phase)
+    incidents: list
+    split: Split
+    encoder: object  # obslab.train.Encoder fitted on split.train rows only
+    embeddings: np.ndarray  # every row, encoder output
+    raw: np.ndarray  # every row, normalised numeric + one-hot categorical (the baseline)
+    window_ms: int
+
+    def matrices(self, rows: str = "evaluate") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """``{"embedding": (train, rows), "raw features": (train, rows)}`` for compare_methods."""
+        m = getattr(self.split, rows)
+        t = self.split.train
+        return {"embedding": (self.embeddings[t], self.embeddings[m]), "raw features": (self.raw[t], self.raw[m])}
+
+
+def window_experiment(root=None, *, window_ms: int = 60_000, seed: int = 7, epochs: int = 30,
+                      train_fraction: float = 0.4, margin_ms: int | None = None,
+                      objective: str = "contrastive", name: str = "windows-encoder",
+                      exclude: Sequence[str] = CLOCK_FEATURES) -> WindowExperiment:
+    """Load a dataset's windowed features and truth, split by time, fit (or reuse) the encoder.
+
+    The encoder is trained on the training rows only, through ``obslab.train.Encoder.fit`` (so
+    it is cached under ``name`` and every chapter that calls this with the same arguments
+    reuses it). ``margin_ms`` (default: one window) keeps the windows right before an incident
+    out of training.
+    """
+    from obslab.data import read_incidents
+    from obslab.detect import raw_feature_matrix
+    from obslab.features import KEY_COLUMNS, load_windows, window_labels
+    from obslab.train import Encoder
+
+    frame = load_windows(root, window_ms=window_ms)
+    incidents = read_incidents(root)
+    labels = window_labels(frame, incidents, window_ms=window_ms)
+    margin = window_ms if margin_ms is None else margin_ms
+    split = split_by_time(frame["window_start_ms"].to_numpy(), incidents, labels["phase"].to_numpy(),
+                          train_fraction=train_fraction, margin_ms=margin)
+    skip = set(KEY_COLUMNS) | set(exclude) | {"service"}
+    numeric = [c for c in frame.columns if c not in skip and pd.api.types.is_numeric_dtype(frame[c])]
+    encoder = Encoder.fit(frame, split.train, name, numeric=numeric, categorical=["service"],
+                          data_id=str(root or "default"), epochs=epochs, seed=seed, objective=objective)
+    x_num, x_cat = encoder.encode(frame)
+    return WindowExperiment(frame=frame, labels=labels, incidents=incidents, split=split,
+                            encoder=encoder, embeddings=encoder.embed(frame),
+                            raw=raw_feature_matrix(x_num, x_cat, encoder.spec.cardinalities),
+                            window_ms=window_ms)

@@ -1,0 +1,276 @@
+"""``docker compose logs`` output -> FLAT_LOG record batches, streaming.
+
+A record is one non-blank line. Good lines are ``<container> | <payload>`` (after removing ANSI
+colour codes and a BOM; any padding; v1 ``name_1``, v2 ``name-1`` or fixed container names;
+an RFC 3339 time first when ``--timestamps`` was used). The payload is a JSON log object (our
+services, but also other key names: ``msg``, ``s``, ``t.$date``, ``log_type``) or plain text.
+Rejected: unprefixed lines ("Attaching to ...", prompts), JSON objects with no usable time.
+
+Time of a plain-text line: the ``--timestamps`` prefix, else a timestamp near the start of the
+text, else the last time seen earlier in the file (or the first one seen later, for leading
+lines; the file's mtime if the file has none): ``unmapped.time_inferred`` marks those.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Iterator
+
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from obslab.ocsf.flat import FLAT_LOG
+from obslab.ocsf.report import ConversionReport
+from obslab.ocsf.textio import iter_line_chunks
+from obslab.ocsf.timeparse import any_time_ms, parse_iso_ms, search_time_ms
+
+CHUNK_BYTES = 8 << 20
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+PREFIX = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.\-]*)\s*\|(?: (.*)|)$", re.S)
+REPLICA = re.compile(r"[-_][1-9]\d*$")
+TS_PREFIX = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2}) ?")
+TEXT_LEVEL = re.compile(r"\b(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|FATAL|CRITICAL|PANIC)\b", re.I)
+ACCESS = re.compile(r'"(GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS|CONNECT|TRACE) (\S+)[^"]*" (\d{3})\b')
+LIFECYCLE = re.compile(
+    r"(?i)\b(started|starting|startup complete|listening on|ready to accept|ready for start|"
+    r"shutting down|shutdown|stopped|stopping|exiting|server restarted|booting)\b"
+)
+ERROR_TEXT = re.compile(r"\b(Traceback \(most recent call last\)|Exception|Error:|panic:)")
+
+TIME_KEYS = ("timestamp", "time", "ts", "@timestamp", "t", "datetime", "date", "asctime")
+LEVEL_KEYS = ("level", "lvl", "severity", "levelname", "log_level", "loglevel", "log_type", "s")
+MESSAGE_KEYS = ("message", "msg", "event_message", "log", "text")
+LOGGER_KEYS = ("logger", "logger_name", "name", "c", "component")
+SHORT_LEVELS = {"I": "INFO", "W": "WARN", "E": "ERROR", "F": "FATAL", "D": "DEBUG", "WARNING": "WARN",
+                "ERR": "ERROR", "CRIT": "CRITICAL"}
+EVENTS = {"access", "lifecycle", "error", "other"}
+
+
+def _first(d: dict, keys):
+    for k in keys:
+        v = d.get(k)
+        if v is not None and v != "":
+            return v
+    return None
+
+
+def _level(value) -> str | None:
+    if value is None:
+        return None
+    text = str(value).upper()
+    if text.startswith("D") and len(text) <= 2:
+        return "DEBUG"
+    return SHORT_LEVELS.get(text, text)
+
+
+def _int(value) -> int | None:
+    try:
+        v = int(value)
+        return v if -2**31 <= v < 2**31 else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _str(value) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+class _Columns:
+    def __init__(self):
+        self.cols = {name: [] for name in FLAT_LOG.names}
+        self.inferred: list[bool] = []
+
+    def __len__(self):
+        return len(self.inferred)
+
+    def batch(self) -> tuple[pa.RecordBatch, pa.Array]:
+        arrays = [pa.array(self.cols[f.name], type=f.type) for f in FLAT_LOG]
+        inferred = pa.array(self.inferred, pa.bool_())
+        self.cols = {name: [] for name in FLAT_LOG.names}
+        self.inferred = []
+        return pa.RecordBatch.from_arrays(arrays, schema=FLAT_LOG), inferred
+
+
+def _json_record(obj: dict) -> dict:
+    """Fields of a JSON log object, whatever its key names."""
+    http = obj.get("http") if isinstance(obj.get("http"), dict) else {}
+    method = _first(obj, ("method", "http_method", "http.method", "http.request.method")) or http.get("method")
+    path = _first(obj, ("path", "http_path", "http.target", "url.path", "route")) or http.get("path")
+    status = _first(obj, ("status", "status_code", "http_status", "http.status_code",
+                          "http.response.status_code")) or http.get("status")
+    err = obj.get("error")
+    err_type = _first(obj, ("error_type", "error.type", "exc_type", "exception_type"))
+    if err_type is None and isinstance(err, dict):
+        err_type = err.get("type")
+    return {
+        "level": _level(_first(obj, LEVEL_KEYS)),
+        "message": _str(_first(obj, MESSAGE_KEYS)),
+        "logger": _str(_first(obj, LOGGER_KEYS)),
+        "event": obj.get("event") if obj.get("event") in EVENTS else None,
+        "host": _str(_first(obj, ("host", "hostname", "host.name"))),
+        "region": _str(obj.get("region")),
+        "trace_id": _str(_first(obj, ("trace_id", "traceId", "trace.id", "otelTraceID"))),
+        "span_id": _str(_first(obj, ("span_id", "spanId", "span.id", "otelSpanID"))),
+        "http_method": str(method).upper() if method else None,
+        "http_path": _str(path),
+        "http_status": _int(status),
+        "duration_ms": _float(_first(obj, ("duration_ms", "latency_ms", "elapsed_ms", "response_time_ms"))),
+        "error_type": _str(err_type),
+    }
+
+
+def _text_record(text: str) -> dict:
+    head = text[:120]
+    m = TEXT_LEVEL.search(head)
+    rec = {"level": m.group(1).upper().replace("WARNING", "WARN") if m else None, "message": text}
+    a = ACCESS.search(text)
+    if a is not None:
+        rec.update(http_method=a.group(1), http_path=a.group(2).split("?", 1)[0], http_status=int(a.group(3)),
+                   event="access")
+    return rec
+
+
+def _classify(rec: dict) -> str:
+    if rec.get("event"):
+        return rec["event"]
+    if rec.get("http_method") and rec.get("http_status") is not None:
+        return "access"
+    level = rec.get("level")
+    msg = rec.get("message") or ""
+    if level in ("ERROR", "FATAL", "CRITICAL", "PANIC") or (level is None and ERROR_TEXT.search(msg[:200])):
+        return "error"
+    if LIFECYCLE.search(msg[:200]):
+        return "lifecycle"
+    return "other"
+
+
+def read_compose_logs(path: str | os.PathLike, report: ConversionReport | None = None,
+                      chunk_bytes: int = CHUNK_BYTES, fast: bool = True
+                      ) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
+    """Stream ``(FLAT_LOG batch, time_inferred bool array)`` pairs from a Compose log file.
+
+    Blocks of JSON-payload lines take the vectorised path (:mod:`obslab.ocsf.compose_fast`);
+    other blocks are parsed line by line here (``fast=False``: always).
+    """
+    from obslab.ocsf.compose_fast import Unsupported, parse_block
+    report = report if report is not None else ConversionReport()
+    report.source = report.source or os.fspath(path)
+    report.signal = report.signal or "logs"
+    if os.path.getsize(path) == 0:
+        report.problem("empty file")
+        return
+    enc: list = []
+    out = _Columns()
+    last_time = None
+    pending: list[int] = []  # rows before the first known time (backfilled once one is seen)
+    cols = out.cols
+    fields = ("level", "message", "logger", "event", "host", "region", "trace_id", "span_id",
+              "http_method", "http_path", "http_status", "duration_ms", "error_type")
+    for first_no, lines in iter_line_chunks(path, chunk_bytes, enc):
+        if enc and enc[0].startswith("utf-16"):
+            report.notes["decoded_" + enc[0]] = 1
+        if fast:
+            try:
+                batch = parse_block(lines, first_no)
+            except Unsupported as exc:
+                report.notes["blocks_slow_path"] += 1
+                report.notes.setdefault("slow_path_reason", str(exc))
+            else:
+                report.notes["blocks_fast_path"] += 1
+                report.records_in += batch.num_rows
+                report.records_out += batch.num_rows
+                if batch.num_rows:
+                    times = batch.column("time_ms")
+                    for row in pending:
+                        cols["time_ms"][row] = times[0].as_py()
+                    pending.clear()
+                    last_time = times[-1].as_py()
+                if len(out):
+                    yield out.batch()
+                    cols = out.cols
+                if batch.num_rows:
+                    yield batch, pa.array(np.zeros(batch.num_rows, dtype=bool))
+                continue
+        for i, raw in enumerate(lines):
+            line = raw.decode("utf-8", "replace")
+            if "\x1b" in line:
+                line = ANSI.sub("", line)
+            if not line.strip():
+                continue
+            line_no = first_no + i
+            report.records_in += 1
+            m = PREFIX.match(line)
+            if m is None:
+                report.reject("no '<service> |' prefix", line_no, line)
+                continue
+            container, payload = m.group(1), m.group(2) or ""
+            t = None
+            if payload[:2].isdigit():
+                tm = TS_PREFIX.match(payload)
+                if tm is not None:
+                    t = parse_iso_ms(tm.group(0))
+                    payload = payload[tm.end():]
+            rec = None
+            stripped = payload.lstrip()
+            if stripped.startswith("{"):
+                try:
+                    obj = orjson.loads(stripped)
+                except orjson.JSONDecodeError:
+                    obj = None
+                if isinstance(obj, dict):
+                    jt = any_time_ms(_first(obj, TIME_KEYS))
+                    if jt is None and t is None:
+                        report.reject("JSON log without a usable time", line_no, line)
+                        continue
+                    t = jt if jt is not None else t
+                    rec = _json_record(obj)
+            if rec is None:
+                rec = _text_record(payload)
+                if t is None:
+                    t = search_time_ms(payload)
+            inferred = t is None
+            if inferred:
+                if last_time is None:
+                    pending.append(len(out))
+                    t = 0
+                else:
+                    t = last_time
+            else:
+                last_time = t
+                if pending:
+                    for row in pending:
+                        cols["time_ms"][row] = t
+                    pending.clear()
+            cols["time_ms"].append(t)
+            cols["service"].append(REPLICA.sub("", container))
+            cols["container"].append(container)
+            for f in fields:
+                cols[f].append(rec.get(f))
+            cols["event"][-1] = _classify(rec)
+            cols["payload"].append(payload)
+            cols["line_no"].append(line_no)
+            out.inferred.append(inferred)
+            report.records_out += 1
+            if inferred:
+                report.notes["time_inferred"] += 1
+            if len(out) >= 65536 and not pending:
+                yield out.batch()
+                cols = out.cols
+    if pending:  # no time anywhere before the end of the file
+        mtime = int(os.path.getmtime(path) * 1000)
+        for row in pending:
+            cols["time_ms"][row] = mtime
+        report.notes["time_from_file_mtime"] += len(pending)
+    if len(out):
+        yield out.batch()

@@ -1,0 +1,140 @@
+"""Vectorised block parser for Compose log lines with JSON payloads (fast path of compose.py).
+
+Handles the common case, our services' output: every non-blank line of the block is
+``<container> | {json with a parseable ISO time}``. Prefix split, ANSI removal, JSON parsing
+(Arrow's C++ reader), time parsing and classification run as Arrow kernels. Anything else in a
+block (plain-text payloads, ``--timestamps``, unprefixed lines, JSON without time or with
+types Arrow cannot unify) raises :class:`Unsupported` and the block goes through the general
+per-line parser, which produces the same columns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from obslab.ocsf import compose as C
+from obslab.ocsf.flat import FLAT_LOG
+
+PREFIX_RE = r"^(?P<container>[A-Za-z0-9][A-Za-z0-9_.\-]*)\s*\|(?: (?P<payload>.*))?$"
+ANSI_RE = r"\x1b\[[0-9;?]*[A-Za-z]"
+ERROR_LEVELS = ["ERROR", "FATAL", "CRITICAL", "PANIC"]
+
+
+class Unsupported(Exception):
+    """The block needs the general (Python) parser."""
+
+
+def _first_col(table: pa.Table, keys, n: int):
+    """The first of ``keys`` present as a column, coalesced in key order (like compose._first)."""
+    out = None
+    for k in keys:
+        if k in table.column_names:
+            col = table.column(k).combine_chunks()
+            if pa.types.is_struct(col.type) or pa.types.is_list(col.type):
+                raise Unsupported(f"nested {k}")
+            if not pa.types.is_string(col.type):
+                col = pc.cast(col, pa.string()) if not pa.types.is_null(col.type) else pa.nulls(n, pa.string())
+            col = pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
+            out = col if out is None else pc.coalesce(out, col)
+    return out if out is not None else pa.nulls(n, pa.string())
+
+
+def parse_block(lines: list[bytes], first_line_no: int) -> pa.RecordBatch:
+    n_all = len(lines)
+    arr = pa.array(lines, pa.binary())
+    try:
+        text = arr.cast(pa.string())
+    except pa.ArrowInvalid:
+        raise Unsupported("invalid UTF-8") from None
+    line_no = pa.array(np.arange(first_line_no, first_line_no + n_all, dtype=np.int64))
+    if pc.any(pc.match_substring(text, "\x1b")).as_py():
+        text = pc.replace_substring_regex(text, ANSI_RE, "")
+    keep = pc.invert(pc.match_substring_regex(text, r"^\s*$"))
+    text, line_no = pc.filter(text, keep), pc.filter(line_no, keep)
+    n = len(text)
+    if n == 0:
+        return pa.RecordBatch.from_pylist([], schema=FLAT_LOG)
+    parts = pc.extract_regex(text, PREFIX_RE)
+    if parts.null_count:
+        raise Unsupported("unprefixed line")
+    container = pc.struct_field(parts, "container")
+    payload = pc.struct_field(parts, "payload")
+    if not pc.all(pc.starts_with(payload, "{")).as_py():
+        raise Unsupported("plain-text payload")
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), payload), "\n")[0]
+    data = joined.as_buffer()
+    try:
+        table = pj.read_json(pa.BufferReader(data),
+                             read_options=pj.ReadOptions(block_size=max(data.size + 1, 1 << 20)))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise Unsupported(str(exc)[:80]) from None
+    if table.num_rows != n:
+        raise Unsupported("payload is not one JSON object per line")
+    if "http" in table.column_names:
+        raise Unsupported("nested http object")
+    t_text = _first_col(table, C.TIME_KEYS, n)
+    if t_text.null_count:
+        raise Unsupported("JSON without a time")
+    try:
+        ts = pc.cast(t_text, pa.timestamp("ns", tz="UTC"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise Unsupported("time format") from None
+    time_ms = pc.divide(ts.cast(pa.int64()), 1_000_000)
+    lvl = pc.utf8_upper(_first_col(table, C.LEVEL_KEYS, n))
+    short = {k: v for k, v in C.SHORT_LEVELS.items()}
+    keys = pa.array(list(short))
+    mapped = pc.take(pa.array(list(short.values())), pc.index_in(lvl, value_set=keys))
+    debug = pc.and_(pc.starts_with(pc.fill_null(lvl, ""), "D"), pc.less_equal(pc.utf8_length(pc.fill_null(lvl, "")), 2))
+    level = pc.if_else(debug, "DEBUG", pc.coalesce(mapped, lvl))
+    message = _first_col(table, C.MESSAGE_KEYS, n)
+    method = pc.utf8_upper(_first_col(table, ("method", "http_method", "http.method", "http.request.method"), n))
+    status_txt = _first_col(table, ("status", "status_code", "http_status", "http.status_code",
+                                    "http.response.status_code"), n)
+    try:
+        status = pc.cast(status_txt, pa.int32())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise Unsupported("status text") from None
+    dur_txt = _first_col(table, ("duration_ms", "latency_ms", "elapsed_ms", "response_time_ms"), n)
+    try:
+        duration = pc.cast(dur_txt, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise Unsupported("duration text") from None
+    event = _first_col(table, ("event",), n)
+    event = pc.if_else(pc.is_in(event, value_set=pa.array(sorted(C.EVENTS))), event, pa.scalar(None, pa.string()))
+    head = pc.utf8_slice_codeunits(pc.fill_null(message, ""), 0, 200)
+    is_access = pc.and_(pc.is_valid(method), pc.is_valid(status))
+    is_error = pc.or_(pc.is_in(level, value_set=pa.array(ERROR_LEVELS)),
+                      pc.and_(pc.is_null(level), pc.match_substring_regex(head, C.ERROR_TEXT.pattern)))
+    is_life = pc.match_substring_regex(head, C.LIFECYCLE.pattern.removeprefix("(?i)"), ignore_case=True)
+    inferred = pc.if_else(is_access, "access", pc.if_else(is_error, "error", pc.if_else(is_life, "lifecycle", "other")))
+    service = pc.replace_substring_regex(container, r"[-_][1-9]\d*$", "")
+    cols = {
+        "time_ms": time_ms,
+        "service": service,
+        "container": container,
+        "level": level,
+        "message": message,
+        "logger": _first_col(table, C.LOGGER_KEYS, n),
+        "event": pc.coalesce(event, inferred),
+        "host": _first_col(table, ("host", "hostname", "host.name"), n),
+        "region": _first_col(table, ("region",), n),
+        "trace_id": _first_col(table, ("trace_id", "traceId", "trace.id", "otelTraceID"), n),
+        "span_id": _first_col(table, ("span_id", "spanId", "span.id", "otelSpanID"), n),
+        "http_method": method,
+        "http_path": _first_col(table, ("path", "http_path", "http.target", "url.path", "route"), n),
+        "http_status": status,
+        "duration_ms": duration,
+        "error_type": _first_col(table, ("error_type", "error.type", "exc_type", "exception_type"), n),
+        "payload": payload,
+        "line_no": line_no,
+    }
+    arrays = []
+    for f in FLAT_LOG:
+        a = cols[f.name]
+        if isinstance(a, pa.ChunkedArray):
+            a = a.combine_chunks()
+        arrays.append(a.cast(f.type) if a.type != f.type else a)
+    return pa.RecordBatch.from_arrays(arrays, schema=FLAT_LOG)

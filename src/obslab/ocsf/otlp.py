@@ -1,0 +1,383 @@
+"""OTLP JSON traces -> FLAT_SPAN record batches, streaming.
+
+Accepts what real exporters write: JSON lines (Collector file exporter, SDK file exporters) or
+one (pretty-printed) document; camelCase or snake_case (proto) field names; int64 as strings or
+numbers; span kind and status code as ints or enum names; upper/lower-case hex ids (base64 ids
+are converted); old and current HTTP semantic-convention names. The record unit is one span;
+a line that is not JSON, or JSON without spans that is not another known signal, is one
+rejected record. Files of another kind (OTLP logs/metrics, Jaeger JSON) are reported as a
+problem and yield nothing. ``anomaly.*`` / ``x-anomaly-*`` attributes go to ``marker_*``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from typing import Iterator
+
+import orjson
+import pyarrow as pa
+
+from obslab.ocsf.flat import FLAT_SPAN
+from obslab.ocsf.report import ConversionReport
+from obslab.ocsf.textio import iter_line_chunks, read_all_text
+
+CHUNK_SPANS = 65536
+MAX_DOC_BYTES = 512 << 20
+
+KIND_NAMES = {"SPAN_KIND_UNSPECIFIED": 0, "SPAN_KIND_INTERNAL": 1, "SPAN_KIND_SERVER": 2,
+              "SPAN_KIND_CLIENT": 3, "SPAN_KIND_PRODUCER": 4, "SPAN_KIND_CONSUMER": 5}
+KIND_NAMES.update({k.removeprefix("SPAN_KIND_"): v for k, v in list(KIND_NAMES.items())})
+STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2,
+                "UNSET": 0, "OK": 1, "ERROR": 2}
+# attribute key -> flat column; the first key present wins (current names listed first)
+ATTR_COLUMNS = {
+    "http_method": ("http.request.method", "http.method"),
+    "http_path": ("url.path", "http.target"),
+    "http_route": ("http.route",),
+    "http_status": ("http.response.status_code", "http.status_code"),
+    "server_address": ("server.address", "net.peer.name", "peer.service"),
+    "db_system": ("db.system", "db.system.name"),
+    "db_statement": ("db.statement", "db.query.text"),
+    "messaging_system": ("messaging.system",),
+}
+EXTRACTED = {k for keys in ATTR_COLUMNS.values() for k in keys}
+MARKER_FIELDS = ("type", "label", "root_cause", "msg")
+OTHER_SIGNALS = {
+    "resourceLogs": "OTLP logs (resourceLogs), not traces",
+    "resource_logs": "OTLP logs (resource_logs), not traces",
+    "resourceMetrics": "OTLP metrics (resourceMetrics), not traces",
+    "resource_metrics": "OTLP metrics (resource_metrics), not traces",
+}
+
+
+class SpanError(ValueError):
+    """One span that cannot be used (missing ids or times)."""
+
+
+def _g(d: dict, camel: str, snake: str, default=None):
+    v = d.get(camel)
+    if v is None:
+        v = d.get(snake, default)
+    return v
+
+
+def any_value(v):
+    """OTLP AnyValue (camel or snake) -> Python value."""
+    if not isinstance(v, dict):
+        return v
+    for key, val in v.items():
+        if key in ("stringValue", "string_value"):
+            return val
+        if key in ("intValue", "int_value"):
+            try:
+                return int(val)
+            except (TypeError, ValueError):
+                return val
+        if key in ("doubleValue", "double_value"):
+            return float(val) if isinstance(val, (int, float, str)) else val
+        if key in ("boolValue", "bool_value"):
+            return bool(val)
+        if key in ("arrayValue", "array_value"):
+            return [any_value(x) for x in (val or {}).get("values", [])]
+        if key in ("kvlistValue", "kvlist_value"):
+            return attrs_to_dict((val or {}).get("values", []))
+        if key in ("bytesValue", "bytes_value"):
+            return val
+    return None
+
+
+def attrs_to_dict(attrs) -> dict:
+    out = {}
+    if not attrs:
+        return out
+    for a in attrs:
+        if isinstance(a, dict) and "key" in a:
+            out[a["key"]] = any_value(a.get("value"))
+    return out
+
+
+def norm_id(value, nbytes: int) -> str | None:
+    """Lower-case hex id of ``nbytes`` bytes from hex (any case) or base64; None if unusable."""
+    if not value or not isinstance(value, str):
+        return None
+    if len(value) == nbytes * 2:
+        try:
+            int(value, 16)
+            return value.lower()
+        except ValueError:
+            pass
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw.hex() if len(raw) == nbytes else None
+
+
+def _nanos(value) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        try:
+            return int(float(value))
+        except (TypeError, ValueError):
+            return None
+
+
+def _enum(value, names: dict) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        if value.lstrip("-").isdigit():
+            return int(value)
+        return names.get(value.upper(), 0)
+    return 0
+
+
+def _marker_key(key: str) -> str | None:
+    """'anomaly.type' / 'x-anomaly-type' / 'http.request.header.x-anomaly-type' -> 'type'."""
+    k = key.lower()
+    if k.startswith("anomaly."):
+        name = k[8:]
+    else:
+        i = k.find("x-anomaly-")
+        if i < 0:
+            return None
+        name = k[i + 10 :]
+    name = name.replace("-", "_")
+    return name if name in MARKER_FIELDS else None
+
+
+class _Columns:
+    """Column lists for one FLAT_SPAN batch."""
+
+    def __init__(self):
+        self.cols = {name: [] for name in FLAT_SPAN.names}
+
+    def __len__(self):
+        return len(self.cols["span_id"])
+
+    def batch(self) -> pa.RecordBatch:
+        arrays = [pa.array(self.cols[f.name], type=f.type) for f in FLAT_SPAN]
+        self.cols = {name: [] for name in FLAT_SPAN.names}
+        return pa.RecordBatch.from_arrays(arrays, schema=FLAT_SPAN)
+
+
+def _resource_info(resource) -> tuple[str, str | None, str | None]:
+    attrs = attrs_to_dict((resource or {}).get("attributes"))
+    service = attrs.get("service.name") or "unknown_service"
+    host = attrs.get("host.name") or attrs.get("k8s.pod.name")
+    region = attrs.get("cloud.region") or attrs.get("region")
+    return str(service), None if host is None else str(host), None if region is None else str(region)
+
+
+def _add_span(cols: dict, s: dict, service, host, region, scope) -> None:
+    trace_id = norm_id(_g(s, "traceId", "trace_id"), 16)
+    span_id = norm_id(_g(s, "spanId", "span_id"), 8)
+    if trace_id is None:
+        raise SpanError("missing or invalid traceId")
+    if span_id is None:
+        raise SpanError("missing or invalid spanId")
+    start = _nanos(_g(s, "startTimeUnixNano", "start_time_unix_nano"))
+    if start is None or not 0 < start < 2**63:
+        raise SpanError("missing or invalid startTimeUnixNano")
+    end = _nanos(_g(s, "endTimeUnixNano", "end_time_unix_nano"))
+    if end is None or not 0 < end < 2**63:
+        end = start
+    parent = norm_id(_g(s, "parentSpanId", "parent_span_id"), 8)
+    status = s.get("status") or {}
+    attrs = attrs_to_dict(s.get("attributes"))
+    found = {}
+    for col, keys in ATTR_COLUMNS.items():
+        for k in keys:
+            if k in attrs:
+                found[col] = attrs[k]
+                break
+    markers = {}
+    if attrs:
+        for key in list(attrs):
+            m = _marker_key(key)
+            if m is not None:
+                val = attrs.pop(key)
+                markers[m] = val[0] if isinstance(val, list) and val else val
+            elif key in EXTRACTED:
+                del attrs[key]
+    path = found.get("http_path")
+    if isinstance(path, str) and "?" in path:
+        path = path.split("?", 1)[0]
+    code = found.get("http_status")
+    try:
+        code = int(code) if code is not None else None
+    except (TypeError, ValueError):
+        code = None
+    name = s.get("name")
+    cols["time_ms"].append(start // 1_000_000)
+    cols["end_time_ms"].append(end // 1_000_000)
+    cols["start_time_unix_nano"].append(start)
+    cols["duration_ms"].append((end - start) / 1e6)
+    cols["trace_id"].append(trace_id)
+    cols["span_id"].append(span_id)
+    cols["parent_span_id"].append(parent)
+    cols["service"].append(service)
+    cols["host"].append(host)
+    cols["region"].append(region)
+    cols["name"].append(name if isinstance(name, str) else "")
+    kind = _enum(s.get("kind"), KIND_NAMES)
+    cols["kind"].append(kind if 0 <= kind <= 5 else 0)
+    sc = _enum(status.get("code") if isinstance(status, dict) else None, STATUS_NAMES)
+    cols["status_code"].append(sc if 0 <= sc <= 2 else 0)
+    cols["status_message"].append((status.get("message") or None) if isinstance(status, dict) else None)
+    cols["scope"].append(scope)
+    m = found.get("http_method")
+    cols["http_method"].append(str(m).upper() if m is not None else None)
+    cols["http_path"].append(path if isinstance(path, str) else None)
+    r = found.get("http_route")
+    cols["http_route"].append(r if isinstance(r, str) else None)
+    cols["http_status"].append(code if code is not None and -2**31 <= code < 2**31 else None)
+    for col in ("server_address", "db_system", "db_statement", "messaging_system"):
+        v = found.get(col)
+        cols[col].append(None if v is None else str(v))
+    cols["attributes"].append(orjson.dumps(attrs, option=orjson.OPT_NON_STR_KEYS).decode() if attrs else None)
+    for f in MARKER_FIELDS:
+        v = markers.get(f)
+        cols["marker_" + f].append(None if v is None else str(v))
+
+
+def _scope_name(ss: dict) -> str | None:
+    scope = ss.get("scope") or ss.get("instrumentationLibrary") or ss.get("instrumentation_library") or {}
+    name = scope.get("name") if isinstance(scope, dict) else None
+    return name or None
+
+
+def _doc_spans(doc, report: ConversionReport, line_no, out: _Columns) -> None:
+    """Add every span of one OTLP document; account for everything found in it."""
+    if not isinstance(doc, dict):
+        report.records_in += 1
+        report.reject("JSON value is not an object", line_no, orjson.dumps(doc)[:200])
+        return
+    rss = _g(doc, "resourceSpans", "resource_spans")
+    if rss is None:
+        for key, what in OTHER_SIGNALS.items():
+            if key in doc:
+                report.problem(f"{what}: line {line_no} is another signal, nothing converted from it")
+                report.notes["wrong_signal_lines"] += 1
+                return
+        if isinstance(doc.get("data"), list) and doc["data"] and isinstance(doc["data"][0], dict) \
+                and "traceID" in doc["data"][0]:
+            report.problem("Jaeger query-API JSON (data[].traceID/spans), not OTLP: nothing converted")
+            report.notes["jaeger_spans_seen"] += sum(len(t.get("spans") or []) for t in doc["data"])
+            return
+        report.records_in += 1
+        report.reject("JSON without resourceSpans", line_no, orjson.dumps(doc)[:200])
+        return
+    if not isinstance(rss, list):
+        report.records_in += 1
+        report.reject("resourceSpans is not a list", line_no)
+        return
+    cols = out.cols
+    for rs in rss:
+        if not isinstance(rs, dict):
+            report.records_in += 1
+            report.reject("resourceSpans entry is not an object", line_no)
+            continue
+        service, host, region = _resource_info(rs.get("resource"))
+        for ss in _g(rs, "scopeSpans", "scope_spans") or rs.get("instrumentationLibrarySpans") or []:
+            if not isinstance(ss, dict):
+                continue
+            scope = _scope_name(ss)
+            for s in ss.get("spans") or []:
+                report.records_in += 1
+                if not isinstance(s, dict):
+                    report.reject("span is not an object", line_no)
+                    continue
+                n_before = len(cols["span_id"])
+                try:
+                    _add_span(cols, s, service, host, region, scope)
+                    report.records_out += 1
+                except (SpanError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+                    for c in cols.values():  # undo a half-added row
+                        del c[n_before:]
+                    report.reject(f"bad span: {exc}" if isinstance(exc, SpanError) else
+                                  f"bad span: {type(exc).__name__}", line_no, orjson.dumps(s)[:200])
+
+
+def read_otlp(path: str | os.PathLike, report: ConversionReport | None = None,
+              chunk_spans: int = CHUNK_SPANS, fast: bool = True) -> Iterator[pa.RecordBatch]:
+    """Stream FLAT_SPAN batches from an OTLP JSON file (lines or one document).
+
+    Blocks of canonical JSON lines take the vectorised path (:mod:`obslab.ocsf.otlp_fast`);
+    any block it does not accept is parsed span by span here (``fast=False``: always).
+    """
+    from obslab.ocsf.otlp_fast import Unsupported, parse_block
+
+    report = report if report is not None else ConversionReport()
+    report.source = report.source or os.fspath(path)
+    report.signal = report.signal or "traces"
+    out = _Columns()
+    if os.path.getsize(path) == 0:
+        report.problem("empty file")
+        return
+    first = True
+    saw_content = False
+    for first_no, lines in iter_line_chunks(path):
+        if first and fast:  # JSON lines (not one pretty document)? then the fast path may try
+            head = next((line for line in lines if line.strip()), None)
+            try:
+                orjson.loads(head) if head is not None else None
+                first = head is None
+            except orjson.JSONDecodeError:
+                pass
+            saw_content = saw_content or head is not None
+        if fast and not first:
+            try:
+                batch = parse_block(lines)
+            except Unsupported as exc:
+                report.notes["blocks_slow_path"] += 1
+                report.notes.setdefault("slow_path_reason", str(exc))
+            else:
+                report.notes["blocks_fast_path"] += 1
+                report.records_in += batch.num_rows
+                report.records_out += batch.num_rows
+                yield from _flush(out, 1)
+                if batch.num_rows:
+                    yield batch
+                continue
+        for i, line in enumerate(lines):
+            if not line.strip():
+                continue
+            line_no = first_no + i
+            try:
+                doc = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                if first and os.path.getsize(path) <= MAX_DOC_BYTES:
+                    try:  # a pretty-printed single document
+                        doc = orjson.loads(read_all_text(path))
+                    except orjson.JSONDecodeError:
+                        pass
+                    else:
+                        _doc_spans(doc, report, 1, out)
+                        yield from _flush(out, 1)
+                        return
+                first = False
+                saw_content = True
+                report.records_in += 1
+                report.reject("not JSON (malformed or truncated)", line_no, line)
+                continue
+            first = False
+            saw_content = True
+            _doc_spans(doc, report, line_no, out)
+            if len(out) >= chunk_spans:
+                yield out.batch()
+    if not saw_content and first:
+        report.problem("no content (blank file)")
+    yield from _flush(out, 1)
+
+
+def _flush(out: _Columns, minimum: int):
+    if len(out) >= minimum:
+        yield out.batch()

@@ -1,0 +1,157 @@
+"""Explicit Arrow schemas of the OCSF 1.8.0 events we write (nested structs, OCSF names).
+
+Each class has its own schema (``CLASS_SCHEMAS``); one parquet file holds one signal, so a
+signal's schema (``SIGNAL_SCHEMAS``) is the union of its classes' columns, and a column that does
+not belong to a row's class is null in that row. Fields that OCSF has no place for (service,
+host, region, the log's own level, ...) live in the ``unmapped`` struct, whose shape is fixed
+per signal. The field-by-field reference is ``book/appendix/ocsf-mapping.md``.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+I64, STR, F64 = pa.int64(), pa.string(), pa.float64()
+
+PRODUCT = pa.struct([("name", STR), ("vendor_name", STR)])
+METADATA = pa.struct(
+    [
+        ("uid", STR),
+        ("version", STR),
+        ("product", PRODUCT),
+        ("profiles", pa.list_(STR)),
+        ("log_name", STR),  # source file name (or generator name)
+        ("log_provider", STR),  # docker-compose | otlp | prometheus | synthetic
+        ("correlation_uid", STR),  # trace id, when the event belongs to a trace
+        ("sequence", I64),  # 1-based line number in the source file
+    ]
+)
+ENDPOINT = pa.struct([("svc_name", STR), ("hostname", STR)])
+URL = pa.struct([("path", STR), ("hostname", STR)])
+HTTP_REQUEST = pa.struct([("http_method", STR), ("url", URL)])
+HTTP_RESPONSE = pa.struct([("code", I64)])
+SERVICE = pa.struct([("name", STR)])
+SPAN = pa.struct(
+    [
+        ("uid", STR),
+        ("parent_uid", STR),
+        ("operation", STR),
+        ("start_time", I64),
+        ("end_time", I64),
+        ("duration", I64),
+        ("status_code", STR),
+    ]
+)
+TRACE = pa.struct(
+    [("uid", STR), ("span", SPAN), ("service", SERVICE), ("start_time", I64), ("end_time", I64),
+     ("duration", I64)]
+)
+ACTOR = pa.struct([("app_name", STR)])
+API = pa.struct([("operation", STR), ("service", SERVICE)])
+
+UNMAPPED_LOG = pa.struct(
+    [
+        ("service", STR),
+        ("container", STR),
+        ("host", STR),
+        ("region", STR),
+        ("level", STR),
+        ("logger", STR),
+        ("event", STR),
+        ("error_type", STR),
+        ("duration_ms", F64),
+        ("time_inferred", pa.bool_()),
+    ]
+)
+UNMAPPED_SPAN = pa.struct(
+    [
+        ("service", STR),
+        ("host", STR),
+        ("region", STR),
+        ("kind", STR),  # server | client | internal | producer | consumer | unspecified
+        ("scope", STR),
+        ("http_route", STR),
+        ("db_system", STR),
+        ("db_statement", STR),
+        ("messaging_system", STR),
+        ("duration_ms", F64),
+        ("attributes", STR),  # remaining span attributes, JSON object (markers removed)
+    ]
+)
+UNMAPPED_METRIC = pa.struct(
+    [
+        ("service", STR),
+        ("host", STR),
+        ("region", STR),
+        ("metric", STR),
+        ("value", F64),
+        ("unit", STR),
+        ("query", STR),
+        ("labels", STR),  # series label set, JSON object
+    ]
+)
+
+
+def _base(unmapped: pa.DataType) -> list[pa.Field]:
+    return [
+        pa.field("time", I64, nullable=False),
+        pa.field("class_uid", I64, nullable=False),
+        pa.field("class_name", STR),
+        pa.field("category_uid", I64, nullable=False),
+        pa.field("category_name", STR),
+        pa.field("activity_id", I64, nullable=False),
+        pa.field("activity_name", STR),
+        pa.field("type_uid", I64, nullable=False),
+        pa.field("type_name", STR),
+        pa.field("severity_id", I64, nullable=False),
+        pa.field("severity", STR),
+        pa.field("status_id", I64),
+        pa.field("status", STR),
+        pa.field("status_code", STR),
+        pa.field("message", STR),
+        pa.field("duration", I64),
+        pa.field("start_time", I64),
+        pa.field("end_time", I64),
+        pa.field("metadata", METADATA, nullable=False),
+        pa.field("unmapped", unmapped),
+    ]
+
+
+HTTP_FIELDS = [
+    pa.field("http_request", HTTP_REQUEST),
+    pa.field("http_response", HTTP_RESPONSE),
+    pa.field("src_endpoint", ENDPOINT),
+    pa.field("dst_endpoint", ENDPOINT),
+    pa.field("trace", TRACE),
+]
+API_FIELDS = [pa.field("actor", ACTOR), pa.field("api", API)]
+LIFECYCLE_FIELDS = [pa.field("app", PRODUCT)]
+
+
+def _schema(fields: list[pa.Field]) -> pa.Schema:
+    return pa.schema(fields, metadata={"ocsf_version": "1.8.0"})
+
+
+CLASS_SCHEMAS: dict[str, dict[int, pa.Schema]] = {
+    "logs": {
+        4002: _schema(_base(UNMAPPED_LOG) + HTTP_FIELDS),
+        6008: _schema(_base(UNMAPPED_LOG)),
+        6002: _schema(_base(UNMAPPED_LOG) + LIFECYCLE_FIELDS),
+        0: _schema(_base(UNMAPPED_LOG)),
+    },
+    "traces": {
+        4002: _schema(_base(UNMAPPED_SPAN) + HTTP_FIELDS),
+        6003: _schema(_base(UNMAPPED_SPAN) + API_FIELDS + HTTP_FIELDS),
+    },
+    "metrics": {0: _schema(_base(UNMAPPED_METRIC))},
+}
+
+OCSF_LOGS = _schema(_base(UNMAPPED_LOG) + HTTP_FIELDS + LIFECYCLE_FIELDS)
+OCSF_TRACES = _schema(_base(UNMAPPED_SPAN) + HTTP_FIELDS + API_FIELDS)
+OCSF_METRICS = _schema(_base(UNMAPPED_METRIC))
+SIGNAL_SCHEMAS = {"logs": OCSF_LOGS, "traces": OCSF_TRACES, "metrics": OCSF_METRICS}
+
+
+def class_columns(signal: str, class_uid: int) -> set[str]:
+    """Top-level columns that a row of ``class_uid`` may fill (all others are null)."""
+    return set(CLASS_SCHEMAS[signal][class_uid].names)

@@ -1,0 +1,28 @@
+"""The inference daemon: REST ingestion of server metrics, rolling window, scoring.
+
+Modules: ``schemas`` (request/response models), ``app`` (FastAPI factory), ``service`` (state
+and operations), ``store`` (SQLite log and rolling window), ``model_store`` (model folder,
+training, scoring), ``features``, ``auth``, ``ratelimit``, ``guard`` (ASGI security layer),
+``prometheus`` / ``zabbix`` (turning monitoring data into feed records), ``cli`` / ``feed_cli``.
+Heavy imports (torch, FastAPI) happen only when a name is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["create_app", "ServeSettings", "load_model", "train_server_model", "server_metrics"]
+
+_WHERE = {
+    "create_app": "obslab.serve.app",
+    "ServeSettings": "obslab.serve.app",
+    "load_model": "obslab.serve.model_store",
+    "train_server_model": "obslab.serve.model_store",
+    "server_metrics": "obslab.serve.sample_records",
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'obslab.serve' has no attribute {name!r}")

@@ -1,0 +1,150 @@
+"""The FastAPI application: routes, error formats and the OpenAPI description.
+
+Auth, rate limiting and the body size limit live in ``obslab.serve.guard`` (outside FastAPI,
+so they act before any parsing); the API-key scheme is still declared here so that
+``/openapi.json`` tells clients what to send.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.security import APIKeyHeader
+
+from obslab import __version__
+from obslab.serve.auth import KeyChecker
+from obslab.serve.guard import Guard
+from obslab.serve.model_store import load_model
+from obslab.serve.ratelimit import RateLimiter
+from obslab.serve.schemas import (
+    ErrorResponse,
+    FeedRequest,
+    FeedResponse,
+    HealthResponse,
+    PredictionsResponse,
+    StatusResponse,
+    ValidationErrorResponse,
+)
+from obslab.serve.service import Daemon, RecordError
+from obslab.serve.store import RecordStore
+
+__all__ = ["ServeSettings", "create_app"]
+
+
+@dataclass
+class ServeSettings:
+    model_dir: Path
+    state_path: Path
+    window: int = 2880
+    warmup: int = 100
+    rate_limit: int = 60  # requests per minute per key
+    max_body_bytes: int = 4 * 1024 * 1024
+
+
+def _json(payload, status: int = 200) -> Response:
+    import orjson
+
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+_GUARDED = {
+    401: {"model": ErrorResponse, "description": "X-API-Key header missing"},
+    403: {"model": ErrorResponse, "description": "X-API-Key not recognised"},
+    429: {"model": ErrorResponse, "description": "rate limit exceeded",
+          "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}},
+}
+
+
+def _field_errors(exc_errors) -> tuple[list[dict], list[int]]:
+    """pydantic errors -> one entry per bad field: record index, dotted field path, message."""
+    out = []
+    for err in exc_errors:
+        loc = list(err.get("loc", ()))
+        if loc and loc[0] == "body":
+            loc = loc[1:]
+        record = None
+        if len(loc) >= 2 and loc[0] == "records" and isinstance(loc[1], int):
+            record, loc = loc[1], loc[2:]
+            if loc and loc[0] in ("server", "ocsf"):  # the union tag, not a field
+                loc = loc[1:]
+        field = ".".join(str(p) for p in loc) or ("record" if record is not None else "body")
+        value = err.get("input")
+        out.append({"record": record, "field": field, "message": err.get("msg", "invalid"),
+                    "input": value if isinstance(value, (str, int, float, bool, type(None))) else None})
+    return out, sorted({e["record"] for e in out if e["record"] is not None})
+
+
+def _invalid(errors: list[dict], bad: list[int]) -> Response:
+    detail = (f"{len(bad)} record(s) invalid, {len(errors)} error(s); nothing was stored" if bad
+              else f"request invalid, {len(errors)} error(s); nothing was stored")
+    return _json({"status": "invalid", "detail": detail, "bad_records": bad, "errors": errors}, 422)
+
+
+def create_app(settings: ServeSettings, keys: list[str]) -> FastAPI:
+    checker = KeyChecker(keys)  # refuses to build an app with no keys
+    model = load_model(settings.model_dir)
+    daemon = Daemon(model, RecordStore(settings.state_path), settings.window, settings.warmup)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        daemon.store.close()
+
+    app = FastAPI(
+        title="obslab inference daemon",
+        version=__version__,
+        description="Feed server metrics, get per-server anomaly scores from the trained TabularResNet.",
+        lifespan=lifespan,
+    )
+    app.state.daemon = daemon
+    api_key = Security(APIKeyHeader(name="X-API-Key", auto_error=False, description="one of the configured keys"))
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError):
+        return _invalid(*_field_errors(exc.errors()))
+
+    @app.get("/health", response_model=HealthResponse, tags=["ops"])
+    async def health():
+        """Liveness; needs no key."""
+        return _json({"status": "ok"})
+
+    @app.post(
+        "/feed/data",
+        response_model=FeedResponse,
+        dependencies=[api_key],
+        tags=["feed"],
+        responses={**_GUARDED, 400: {"model": ErrorResponse, "description": "body is not JSON text"},
+                   413: {"model": ErrorResponse, "description": "body too large"},
+                   422: {"model": ValidationErrorResponse, "description": "every bad field of every bad record"}},
+    )
+    async def feed(body: FeedRequest):
+        """Store a batch of records (any number of servers and timestamps) in the rolling window.
+
+        The batch is all-or-nothing: if any record is invalid, none is stored and the answer
+        lists every bad field of every bad record."""
+        try:
+            return _json(daemon.ingest(body.records))
+        except RecordError as exc:
+            errors = exc.errors
+            return _invalid(errors, sorted({e["record"] for e in errors}))
+
+    @app.get("/status", response_model=StatusResponse, dependencies=[api_key], tags=["ops"], responses=_GUARDED)
+    async def status():
+        """Window, ticks, warmup, tracked servers and the model's identity."""
+        return _json(daemon.status())
+
+    @app.get("/predictions/current", response_model=PredictionsResponse, dependencies=[api_key],
+             tags=["predictions"], responses=_GUARDED)
+    async def predictions():
+        """Per server (its latest record in the window): anomaly score, flag, nearest normal
+        records and the metrics that differ most from them; plus a fleet summary."""
+        return Response(daemon.predictions_json(), media_type="application/json")
+
+    app.add_middleware(Guard, keys=checker, limiter=RateLimiter(settings.rate_limit),
+                       max_body_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,211 @@
+"""The daemon's state and operations, independent of HTTP: ingest, status, predictions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import defaultdict
+
+import numpy as np
+import orjson
+
+from obslab.serve.features import LOG_INDEX
+from obslab.serve.model_store import ServerModel
+from obslab.serve.schemas import METRIC_RANGES, METRICS, OcsfMetricEvent, ServerRecord
+from obslab.serve.store import RecordStore, RollingWindow, Row
+
+__all__ = ["Daemon", "RecordError", "iso"]
+
+_UTC = dt.timezone.utc
+_NEAREST = 3  # neighbours and features shown per server
+
+
+def iso(ts_ms: int) -> str:
+    return dt.datetime.fromtimestamp(ts_ms / 1000, _UTC).isoformat().replace("+00:00", "Z")
+
+
+def _epoch_ms(t: dt.datetime) -> int:
+    if t.tzinfo is None:  # documented: a timestamp without an offset is UTC
+        t = t.replace(tzinfo=_UTC)
+    return int(t.timestamp() * 1000)
+
+
+class RecordError(Exception):
+    """Records that passed schema validation but cannot be stored; nothing was stored."""
+
+    def __init__(self, errors: list[dict]):
+        super().__init__(f"{len(errors)} record error(s)")
+        self.errors = errors
+
+
+def _ocsf_rows(events: list[tuple[int, OcsfMetricEvent]]) -> tuple[list[tuple], list[dict]]:
+    """Group OCSF metric events by (host, time) into full records; a group lacking a metric is an error."""
+    groups: dict[tuple[str, int], dict] = defaultdict(lambda: {"values": {}, "status": None, "first": None})
+    errors = []
+    for i, ev in events:
+        if ev.host is None:
+            errors.append({"record": i, "field": "unmapped.host", "message": "no server: set unmapped.host or device.hostname",
+                           "input": None})
+            continue
+        g = groups[(ev.host, ev.time)]
+        g["first"] = i if g["first"] is None else g["first"]
+        m, v = ev.unmapped.metric, ev.unmapped.value
+        lo, hi, _ = METRIC_RANGES[m]
+        if not lo <= v <= hi:
+            errors.append({"record": i, "field": "unmapped.value", "message": f"{m} must be in [{lo}, {hi}]", "input": v})
+        g["values"][m] = v
+        if ev.unmapped.status is not None:
+            g["status"] = ev.unmapped.status.value
+    rows = []
+    for (host, ts), g in groups.items():
+        missing = [m for m in METRICS if m not in g["values"]]
+        if missing:
+            errors.append({"record": g["first"], "field": "unmapped.metric",
+                           "message": f"host {host!r} at time {ts} lacks metric(s): {', '.join(missing)}",
+                           "input": sorted(g["values"])})
+            continue
+        rows.append((ts, host, g["status"], *(float(g["values"][m]) for m in METRICS)))
+    return rows, errors
+
+
+class Daemon:
+    def __init__(self, model: ServerModel, store: RecordStore, window: int = 2880, warmup: int = 100):
+        if not 1 <= warmup <= window:
+            raise ValueError(f"warmup ({warmup}) must be between 1 and the window size ({window})")
+        self.model, self.store = model, store
+        self.window = RollingWindow(window)
+        self.warmup = int(warmup)
+        self.window.extend(store.newest(window))  # resume after a restart
+        self._cache: tuple[int, bytes] | None = None
+        self.last_prediction_ms: int | None = None
+        # denormalisation of the normal records' features, once, for explanations
+        norm = model.normaliser
+        self._normal_raw = model.normal_features[:, : len(METRICS)] * norm.std[: len(METRICS)] + norm.mean[: len(METRICS)]
+        self._normal_raw[:, LOG_INDEX] = np.expm1(self._normal_raw[:, LOG_INDEX])
+
+    # ---- ingest -------------------------------------------------------------------------
+    def _progress(self) -> dict:
+        n = min(len(self.window), self.warmup)
+        return {"records": n, "required": self.warmup, "percent": round(100.0 * n / self.warmup, 1)}
+
+    def warmup_complete(self) -> bool:
+        return len(self.window) >= self.warmup
+
+    def ingest(self, records: list) -> dict:
+        if not records:
+            return self._feed_response("ignored", 0, 0, reason="empty batch: nothing to store")
+        rows, events = [], []
+        for i, rec in enumerate(records):
+            if isinstance(rec, ServerRecord):
+                rows.append((_epoch_ms(rec.timestamp), rec.server_name, rec.status.value,
+                             *(float(getattr(rec, m)) for m in METRICS)))
+            else:
+                events.append((i, rec))
+        if events:
+            more, errors = _ocsf_rows(events)
+            if errors:
+                raise RecordError(errors)
+            rows += more
+        self.window.extend(self.store.append(rows))
+        status = "accepted" if self.warmup_complete() else "warming_up"
+        return self._feed_response(status, len(records), len(rows))
+
+    def _feed_response(self, status: str, received: int, stored: int, reason: str | None = None) -> dict:
+        out = {
+            "status": status,
+            "records_received": received,
+            "records_stored": stored,
+            "tick": self.store.tick,
+            "rolling_window_size": len(self.window),
+            "window_capacity": self.window.capacity,
+            "warmup_complete": self.warmup_complete(),
+            "servers_tracked": len(self.window.latest),
+        }
+        if not out["warmup_complete"]:
+            out["progress"] = self._progress()
+        if reason:
+            out["reason"] = reason
+        return out
+
+    # ---- status ---------------------------------------------------------------------------
+    def status(self) -> dict:
+        meta = self.model.meta
+        return {
+            "window_capacity": self.window.capacity,
+            "rolling_window_size": len(self.window),
+            "ticks": self.store.tick,
+            "records_total": self.store.total,
+            "newest_timestamp": None if self.store.newest_ts is None else iso(self.store.newest_ts),
+            "last_prediction_time": None if self.last_prediction_ms is None else iso(self.last_prediction_ms),
+            "servers_tracked": len(self.window.latest),
+            "warmup": {"complete": self.warmup_complete(), **self._progress()},
+            "model": {
+                "model_id": meta["model_id"],
+                "name": meta["name"],
+                "created_at": meta["created_at"],
+                "torch_version": meta["torch_version"],
+                "trainer": meta.get("trainer"),
+                "features": meta["features"],
+                "threshold": meta["threshold"],
+                "threshold_quantile": meta.get("threshold_quantile"),
+                "k": meta.get("k"),
+                "trained_on": meta["trained_on"],
+            },
+        }
+
+    # ---- predictions ------------------------------------------------------------------------
+    def predictions_json(self) -> bytes:
+        """Serialised predictions, recomputed only when the window has changed."""
+        if self._cache is None or self._cache[0] != self.window.version:
+            self._cache = (self.window.version, orjson.dumps(self.predictions()))
+        return self._cache[1]
+
+    def predictions(self) -> dict:
+        now_ms = int(time.time() * 1000)
+        base = {"generated_at": iso(now_ms), "tick": self.store.tick, "threshold": self.model.threshold}
+        if not self.warmup_complete():
+            return {**base, "status": "warming_up", "progress": self._progress(),
+                    "fleet": {"servers": len(self.window.latest), "flagged": 0, "flagged_servers": [],
+                              "max_score": None, "mean_score": None},
+                    "servers": []}
+        rows = self.window.current()
+        servers = self._score(rows)
+        self.last_prediction_ms = now_ms
+        flagged = [s["server_name"] for s in servers if s["flag"]]
+        scores = [s["anomaly_score"] for s in servers]
+        return {**base, "status": "ok",
+                "fleet": {"servers": len(servers), "flagged": len(flagged), "flagged_servers": flagged,
+                          "max_score": max(scores) if scores else None,
+                          "mean_score": float(np.mean(scores)) if scores else None},
+                "servers": servers}
+
+    def _score(self, rows: list[Row]) -> list[dict]:
+        if not rows:
+            return []
+        values, ts = RollingWindow.arrays(rows)
+        x = self.model.normalise(values, ts)
+        scores, dist, idx = self.model.score(x)
+        # why: per metric, how far (in training z-units) the record sits from its nearest normal record
+        nearest = self.model.normal_features[idx[:, 0], : len(METRICS)]
+        deviation = np.abs(x[:, : len(METRICS)] - nearest)
+        out = []
+        for i, row in enumerate(rows):
+            top = np.argsort(-deviation[i], kind="stable")[:_NEAREST]
+            out.append({
+                "server_name": row.server,
+                "timestamp": iso(row.ts_ms),
+                "status": row.status,
+                "anomaly_score": float(scores[i]),
+                "flag": bool(scores[i] > self.model.threshold),
+                "nearest_normal": [
+                    {"server_name": self.model.normal_ids[j][0], "timestamp": self.model.normal_ids[j][1],
+                     "distance": float(d)}
+                    for j, d in zip(idx[i, :_NEAREST], dist[i, :_NEAREST])
+                ],
+                "top_features": [
+                    {"feature": METRICS[f], "value": float(values[i, f]),
+                     "normal_value": float(self._normal_raw[idx[i, 0], f]), "deviation": float(deviation[i, f])}
+                    for f in top
+                ],
+            })
+        return out

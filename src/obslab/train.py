@@ -1,0 +1,340 @@
+"""Self-supervised training of TabularResNet encoders, embedding, saving and the training cache.
+
+API (engineer A; stable for detection, evaluation and the daemon)::
+
+    train_encoder(x_num, x_cat, spec=None, objective="contrastive"|"masked"|"both",
+                  epochs=20, batch_size=256, seed=0, lr=1e-3, **model_kwargs) -> (model, history)
+        history: {"epoch": [...], "loss": [...], "contrastive": [...], "masked": [...], "seconds": s}
+    embed(model, x_num, x_cat) -> np.ndarray float32 [n, d_embedding]
+    save_model(path, model, spec, history=None, training=None) / load_model(path) -> (model, spec, meta)
+        a model folder: model.pt (encoder state_dict) + meta.json (config, feature_spec,
+        training: objective/epochs/seed/rows/data fingerprint/data id, history, created, torch version)
+    load_or_train(name, x_num, x_cat, spec, data_id="", **train_kwargs) -> (model, meta)
+        reuses cache_dir()/models/<name> when it was trained on the same arrays with the same
+        settings, else trains (deterministically) and saves it there
+    Encoder.fit(frame, train_mask, name, numeric=None, categorical=None, **train_kwargs)
+        fit_features on the training rows + load_or_train; Encoder.load(path); enc.embed(frame)
+
+Objectives. "contrastive": two views of each row, each made by SCARF-style corruption (a share
+of cells replaced by the same column of random other rows) plus gaussian noise on numeric
+cells; a projection head and the NT-Xent (InfoNCE) loss pull the two views of a row together
+and push other rows away. "masked": a share of cells is corrupted the same way and heads on
+the embedding predict the original values (MSE for numeric, cross-entropy for categorical) at
+the corrupted cells. "both": the sum. Only the encoder is kept; the heads are training aids.
+
+Determinism: the same seed gives identical weights and embeddings on one machine
+(torch.manual_seed, a seeded DataLoader generator, torch.use_deterministic_algorithms).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from obslab.features import FeatureSpec, fit_features, transform
+from obslab.model import TabularResNet
+
+__all__ = [
+    "OBJECTIVES",
+    "Encoder",
+    "SelfSupervisedHeads",
+    "scarf_corrupt",
+    "nt_xent",
+    "train_encoder",
+    "embed",
+    "save_model",
+    "load_model",
+    "load_or_train",
+    "data_fingerprint",
+]
+
+OBJECTIVES = ("contrastive", "masked", "both")
+FORMAT_VERSION = 1
+
+
+class SelfSupervisedHeads(nn.Module):
+    """Training-only heads on the embedding: a projection for NT-Xent and reconstruction heads."""
+
+    def __init__(self, d_embedding: int, n_numeric: int, cat_cardinalities, d_projection: int = 32):
+        super().__init__()
+        self.projection = nn.Sequential(
+            nn.Linear(d_embedding, d_embedding), nn.ReLU(), nn.Linear(d_embedding, d_projection)
+        )
+        self.numeric = nn.Linear(d_embedding, n_numeric) if n_numeric else None
+        self.categorical = nn.ModuleList(nn.Linear(d_embedding, c + 1) for c in cat_cardinalities)
+
+
+def scarf_corrupt(x_num, x_cat, rate: float, generator: torch.Generator):
+    """Replace each cell with probability ``rate`` by the same column of a random row of the
+    batch (SCARF): corrupted values stay realistic per column. Returns the corrupted tensors and
+    the boolean masks of replaced cells."""
+    n = x_num.shape[0]
+
+    def swap(x):
+        mask = torch.rand(x.shape, generator=generator) < rate
+        donors = torch.randint(0, n, x.shape, generator=generator)
+        return torch.where(mask, torch.gather(x, 0, donors), x), mask
+
+    num, mask_num = swap(x_num)
+    cat, mask_cat = swap(x_cat)
+    return num, cat, mask_num, mask_cat
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
+    """NT-Xent / InfoNCE: row i of z1 must pick row i of z2 among all other 2n-2 views."""
+    n = z1.shape[0]
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    sim = (z @ z.T) / temperature
+    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool), float("-inf"))
+    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)])
+    return F.cross_entropy(sim, targets)
+
+
+def _masked_loss(heads, emb, x_num, x_cat, mask_num, mask_cat) -> torch.Tensor:
+    loss = emb.new_zeros(())
+    if heads.numeric is not None and mask_num.any():
+        err = (heads.numeric(emb) - x_num) ** 2
+        loss = loss + (err * mask_num).sum() / mask_num.sum()
+    for j, head in enumerate(heads.categorical):
+        rows = mask_cat[:, j]
+        if rows.any():
+            loss = loss + F.cross_entropy(head(emb[rows]), x_cat[rows, j])
+    return loss
+
+
+@contextmanager
+def _deterministic(threads: int | None = 1):
+    # small models gain nothing from intra-op threads and lose a lot on a shared 2-core box
+    before = torch.are_deterministic_algorithms_enabled()
+    before_threads = torch.get_num_threads()
+    torch.use_deterministic_algorithms(True)
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
+        torch.set_num_threads(before_threads)
+
+
+def _as_tensors(x_num, x_cat):
+    x_num = torch.as_tensor(np.asarray(x_num, dtype=np.float32))
+    if x_cat is None:
+        x_cat = np.zeros((x_num.shape[0], 0), dtype=np.int64)
+    x_cat = torch.as_tensor(np.asarray(x_cat, dtype=np.int64))
+    if x_num.ndim != 2 or x_cat.ndim != 2 or x_num.shape[0] != x_cat.shape[0]:
+        raise ValueError(f"x_num {tuple(x_num.shape)} and x_cat {tuple(x_cat.shape)} must be 2-D with equal rows")
+    return x_num, x_cat
+
+
+def train_encoder(
+    x_num,
+    x_cat=None,
+    spec: FeatureSpec | None = None,
+    objective: str = "contrastive",
+    epochs: int = 20,
+    batch_size: int = 256,
+    seed: int = 0,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-4,
+    corruption: float = 0.3,
+    noise_std: float = 0.1,
+    temperature: float = 0.2,
+    threads: int | None = 1,
+    **model_kwargs,
+):
+    """Train a TabularResNet encoder without labels. Returns (model in eval mode, history)."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, not {objective!r}")
+    x_num, x_cat = _as_tensors(x_num, x_cat)
+    if x_num.shape[0] < 2:
+        raise ValueError("training needs at least two rows")
+    if spec is not None:
+        cards = spec.cardinalities
+    else:
+        cards = [int(c) for c in x_cat.max(dim=0).values] if x_cat.shape[1] else []
+    if x_cat.shape[1] != len(cards):
+        raise ValueError(f"x_cat has {x_cat.shape[1]} columns, the spec {len(cards)}")
+    with _deterministic(threads):
+        torch.manual_seed(seed)
+        model = TabularResNet(x_num.shape[1], cards, **model_kwargs)
+        heads = SelfSupervisedHeads(model.d_embedding, x_num.shape[1], cards)
+        params = list(model.parameters()) + list(heads.parameters())
+        optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        loader = DataLoader(TensorDataset(x_num, x_cat), batch_size=batch_size, shuffle=True,
+                            generator=torch.Generator().manual_seed(seed))
+        aug = torch.Generator().manual_seed(seed + 1)
+        history = {"epoch": [], "loss": [], "contrastive": [], "masked": []}
+        started = time.perf_counter()
+        model.train()
+        heads.train()
+        for epoch in range(1, epochs + 1):
+            sums = {"loss": 0.0, "contrastive": 0.0, "masked": 0.0}
+            batches = 0
+            for xb_num, xb_cat in loader:
+                if xb_num.shape[0] < 2:  # a contrastive batch needs negatives
+                    continue
+                losses = {}
+                if objective in ("contrastive", "both"):
+                    views = []
+                    for _ in range(2):
+                        num, cat, _, _ = scarf_corrupt(xb_num, xb_cat, corruption, aug)
+                        num = num + noise_std * torch.randn(num.shape, generator=aug)
+                        views.append(heads.projection(model(num, cat)))
+                    losses["contrastive"] = nt_xent(views[0], views[1], temperature)
+                if objective in ("masked", "both"):
+                    num, cat, mask_num, mask_cat = scarf_corrupt(xb_num, xb_cat, corruption, aug)
+                    emb = model(num, cat)
+                    losses["masked"] = _masked_loss(heads, emb, xb_num, xb_cat, mask_num, mask_cat)
+                loss = sum(losses.values())
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                sums["loss"] += loss.item()
+                for k, v in losses.items():
+                    sums[k] += v.item()
+                batches += 1
+            history["epoch"].append(epoch)
+            for k in ("loss", "contrastive", "masked"):
+                history[k].append(sums[k] / max(batches, 1))
+        history["seconds"] = time.perf_counter() - started
+        model.eval()
+    return model, history
+
+
+@torch.no_grad()
+def embed(model: TabularResNet, x_num, x_cat=None, batch_size: int = 8192) -> np.ndarray:
+    """Embeddings of rows (model in eval mode: no dropout), float32 [n, d_embedding]."""
+    x_num, x_cat = _as_tensors(x_num, x_cat)
+    model.eval()
+    with _deterministic():
+        out = [model(x_num[i:i + batch_size], x_cat[i:i + batch_size])
+               for i in range(0, x_num.shape[0], batch_size)]
+    if not out:
+        return np.zeros((0, model.d_embedding), dtype=np.float32)
+    return torch.cat(out).numpy().astype(np.float32)
+
+
+def data_fingerprint(x_num, x_cat=None) -> str:
+    """A short hash of the training arrays (which data a model saw)."""
+    h = hashlib.sha256()
+    for arr in (x_num, x_cat):
+        if arr is not None:
+            arr = np.ascontiguousarray(arr)
+            h.update(str((arr.shape, arr.dtype.str)).encode())
+            h.update(arr.tobytes())
+    return h.hexdigest()[:16]
+
+
+def save_model(path, model: TabularResNet, spec: FeatureSpec, history: dict | None = None,
+               training: dict | None = None) -> Path:
+    """Write a model folder: model.pt (encoder weights) + meta.json (everything to reload it)."""
+    from obslab import __version__
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path / "model.pt")
+    meta = {
+        "format": FORMAT_VERSION,
+        "model": "TabularResNet",
+        "config": model.config,
+        "feature_spec": spec.to_dict(),
+        "training": training or {},
+        "history": history or {},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "torch_version": torch.__version__,
+        "obslab_version": __version__,
+    }
+    (path / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+def load_model(path):
+    """Read a model folder: (model in eval mode, FeatureSpec, meta dict)."""
+    path = Path(path)
+    if not (path / "meta.json").exists() or not (path / "model.pt").exists():
+        raise FileNotFoundError(f"{path} is not a model folder (needs model.pt and meta.json)")
+    meta = json.loads((path / "meta.json").read_text())
+    if meta.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{path}: model folder format {meta.get('format')}, expected {FORMAT_VERSION}")
+    model = TabularResNet(**meta["config"])
+    model.load_state_dict(torch.load(path / "model.pt", weights_only=True))
+    model.eval()
+    return model, FeatureSpec.from_dict(meta["feature_spec"]), meta
+
+
+def _cache_key(fingerprint: str, spec: FeatureSpec, train_kwargs: dict) -> str:
+    blob = json.dumps([fingerprint, spec.to_dict(), train_kwargs, torch.__version__],
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_or_train(name: str, x_num, x_cat, spec: FeatureSpec, data_id: str = "", **train_kwargs):
+    """The cached encoder ``cache_dir()/models/<name>`` if it was trained on these arrays with
+    these settings; otherwise train it (deterministically) and save it there. -> (model, meta)"""
+    from obslab.cache import cache_path
+
+    fingerprint = data_fingerprint(x_num, x_cat)
+    key = _cache_key(fingerprint, spec, train_kwargs)
+    folder = cache_path("models", name)
+    if (folder / "meta.json").exists():
+        try:
+            model, _, meta = load_model(folder)
+            if meta.get("training", {}).get("cache_key") == key:
+                return model, meta
+        except (ValueError, RuntimeError, KeyError, json.JSONDecodeError):
+            pass  # a stale or damaged cache entry is simply retrained
+    model, history = train_encoder(x_num, x_cat, spec, **train_kwargs)
+    training = {**train_kwargs, "rows": int(np.shape(x_num)[0]), "data_fingerprint": fingerprint,
+                "data_id": data_id, "cache_key": key}
+    # write next to the target and swap in, so a reader never sees a half-written folder
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    save_model(tmp, model, spec, history, training)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return model, json.loads((folder / "meta.json").read_text())
+
+
+@dataclass
+class Encoder:
+    """A trained encoder with the FeatureSpec it expects: frame in, embeddings out."""
+
+    model: TabularResNet
+    spec: FeatureSpec
+    meta: dict
+    path: Path | None = None  # the model folder it was loaded from or saved to
+
+    @classmethod
+    def fit(cls, frame, train_mask, name: str, numeric=None, categorical=None, data_id: str = "",
+            **train_kwargs) -> "Encoder":
+        """Fit the FeatureSpec on the training rows only, then load_or_train the encoder."""
+        train = frame[np.asarray(train_mask, dtype=bool)]
+        spec = fit_features(train, numeric=numeric, categorical=categorical)
+        x_num, x_cat = transform(spec, train)
+        model, meta = load_or_train(name, x_num, x_cat, spec, data_id=data_id, **train_kwargs)
+        from obslab.cache import cache_path
+
+        return cls(model, spec, meta, cache_path("models", name))
+
+    @classmethod
+    def load(cls, path) -> "Encoder":
+        return cls(*load_model(path), Path(path))
+
+    def encode(self, frame):
+        return transform(self.spec, frame)
+
+    def embed(self, frame) -> np.ndarray:
+        return embed(self.model, *transform(self.spec, frame))

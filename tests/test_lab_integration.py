@@ -1,0 +1,238 @@
+"""One real native lab run (~110 s) with the three-fault scenario, checked from its raw telemetry.
+
+The run is shared by every test here (module-scoped fixture): services from docker-compose.yml,
+real Redis/Postgres/Prometheus, the load generator, and three faults injected through Redis.
+OBSLAB_LAB_RUN=DIR checks an existing run of the same scenario instead (made with
+`obslab lab run --scenario appendix-code/scenarios/three-faults.yaml --rate 25 --seed 11
+--scrape-interval 2s --duration 115s --out DIR`), to look at a failure without re-running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from obslab.lab.runner import REPO_ROOT, RunConfig, run_lab
+from obslab.lab.scenario import load_catalog, load_scenario
+from obslab.truth import read_incidents
+
+pytestmark = pytest.mark.integration
+
+APPENDIX = REPO_ROOT / "appendix-code"
+SCENARIO = APPENDIX / "scenarios" / "three-faults.yaml"
+APP = ("web-api", "auth-service", "payment-worker", "load-generator")
+LINE = re.compile(r"^(?P<name>[a-z0-9-]+)-1 *\| (?P<payload>.*)$")
+SLACK_MS = 2500
+# Celery's shutdown handler prints these to stderr whatever the log configuration: the one known
+# exception to "every app line is JSON" (reported to the services owner).
+CELERY_CONSOLE = {"", "worker: Warm shutdown (MainProcess)", "worker: Cold shutdown (MainProcess)"}  # flags are cached ~0.5-1 s by services and the load generator
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    if not (APPENDIX / "docker-compose.yml").exists():
+        pytest.skip("appendix-code/docker-compose.yml not written yet")
+    plan = load_scenario(SCENARIO, load_catalog(APPENDIX / "faults.yaml"))
+    if os.environ.get("OBSLAB_LAB_RUN"):
+        out = Path(os.environ["OBSLAB_LAB_RUN"])
+        return {"out": out, "run": json.loads((out / "run.json").read_text()), "plan": plan}
+    out = tmp_path_factory.mktemp("lab")
+    cfg = RunConfig(out=out, duration_s=plan.length_s + 4, rate=25, seed=11, scenario_file=SCENARIO,
+                    scrape_interval_s=2, progress=False, command=["pytest", "lab integration"])
+    doc = run_lab(cfg)
+    return {"out": out, "run": doc, "plan": plan}
+
+
+def _ms(ts: str) -> int:
+    return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+@pytest.fixture(scope="module")
+def logs(run):
+    rows = []
+    for line in (run["out"] / "raw" / "logs.txt").read_text(encoding="utf-8").splitlines():
+        m = LINE.match(line)
+        assert m, f"log line without the Compose prefix: {line!r}"
+        rows.append((m["name"], m["payload"]))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def access(logs):
+    """web-api access lines: (time ms, status, duration ms)."""
+    out = []
+    for name, payload in logs:
+        if name == "web-api":
+            d = json.loads(payload)
+            if d.get("event") == "access":
+                out.append((_ms(d["timestamp"]), int(d["status"]), float(d["duration_ms"])))
+    return out
+
+
+@pytest.fixture(scope="module")
+def spans(run):
+    out = []
+    for line in (run["out"] / "raw" / "traces.jsonl").read_text().splitlines():
+        for rs in json.loads(line)["resourceSpans"]:
+            res = {a["key"]: a["value"] for a in rs.get("resource", {}).get("attributes", [])}
+            service = res["service.name"]["stringValue"]
+            for ss in rs.get("scopeSpans", []):
+                scope = ss.get("scope", {}).get("name", "")
+                for s in ss.get("spans", []):
+                    attrs = {a["key"]: next(iter(a["value"].values()), None) for a in s.get("attributes", [])}
+                    out.append({"service": service, "scope": scope, "trace": s["traceId"].lower(),
+                                "name": s["name"], "kind": s.get("kind"), "attrs": attrs,
+                                "start_ms": int(s["startTimeUnixNano"]) // 1_000_000})
+    return out
+
+
+def test_run_summary(run):
+    doc = run["run"]
+    assert not doc["interrupted"] and doc["restarts"] == [], doc["restarts"]
+    assert doc["counts"]["requests_sent"] > 0.8 * 25 * (doc["duration_s"] - 5)
+    saved = json.loads((run["out"] / "run.json").read_text())
+    assert saved["counts"] == doc["counts"] and saved["seed"] == 11
+    assert set(saved["ports"]) >= {"redis", "postgres", "prometheus", "web-api", "auth-service"}
+
+
+def test_every_service_logs_and_every_app_line_is_json(logs):
+    names = {n for n, _ in logs}
+    assert set(APP) | {"redis", "postgres", "prometheus"} <= names
+    for name, payload in logs:
+        if name == "payment-worker" and payload in CELERY_CONSOLE:
+            continue
+        if name in APP:
+            d = json.loads(payload)
+            assert {"timestamp", "level", "service", "message", "event"} <= d.keys(), payload
+            assert d["service"] == name and d["level"] in ("DEBUG", "INFO", "WARN", "ERROR")
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", d["timestamp"])
+        assert "x-anomaly" not in payload and "anomaly." not in payload  # markers never in logs
+    for name in ("web-api", "auth-service", "payment-worker"):
+        assert any(n == name and '"lifecycle"' in p for n, p in logs), f"{name} has no lifecycle line"
+
+
+def test_traces_cross_services(spans):
+    by_trace = defaultdict(set)
+    for s in spans:
+        by_trace[s["trace"]].add(s["service"])
+    assert any({"web-api", "auth-service"} <= v for v in by_trace.values())
+    celery_traces = {s["trace"] for s in spans if s["service"] == "web-api"
+                     and s["kind"] in (4, "SPAN_KIND_PRODUCER")}
+    assert any("payment-worker" in by_trace[t] for t in celery_traces), "no web-api -> Celery -> worker trace"
+
+
+def test_metrics_have_series_for_every_service(run):
+    doc = json.loads((run["out"] / "raw" / "metrics.json").read_text())
+    assert {"prometheus_url", "start", "end", "step", "results"} <= doc.keys()
+    services = set()
+    for r in doc["results"]:
+        assert {"name", "query", "unit", "response"} <= r.keys()
+        if r["response"]["status"] == "success":
+            services |= {s["metric"].get("service") for s in r["response"]["data"]["result"]}
+    assert {"web-api", "auth-service", "payment-worker"} <= services
+    assert run["run"]["counts"]["series"] > 0
+
+
+def test_incidents_match_the_schedule(run):
+    incs = read_incidents(run["out"] / "incidents.json")
+    plan = run["plan"]
+    load_start = _ms(run["run"]["load_start"])
+    assert [(i.fault_id, i.level, i.targets) for i in incs] == \
+        [(p.fault_id, p.level, [p.target]) for p in plan.injections]
+    for i, p in zip(incs, plan.injections):
+        assert abs(i.start_ms - load_start - p.offset_s * 1000) < 1500
+        assert i.end_ms - i.start_ms == p.duration_s * 1000
+        assert i.cooldown_end_ms - i.end_ms == p.cooldown_s * 1000
+        assert i.root_cause == p.target and i.primary_incident_id is None
+        assert i.verified is True, (i.fault_id, i.verification)
+    doc = json.loads((run["out"] / "incidents.json").read_text())
+    assert doc["seed"] == 11 and doc["run_id"] == run["run"]["run_id"]
+
+
+def _window(rows, lo, hi):
+    return [r for r in rows if lo <= r[0] < hi]
+
+
+def _p95(values):
+    values = sorted(values)
+    return values[int(0.95 * (len(values) - 1))] if values else float("nan")
+
+
+def _incident(run, fault_id):
+    return next(i for i in read_incidents(run["out"] / "incidents.json") if i.fault_id == fault_id)
+
+
+def test_latency_spike_symptom(run, access):
+    i = _incident(run, "latency_spike")
+    before = [d for _, _, d in _window(access, i.start_ms - 15000, i.start_ms)]
+    during = [d for _, _, d in _window(access, i.start_ms + 1500, i.end_ms)]
+    after = [d for _, _, d in _window(access, i.end_ms + SLACK_MS, i.cooldown_end_ms)]
+    assert len(before) > 20 and len(during) > 20 and len(after) > 20
+    assert _p95(during) >= 3 * _p95(before), (_p95(before), _p95(during))
+    assert _p95(after) < _p95(during) / 2, (_p95(during), _p95(after))
+
+
+def test_error_spike_symptom(run, access):
+    i = _incident(run, "error_spike")
+
+    def rate(rows):
+        return sum(1 for _, st, _ in rows if st >= 500) / max(1, len(rows))
+
+    before = rate(_window(access, i.start_ms - 12000, i.start_ms))
+    during = rate(_window(access, i.start_ms + 1500, i.end_ms))
+    after = rate(_window(access, i.end_ms + SLACK_MS, i.cooldown_end_ms))
+    assert during >= max(0.1, 3 * before), (before, during)
+    assert after < during / 2, (during, after)
+
+
+def test_memory_leak_symptom(run):
+    i = _incident(run, "memory_leak")
+    doc = json.loads((run["out"] / "raw" / "metrics.json").read_text())
+    rss = next(r for r in doc["results"] if r["name"] == "rss_mb")
+    series = [s for s in rss["response"]["data"]["result"] if s["metric"].get("service") == i.targets[0]]
+    assert series, f"no rss_mb series for {i.targets[0]}"
+    points = [(float(t) * 1000, float(v)) for t, v in series[0]["values"]]
+    before = [v for t, v in points if i.start_ms - 10000 <= t < i.start_ms]
+    during = [v for t, v in points if i.start_ms <= t <= i.end_ms + 1000]
+    after = [v for t, v in points if i.end_ms + 4000 <= t <= i.cooldown_end_ms + 2000]
+    assert before and during and after
+    peak = max(during)
+    assert peak >= max(before) + 20, (before, during)  # grew by tens of MB inside the window
+    assert min(after) < peak - 10, (peak, after)  # and was released after the revert
+
+
+def test_markers_only_inside_fault_windows(run, spans):
+    incs = read_incidents(run["out"] / "incidents.json")
+    marked = [s for s in spans if "anomaly.type" in s["attrs"]]
+    assert marked, "no span carries anomaly.* attributes"
+    for s in marked:
+        assert any(i.start_ms - SLACK_MS <= s["start_ms"] <= i.end_ms + SLACK_MS for i in incs), s
+        assert {"anomaly.label", "anomaly.root_cause", "anomaly.msg"} <= s["attrs"].keys()
+    for i in incs:
+        inside = [s for s in marked if i.start_ms <= s["start_ms"] < i.end_ms]
+        assert any(i.fault_id in s["attrs"]["anomaly.type"] for s in inside), i.fault_id
+        assert {s["service"] for s in inside} >= {"web-api"}
+    # markers travel downstream through baggage
+    assert {s["service"] for s in marked} >= {"web-api", "auth-service", "payment-worker"}
+    unmarked_outside = [s for s in spans if s["service"] == "web-api" and "anomaly.type" not in s["attrs"]
+                        and not any(i.start_ms - SLACK_MS <= s["start_ms"] <= i.end_ms + SLACK_MS for i in incs)]
+    assert unmarked_outside, "no normal traffic outside the fault windows"
+
+
+def test_benign_events_are_logged_and_not_incidents(run, logs):
+    events = run["run"]["events"]
+    assert [e["kind"] for e in events] == ["deploy", "maintenance"]
+    deploy = events[0]
+    assert deploy["service"] == "auth-service"
+    lifecycle = [json.loads(p) for n, p in logs if n == "auth-service" and '"lifecycle"' in p]
+    starts = [d for d in lifecycle if "start" in d["message"]]
+    assert len(starts) >= 2, "the deploy did not restart auth-service"
+    assert any(_ms(deploy["start"]) <= _ms(d["timestamp"]) <= _ms(deploy["end"]) for d in starts)
+    assert run["run"]["restarts"] == []  # a deploy is not a crash
+    assert len(read_incidents(run["out"] / "incidents.json")) == len(run["plan"].injections)

@@ -1,0 +1,112 @@
+"""Unit tests of the daemon's parts that need no model and no server."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from obslab.serve.auth import KeyChecker, load_keys
+from obslab.serve.features import FEATURES, feature_matrix
+from obslab.serve.ratelimit import RateLimiter
+from obslab.serve.schemas import METRICS, FeedRequest
+from obslab.serve.store import RecordStore, RollingWindow
+
+KEY_A = "alpha-key-0123456789"
+KEY_B = "bravo-key-0123456789"
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_rate_limiter_bucket_and_retry_after():
+    clock = FakeClock()
+    limiter = RateLimiter(per_minute=3, clock=clock)
+    assert [limiter.acquire("k") for _ in range(3)] == [0, 0, 0]
+    wait = limiter.acquire("k")
+    assert wait == 20  # one token per 20 s at 3/min
+    assert limiter.acquire("other") == 0  # per key
+    clock.now += 20
+    assert limiter.acquire("k") == 0
+    assert limiter.acquire("k") >= 1
+
+
+def test_keys_from_env_and_file(tmp_path):
+    f = tmp_path / "keys"
+    f.write_text(f"# ops\n{KEY_B}  # second\n\n")
+    keys = load_keys(f, environ={"OBSLAB_API_KEYS": f"{KEY_A}, {KEY_B}"})
+    assert keys == [KEY_A, KEY_B]
+    with pytest.raises(ValueError, match="shorter"):
+        load_keys(None, environ={"OBSLAB_API_KEYS": "short"})
+    with pytest.raises(ValueError, match="no API keys"):
+        KeyChecker([])
+    checker = KeyChecker(keys)
+    assert checker.identify(KEY_A) == "key0" and checker.identify(KEY_B) == "key1"
+    assert checker.identify(KEY_A[:-1]) is None and checker.identify("") is None
+
+
+def _record(**over):
+    rec = {"timestamp": "2026-01-05T10:00:00Z", "server_name": "web-01", "status": "healthy"}
+    rec.update({m: 1 for m in METRICS})
+    rec.update(over)
+    return rec
+
+
+def test_schema_reports_every_bad_field_of_every_record():
+    body = {"records": [_record(), _record(cpu_user_pct=101, status="sleepy"), _record(uptime_days=False, server_name="")]}
+    with pytest.raises(ValidationError) as info:
+        FeedRequest.model_validate(body)
+    bad = {(e["loc"][1], e["loc"][-1]) for e in info.value.errors()}
+    assert bad == {(1, "cpu_user_pct"), (1, "status"), (2, "uptime_days"), (2, "server_name")}
+
+
+def test_feature_matrix_ignores_status_and_encodes_time_of_day():
+    values = np.arange(len(METRICS), dtype=float)[None, :].repeat(2, axis=0)
+    x = feature_matrix(values, np.array([0, 6 * 3_600_000]))
+    assert x.shape == (2, len(FEATURES)) and "status" not in FEATURES and "server_name" not in FEATURES
+    assert np.allclose(x[:, -2:], [[0, 1], [1, 0]], atol=1e-6)
+
+
+def _rows(n, server="a", t0=0):
+    return [(t0 + i * 300_000, server, "healthy", *([float(i)] * len(METRICS))) for i in range(n)]
+
+
+def test_store_persists_and_window_resumes(tmp_path):
+    path = tmp_path / "state.sqlite"
+    store = RecordStore(path)
+    window = RollingWindow(5)
+    window.extend(store.append(_rows(4, "a")))
+    window.extend(store.append(_rows(3, "b", t0=10 * 300_000)))
+    assert len(window) == 5 and store.total == 7 and store.tick == 7
+    before = [(r.seq, r.server, r.values) for r in window.rows]
+    store.close()
+
+    again = RecordStore(path)
+    resumed = RollingWindow(5)
+    resumed.extend(again.newest(5))
+    assert [(r.seq, r.server, r.values) for r in resumed.rows] == before
+    assert again.total == 7 and again.tick == 7
+    # a backfill of older timestamps is stored but does not advance the tick
+    again.append(_rows(2, "c"))
+    assert again.tick == 7 and again.total == 9
+
+
+def test_window_tracks_latest_per_server_and_evicts():
+    window = RollingWindow(3)
+    store_rows = [  # seq, ts, server
+        (1, 0, "a"), (2, 0, "b"), (3, 300_000, "a"), (4, 300_000, "b"),
+    ]
+    from obslab.serve.store import Row
+
+    window.extend([Row(s, t, srv, None, (0.0,) * len(METRICS)) for s, t, srv in store_rows])
+    assert len(window) == 3 and {r.seq for r in window.current()} == {3, 4}
+    # an older (backfilled) record does not replace a server's current one
+    window.extend([Row(5, 0, "a", None, (0.0,) * len(METRICS))])
+    assert window.latest["a"].seq == 3
+    window.extend([Row(6, 600_000, "c", None, (0.0,) * len(METRICS)), Row(7, 600_000, "c", None, (0.0,) * len(METRICS))])
+    assert set(window.latest) == {"a", "c"}  # b's only row left the window
