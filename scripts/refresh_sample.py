@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Refresh the committed sample dataset (data/sample/) from a real native lab run.
 
-    python scripts/refresh_sample.py [--duration 20m] [--seed 7] [--rate N] [--out data/sample]
+    python scripts/refresh_sample.py [--duration 20m] [--seed 7] [--rate 8] [--out data/sample] [-- LAB_ARGS]
 
 1. ``obslab lab run --schedule random --seed S`` into a scratch folder (_build/sample-run):
    the real services as native processes, faults injected on a seeded random schedule;
@@ -9,6 +9,11 @@
 3. copies the dataset files (not the lab's state) into a staging folder, writes
    ``MANIFEST.json`` (command, seed, date, counts, sizes), checks the size budget, and only
    then replaces ``--out``, so a failed refresh leaves the current sample untouched.
+
+Raw OTLP traces are bulky (~3 KB per request), so ``raw/`` keeps ``metrics.json`` whole but only
+the first whole lines of ``logs.txt`` and ``traces.jsonl`` up to ``--raw-mb`` each: enough to
+convert with the appendix scripts (tests/test_book_zip.py does). The OCSF tables are converted
+from the full files; the manifest's ``raw_excerpt`` says how many lines of each were kept.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DATASET_FILES = ("ocsf_logs.parquet", "ocsf_traces.parquet", "ocsf_metrics.parquet",
                  "labels.parquet", "incidents.json", "run.json")
 RAW_FILES = ("logs.txt", "traces.jsonl", "metrics.json")
+# the committed sample's schedule: a fault every ~75 s on average, a deploy (restart) every 7 min
+DEFAULT_LAB_ARGS = ["--interval", "75s", "--deploy-every", "7m"]
 
 
 def run_lab(work: Path, duration: str, seed: int, rate: float | None, extra: list[str]) -> list[str]:
@@ -78,7 +85,21 @@ def dataset_counts(root: Path) -> dict:
     return counts
 
 
-def stage(work: Path, staging: Path, keep_raw: bool) -> None:
+def copy_head(src: Path, dst: Path, max_bytes: int) -> dict:
+    """Copy the first whole lines of src that fit in max_bytes; report kept and total lines."""
+    kept_lines = kept_bytes = total_lines = 0
+    with src.open("rb") as fin, dst.open("wb") as fout:
+        for line in fin:
+            total_lines += 1
+            if kept_bytes + len(line) <= max_bytes and kept_lines == total_lines - 1:
+                fout.write(line)
+                kept_lines += 1
+                kept_bytes += len(line)
+    return {"lines_kept": kept_lines, "lines_total": total_lines, "bytes_total": src.stat().st_size}
+
+
+def stage(work: Path, staging: Path, raw_mb: float) -> dict:
+    """Copy the dataset into staging; returns what raw/ holds of each raw file."""
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
@@ -89,15 +110,23 @@ def stage(work: Path, staging: Path, keep_raw: bool) -> None:
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, staging / name)
     for report in sorted(work.glob("ocsf_*.report.json")):
         shutil.copy2(report, staging / report.name)
-    if keep_raw:
+    excerpt: dict = {}
+    if raw_mb > 0:
         (staging / "raw").mkdir()
         for name in RAW_FILES:
-            if (work / "raw" / name).exists():
-                shutil.copy2(work / "raw" / name, staging / "raw" / name)
+            src, dst = work / "raw" / name, staging / "raw" / name
+            if not src.exists():
+                continue
+            if name.endswith(".jsonl") or name.endswith(".txt"):
+                excerpt[name] = copy_head(src, dst, int(raw_mb * 1e6))
+            else:  # one JSON document: whole or not at all
+                shutil.copy2(src, dst)
+                excerpt[name] = {"whole": True, "bytes_total": src.stat().st_size}
+    return excerpt
 
 
 def write_manifest(staging: Path, command: list[str], seed: int, duration: str, started: float,
-                   conversion: dict) -> dict:
+                   conversion: dict, excerpt: dict) -> dict:
     import obslab
 
     files = [file_entry(p, staging) for p in sorted(staging.rglob("*")) if p.is_file()]
@@ -116,6 +145,7 @@ def write_manifest(staging: Path, command: list[str], seed: int, duration: str, 
         "counts": dataset_counts(staging),
         "conversion": {s: {k: r[k] for k in ("records_in", "records_out", "rejected") if k in r}
                        for s, r in conversion.items() if s != "labels"},
+        "raw_excerpt": excerpt,
         "files": files,
         "total_bytes": sum(f["bytes"] for f in files),
     }
@@ -139,15 +169,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", default="20m", help="lab run length (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=7, help="fault schedule and load seed (default: %(default)s)")
-    parser.add_argument("--rate", type=float, default=None, help="requests/s (default: the Compose file's)")
+    parser.add_argument("--rate", type=float, default=8.0, help="requests/s (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "data" / "sample")
     parser.add_argument("--work", type=Path, default=REPO_ROOT / "_build" / "sample-run",
                         help="scratch folder for the lab run (default: %(default)s)")
     parser.add_argument("--max-mb", type=float, default=20.0, help="size budget of the sample (default: %(default)s)")
-    parser.add_argument("--no-raw", action="store_true", help="leave out raw/ (the zip test converts it)")
+    parser.add_argument("--raw-mb", type=float, default=1.5,
+                        help="MB of each line-based raw file kept in raw/ (0: no raw/; default: %(default)s)")
     parser.add_argument("--reuse-run", action="store_true",
                         help="skip the lab run and convert what --work already holds")
-    parser.add_argument("lab_args", nargs="*", help="extra `obslab lab run` options, after --")
+    parser.add_argument("lab_args", nargs="*",
+                        help=f"`obslab lab run` options, after -- (default: {' '.join(DEFAULT_LAB_ARGS)})")
     args = parser.parse_args(argv)
 
     started = time.time()
@@ -155,14 +187,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.reuse_run:
         run = json.loads((work / "run.json").read_text())
         command = run.get("command") or ["obslab", "lab", "run", "(reused)"]
+        args.seed, args.duration = run.get("seed", args.seed), f"{run.get('duration_s', 0):g}s"
     else:
         if work.exists():
             shutil.rmtree(work)
-        command = run_lab(work, args.duration, args.seed, args.rate, args.lab_args)
+        command = run_lab(work, args.duration, args.seed, args.rate, args.lab_args or DEFAULT_LAB_ARGS)
     conversion = convert(work)
     staging = args.out.with_name(args.out.name + ".new")
-    stage(work, staging, keep_raw=not args.no_raw)
-    manifest = write_manifest(staging, command, args.seed, args.duration, started, conversion)
+    excerpt = stage(work, staging, args.raw_mb)
+    manifest = write_manifest(staging, command, args.seed, args.duration, started, conversion, excerpt)
     mb = manifest["total_bytes"] / 1e6
     if mb > args.max_mb:
         raise SystemExit(f"refresh_sample: {mb:.1f} MB exceeds --max-mb {args.max_mb}: use a shorter "

@@ -73,3 +73,17 @@ def test_dataset_cache_key_tracks_the_data(tmp_path):
     assert key(other) != key(tmp_path)  # another dataset
     os.utime(other, ns=(0, 0))
     assert len(key(other)) == 12
+
+
+def test_download_role_points_at_the_built_zip():
+    import re
+
+    spec = importlib.util.spec_from_file_location("build_appendix_zip", REPO / "scripts" / "build_appendix_zip.py")
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    page = REPO / "book" / "appendix" / "lab.md"
+    targets = re.findall(r"\{download\}`[^<`]*<([^>]+)>`", page.read_text())
+    assert targets, "the lab appendix offers no download"
+    assert all((page.parent / t).resolve() == builder.DEFAULT_OUT.resolve() for t in targets), targets
+    # the zip is built outside _static, so Sphinx copies it once
+    assert "_static" not in builder.DEFAULT_OUT.parts

@@ -134,3 +134,4 @@ def test_score_batches_covers_every_row_once():
     assert [b["batch"] for b in out] == list(range(7))
     assert sum(b["n"] for b in out) == len(X_test)
     np.testing.assert_allclose(np.concatenate([b["scores"] for b in out]), det.score(X_test))
+

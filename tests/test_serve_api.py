@@ -3,6 +3,7 @@ scoring with a tiny model trained here on the synthetic fleet's normal records."
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -42,6 +43,20 @@ def fleet() -> list[dict]:
     return records_from_frame(records.iloc[:240])  # 24 timestamps x 10 servers
 
 
+@pytest.fixture(scope="module")
+def shared(model_dir, tmp_path_factory):
+    """One daemon for the tests that only add records of their own (starting one costs ~5-20 s,
+    mostly importing torch). Body limit 200 kB; schemathesis runs last against it."""
+    d = DaemonProcess(model_dir, tmp_path_factory.mktemp("shared") / "state.sqlite", KEY, warmup=5,
+                      rate_limit=100_000, max_body_bytes=200_000).start()
+    yield d
+    d.stop()
+
+
+def _total(client) -> int:
+    return client.get("/status").json()["records_total"]
+
+
 @pytest.fixture
 def daemon(model_dir, tmp_path):
     """A fresh daemon per test (own state file); generous rate limit unless a test asks otherwise."""
@@ -58,8 +73,8 @@ def daemon(model_dir, tmp_path):
         d.stop()
 
 
-def test_health_is_open_and_every_other_route_needs_the_key(daemon):
-    d = daemon(warmup=5)
+def test_health_is_open_and_every_other_route_needs_the_key(shared):
+    d = shared
     assert httpx.get(d.url + "/health").json() == {"status": "ok"}
     spec = httpx.get(d.url + "/openapi.json").json()
     routes = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops}
@@ -77,6 +92,90 @@ def test_health_is_open_and_every_other_route_needs_the_key(daemon):
     assert spec["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
 
 
+def test_empty_batch_is_ignored(shared):
+    with shared.client() as c:
+        before = c.get("/status").json()
+        r = c.post("/feed/data", json={"records": []}).json()
+        assert r["status"] == "ignored" and r["records_received"] == 0 and r["tick"] == before["ticks"]
+        assert _total(c) == before["records_total"]
+
+
+def test_body_size_limit_413(shared, fleet):
+    big = {"records": fleet * 3}  # ~300 kB against a 200 kB limit
+    with shared.client() as c:
+        before = _total(c)
+        assert c.post("/feed/data", json=big).status_code == 413
+        # chunked, without Content-Length: counted as it arrives
+        chunked = c.post("/feed/data", content=(b" " * 50_000 for _ in range(5)),
+                         headers={"content-type": "application/json"})
+        assert chunked.status_code == 413
+        assert _total(c) == before
+
+
+def test_validation_names_every_bad_field_and_stores_nothing(shared, fleet):
+    bad = [dict(r) for r in fleet[:5]]
+    bad[1]["cpu_user_pct"] = 250
+    bad[1]["status"] = "on_fire"
+    bad[3]["timestamp"] = "yesterday"
+    del bad[3]["mem_used_pct"]
+    bad[3]["back_close_wait"] = 2.5
+    bad[4]["unexpected"] = 1
+    with shared.client() as c:
+        before = _total(c)
+        r = c.post("/feed/data", json={"records": bad})
+        assert r.status_code == 422
+        body = r.json()
+        assert body["status"] == "invalid" and body["bad_records"] == [1, 3, 4]
+        assert {(e["record"], e["field"]) for e in body["errors"]} == {
+            (1, "cpu_user_pct"), (1, "status"), (3, "timestamp"), (3, "mem_used_pct"),
+            (3, "back_close_wait"), (4, "unexpected")}
+        assert _total(c) == before  # all or nothing
+        assert c.post("/feed/data", content=b"{oops", headers={"content-type": "application/json"}).status_code == 422
+
+
+def test_ocsf_metric_events_are_a_second_input(shared):
+    """Base Events with the sample in ``unmapped`` (as obslab.ocsf writes metrics), grouped by
+    host and time into records: 5 hosts x 14 metrics -> 5 records (the shared warmup is 5)."""
+    t = 1767607200000
+    events = [{"class_uid": 0, "activity_id": 99, "time": t, "metadata": {"version": "1.8.0", "uid": f"{h}-{m}"},
+               "unmapped": {"host": f"db-0{h}", "metric": m, "value": 3 if "close_wait" in m else 1.5 + h}}
+              for h in range(5) for m in METRICS]
+    with shared.client() as c:
+        before = _total(c)
+        r = c.post("/feed/data", json={"records": events})
+        assert r.status_code == 200, r.text
+        assert r.json()["records_stored"] == 5 and r.json()["records_received"] == 5 * len(METRICS)
+        incomplete = c.post("/feed/data", json={"records": events[:-1]})
+        assert incomplete.status_code == 422
+        assert [e["record"] for e in incomplete.json()["errors"]] == [4 * len(METRICS)]  # db-04's first event
+        assert "uptime_days" in incomplete.json()["errors"][0]["message"]
+        assert _total(c) == before + 5
+        p = {s["server_name"]: s for s in c.get("/predictions/current").json()["servers"]}
+        assert p["db-01"]["status"] is None and p["db-01"]["timestamp"] == "2026-01-05T10:00:00Z"
+        assert p["db-03"]["top_features"][0]["value"] in (4.5, 3.0)
+
+
+def test_a_broken_server_is_flagged_and_status_is_not_an_input(shared, fleet):
+    last = [dict(r) for r in fleet[-10:]]
+    broken = last[3]
+    broken.update({m: 0 for m in METRICS})  # gone dark: every metric 0, as an offline host reports
+    names = {r["server_name"] for r in last}
+    with shared.client() as c:
+        assert c.post("/feed/data", json={"records": fleet[:-10]}).status_code == 200
+        assert c.post("/feed/data", json={"records": last}).status_code == 200
+        p = c.get("/predictions/current").json()
+        scores = {s["server_name"]: s for s in p["servers"] if s["server_name"] in names}
+        assert len(scores) == 10 and scores[broken["server_name"]]["flag"]
+        assert max(scores.values(), key=lambda s: s["anomaly_score"])["server_name"] == broken["server_name"]
+        assert sum(s["flag"] for s in scores.values()) <= 3  # the healthy rest is mostly not flagged
+        # the same records again, every status changed: identical scores, the new statuses returned
+        relabelled = [dict(r, status="critical_issue") for r in last]
+        assert c.post("/feed/data", json={"records": relabelled}).status_code == 200
+        q = {s["server_name"]: s for s in c.get("/predictions/current").json()["servers"]}
+        for name, s in scores.items():
+            assert q[name]["anomaly_score"] == s["anomaly_score"] and q[name]["status"] == "critical_issue"
+
+
 def test_rate_limit_429_with_retry_after_and_backfill_is_one_request(daemon, fleet):
     d = daemon(rate_limit=3, warmup=5)
     with d.client() as c:
@@ -87,154 +186,68 @@ def test_rate_limit_429_with_retry_after_and_backfill_is_one_request(daemon, fle
         limited = c.get("/status")
         assert limited.status_code == 429
         assert int(limited.headers["Retry-After"]) >= 1
-    # the limit is per key: another client with the same key is limited too, /health never is
+    # the limit is per key, not per connection; /health is never limited
     assert httpx.get(d.url + "/status", headers={"X-API-Key": KEY}).status_code == 429
     assert httpx.get(d.url + "/health").status_code == 200
 
 
-def test_body_size_limit_413(daemon, fleet):
-    d = daemon(max_body_bytes=20_000, warmup=5)
-    with d.client() as c:
-        big = c.post("/feed/data", json={"records": fleet})  # ~100 kB
-        assert big.status_code == 413
-        # chunked, without Content-Length: counted as it arrives
-        chunked = c.post("/feed/data", content=(b" " * 5000 for _ in range(10)),
-                         headers={"content-type": "application/json"})
-        assert chunked.status_code == 413
-        small = c.post("/feed/data", json={"records": fleet[:10]})
-        assert small.status_code == 200
-        assert c.get("/status").json()["records_total"] == 10
-
-
-def test_validation_names_every_bad_field_and_stores_nothing(daemon, fleet):
-    d = daemon(warmup=5)
-    bad = [dict(r) for r in fleet[:5]]
-    bad[1]["cpu_user_pct"] = 250
-    bad[1]["status"] = "on_fire"
-    bad[3]["timestamp"] = "yesterday"
-    del bad[3]["mem_used_pct"]
-    bad[3]["back_close_wait"] = 2.5
-    bad[4]["unexpected"] = 1
-    with d.client() as c:
-        r = c.post("/feed/data", json={"records": bad})
-        assert r.status_code == 422
-        body = r.json()
-        assert body["status"] == "invalid" and body["bad_records"] == [1, 3, 4]
-        assert {(e["record"], e["field"]) for e in body["errors"]} == {
-            (1, "cpu_user_pct"), (1, "status"), (3, "timestamp"), (3, "mem_used_pct"),
-            (3, "back_close_wait"), (4, "unexpected")}
-        assert c.get("/status").json()["records_total"] == 0  # all or nothing
-        assert c.post("/feed/data", content=b"{oops", headers={"content-type": "application/json"}).status_code == 422
-
-
-def test_empty_batch_is_ignored(daemon):
-    d = daemon(warmup=5)
-    with d.client() as c:
-        r = c.post("/feed/data", json={"records": []}).json()
-        assert r["status"] == "ignored" and r["records_received"] == 0 and r["tick"] == 0
-        assert c.get("/status").json()["records_total"] == 0
-
-
-def test_warmup_then_predictions(daemon, fleet):
-    d = daemon(warmup=100, window=2880)
+def test_warmup_then_predictions_and_restart_keeps_the_window(daemon, fleet, tmp_path):
+    state = tmp_path / "kept.sqlite"
+    d = daemon(state=state, warmup=100, window=200)
     with d.client() as c:
         r = c.post("/feed/data", json={"records": fleet[:60]}).json()
         assert r["status"] == "warming_up" and r["progress"] == {"records": 60, "required": 100, "percent": 60.0}
         p = c.get("/predictions/current").json()
         assert p["status"] == "warming_up" and p["servers"] == []
         r = c.post("/feed/data", json={"records": fleet[60:]}).json()
-        assert r["status"] == "accepted" and r["warmup_complete"] and r["rolling_window_size"] == 240
+        assert r["status"] == "accepted" and r["warmup_complete"]
+        assert r["rolling_window_size"] == 200 and r["window_capacity"] == 200  # 240 fed, window 200
         assert r["tick"] == 24 and r["servers_tracked"] == 10
-        p = c.get("/predictions/current").json()
-        assert p["status"] == "ok" and p["fleet"]["servers"] == 10 and len(p["servers"]) == 10
+        before = c.get("/predictions/current").json()
+        assert before["status"] == "ok" and before["fleet"]["servers"] == 10 and len(before["servers"]) == 10
         newest = max(rec["timestamp"] for rec in fleet)
-        for s in p["servers"]:
+        for s in before["servers"]:
             assert s["timestamp"] == newest and np.isfinite(s["anomaly_score"])
-            assert s["flag"] == (s["anomaly_score"] > p["threshold"])
+            assert s["flag"] == (s["anomaly_score"] > before["threshold"])
             assert len(s["nearest_normal"]) == 3 and len(s["top_features"]) == 3
             assert {f["feature"] for f in s["top_features"]} <= set(METRICS)
-        assert p["fleet"]["flagged"] == len(p["fleet"]["flagged_servers"])
-        st = c.get("/status").json()
-        assert st["last_prediction_time"] is not None and st["warmup"]["complete"]
-        meta = load_model(d.args[d.args.index("--model") + 1]).meta
-        assert st["model"]["model_id"] == meta["model_id"]
-        assert st["model"]["trained_on"]["generator"] == "obslab.synth.server_metrics_with_labels"
-        assert st["model"]["trained_on"]["n_records"] > 0 and st["model"]["torch_version"] == torch.__version__
-
-
-def test_a_broken_server_is_flagged_and_status_is_not_an_input(daemon, fleet):
-    d = daemon(warmup=5)
-    last = [dict(r) for r in fleet[-10:]]
-    broken = last[3]
-    broken.update({m: 0 for m in METRICS})  # gone dark: every metric 0, as an offline host reports
-    with d.client() as c:
-        c.post("/feed/data", json={"records": fleet[:-10]})
-        c.post("/feed/data", json={"records": last})
-        p = c.get("/predictions/current").json()
-        scores = {s["server_name"]: s for s in p["servers"]}
-        assert scores[broken["server_name"]]["flag"]
-        assert max(scores.values(), key=lambda s: s["anomaly_score"])["server_name"] == broken["server_name"]
-        assert sum(s["flag"] for s in scores.values()) <= 3  # the healthy rest is mostly not flagged
-        # the same records again, every status changed: identical scores, new statuses returned
-        relabelled = [dict(r, status="critical_issue") for r in last]
-        c.post("/feed/data", json={"records": relabelled})
-        q = {s["server_name"]: s for s in c.get("/predictions/current").json()["servers"]}
-        for name, s in scores.items():
-            assert q[name]["anomaly_score"] == s["anomaly_score"] and q[name]["status"] == "critical_issue"
-
-
-def test_ocsf_metric_events_are_a_second_input(daemon):
-    d = daemon(warmup=1)
-    t = 1767607200000
-    events = [{"class_uid": 0, "activity_id": 99, "time": t, "metadata": {"version": "1.8.0", "uid": f"m-{i}"},
-               "unmapped": {"host": "db-01", "metric": m, "value": 3 if "close_wait" in m else 1.5}}
-              for i, m in enumerate(METRICS)]
-    with d.client() as c:
-        r = c.post("/feed/data", json={"records": events})
-        assert r.status_code == 200 and r.json()["records_stored"] == 1 and r.json()["records_received"] == len(METRICS)
-        incomplete = c.post("/feed/data", json={"records": events[:-1]})
-        assert incomplete.status_code == 422 and "uptime_days" in incomplete.json()["errors"][0]["message"]
-        p = c.get("/predictions/current").json()
-        assert [s["server_name"] for s in p["servers"]] == ["db-01"] and p["servers"][0]["status"] is None
-
-
-def test_restart_keeps_the_window(daemon, fleet, tmp_path):
-    state = tmp_path / "kept.sqlite"
-    d = daemon(state=state, warmup=50, window=200)
-    with d.client() as c:
-        c.post("/feed/data", json={"records": fleet[:120]})
-        c.post("/feed/data", json={"records": fleet[120:]})
+        assert before["fleet"]["flagged"] == len(before["fleet"]["flagged_servers"])
         before_status = c.get("/status").json()
-        before = c.get("/predictions/current").json()
-    d.stop()
-    again = daemon(state=state, warmup=50, window=200)
+        assert before_status["last_prediction_time"] is not None and before_status["warmup"]["complete"]
+        meta = load_model(d.args[d.args.index("--model") + 1]).meta
+        model = before_status["model"]
+        assert model["model_id"] == meta["model_id"] and model["torch_version"] == torch.__version__
+        assert model["trained_on"]["generator"] == "obslab.synth.server_metrics_with_labels"
+        assert model["trained_on"]["n_records"] > 0 and model["created_at"] == meta["created_at"]
+    assert d.stop() in (0, -15)  # uvicorn re-raises SIGTERM after a graceful shutdown
+
+    again = daemon(state=state, warmup=100, window=200)
     with again.client() as c:
         after_status = c.get("/status").json()
         after = c.get("/predictions/current").json()
     for key in ("rolling_window_size", "ticks", "records_total", "servers_tracked", "newest_timestamp"):
         assert after_status[key] == before_status[key], key
-    assert after_status["rolling_window_size"] == 200 and after_status["records_total"] == 240
+    assert after_status["records_total"] == 240
     assert [(s["server_name"], s["anomaly_score"]) for s in after["servers"]] == \
            [(s["server_name"], s["anomaly_score"]) for s in before["servers"]]
 
 
 def test_serve_refuses_to_start_without_keys(model_dir, tmp_path):
-    env = {k: v for k, v in __import__("os").environ.items() if k != "OBSLAB_API_KEYS"}
+    env = {k: v for k, v in os.environ.items() if k != "OBSLAB_API_KEYS"}
     r = subprocess.run([sys.executable, "-m", "obslab.cli", "serve", "--model", str(model_dir),
                         "--state", str(tmp_path / "s.sqlite")], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "no API keys" in r.stderr
 
 
-def test_schemathesis_finds_no_server_error(daemon, tmp_path):
-    """Property-based run against the published OpenAPI: every check except positive-data
-    acceptance (an OCSF event is schema-valid alone but a host/time group must carry all 14
-    metrics: a cross-record rule OpenAPI cannot express)."""
-    d = daemon(warmup=5)
+def test_schemathesis_finds_no_server_error(shared, tmp_path):
+    """Property-based run against the published OpenAPI (last: it feeds random records).
+    Every check except positive-data acceptance: an OCSF event is schema-valid alone, but a
+    host/time group must carry all 14 metrics, a cross-record rule OpenAPI cannot express."""
     st = shutil.which("st", path=str(Path(sys.executable).parent))
     r = subprocess.run(
-        [st, "run", d.url + "/openapi.json", "-H", f"X-API-Key: {KEY}", "--max-examples", "25", "--seed", "7",
+        [st, "run", shared.url + "/openapi.json", "-H", f"X-API-Key: {KEY}", "--max-examples", "25", "--seed", "7",
          "--generation-database", "none", "--no-color", "--workers", "1", "--exclude-checks", "positive_data_acceptance",
          "--phases", "examples,coverage,fuzzing"],
-        capture_output=True, text=True, timeout=240, cwd=tmp_path,
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )
     assert r.returncode == 0, r.stdout[-4000:]

@@ -95,7 +95,7 @@ def test_loadgen_run_records_requests_markers_and_summary(tmp_path):
         summary = [l for l in lines if l["message"].startswith("load finished")]
         assert summary and summary[0]["event"] == "lifecycle"
         s = summary[0]
-        assert s["sent"] == len(rows) and abs(s["achieved_rate"] - s["target_rate"]) / s["target_rate"] < 0.25
+        assert s["sent"] == len(rows) and abs(s["achieved_rate"] - s["target_rate"]) / s["target_rate"] < 0.35
         stack.stop()
         # every app line stays JSON through shutdown, and each service logs its stop
         stopping = set()

@@ -12,6 +12,8 @@ API (engineer A; stable for detection, evaluation and the daemon)::
     load_or_train(name, x_num, x_cat, spec, data_id="", **train_kwargs) -> (model, meta)
         reuses cache_dir()/models/<name> when it was trained on the same arrays with the same
         settings, else trains (deterministically) and saves it there
+    train_supervised(model, x_num, x_cat, y, epochs=30, ...) -> history   (the ResNet chapter's
+        residual-vs-plain experiment; not part of the anomaly pipeline)
     Encoder.fit(frame, train_mask, name, numeric=None, categorical=None, **train_kwargs)
         fit_features on the training rows + load_or_train; Encoder.load(path); enc.embed(frame)
 
@@ -54,6 +56,7 @@ __all__ = [
     "scarf_corrupt",
     "nt_xent",
     "train_encoder",
+    "train_supervised",
     "embed",
     "save_model",
     "load_model",
@@ -226,6 +229,41 @@ def embed(model: TabularResNet, x_num, x_cat=None, batch_size: int = 8192) -> np
     if not out:
         return np.zeros((0, model.d_embedding), dtype=np.float32)
     return torch.cat(out).numpy().astype(np.float32)
+
+
+def train_supervised(model: TabularResNet, x_num, x_cat, y, epochs: int = 30, batch_size: int = 128,
+                     lr: float = 1e-3, seed: int = 0) -> dict:
+    """Fit ``model`` plus a linear head to a numeric target ``y`` (mean squared error).
+
+    Not part of the anomaly pipeline: the TabularResNet chapter uses it to compare residual and
+    plain stacks on a task with a known answer. Returns {"loss": per-epoch mean training loss,
+    "grad_norm_first_block": gradient norm of the first block's first layer after the first
+    batch} (how much learning signal reaches the bottom of the stack)."""
+    x_num, x_cat = _as_tensors(x_num, x_cat)
+    y = torch.as_tensor(np.asarray(y, dtype=np.float32)).reshape(len(x_num), -1)
+    with _deterministic():
+        torch.manual_seed(seed)
+        head = nn.Linear(model.d_embedding, y.shape[1])
+        optimiser = torch.optim.Adam(list(model.parameters()) + list(head.parameters()), lr=lr)
+        loader = DataLoader(TensorDataset(x_num, x_cat, y), batch_size=batch_size, shuffle=True,
+                            generator=torch.Generator().manual_seed(seed))
+        history = {"loss": [], "grad_norm_first_block": None}
+        model.train()
+        for _ in range(epochs):
+            total, rows = 0.0, 0
+            for xb_num, xb_cat, yb in loader:
+                loss = F.mse_loss(head(model(xb_num, xb_cat)), yb)
+                optimiser.zero_grad()
+                loss.backward()
+                if history["grad_norm_first_block"] is None and len(model.blocks):
+                    grad = model.blocks[0].ff[0].weight.grad
+                    history["grad_norm_first_block"] = float(grad.norm())
+                optimiser.step()
+                total += loss.item() * len(yb)
+                rows += len(yb)
+            history["loss"].append(total / rows)
+        model.eval()
+    return history
 
 
 def data_fingerprint(x_num, x_cat=None) -> str:

@@ -190,8 +190,8 @@ def process_payment(self, payment_id: str, user_id: int, product_id: int, quanti
         trace_id = format(ctx.trace_id, "032x") if ctx.is_valid else None
     try:
         with state.pool.connection() as conn:
-            POOL_IN_USE.labels(SERVICE).set(state.pool.get_stats().get("pool_size", 0)
-                                            - state.pool.get_stats().get("pool_available", 0))
+            stats = state.pool.get_stats()
+            POOL_IN_USE.labels(SERVICE).set(stats.get("pool_size", 0) - stats.get("pool_available", 0))
             conn.execute(
                 "INSERT INTO payments (id, user_id, product_id, quantity, amount_cents, status, trace_id)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",

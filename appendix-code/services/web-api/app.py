@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import _paths  # noqa: F401  (labcommon on sys.path)
 
+import json
 import logging
 import os
 import random
@@ -170,8 +171,6 @@ def query(sql: str, params=()) -> list[tuple]:
 
 def cached(key: str, load):
     """Read-through cache: JSON in Redis under cache:<key> for the effective TTL."""
-    import json
-
     full = f"cache:{key}"
     if not faults.cache_bypass():
         raw = cache.get(full)

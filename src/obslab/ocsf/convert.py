@@ -24,7 +24,6 @@ from obslab.ocsf.report import ConversionReport
 from obslab.ocsf.schemas import SIGNAL_SCHEMAS
 
 RAW_FILES = {"logs": "logs.txt", "traces": "traces.jsonl", "metrics": "metrics.json"}
-SAMPLE_PER_BATCH = 64
 
 
 def iter_ocsf(signal: str, src: str | os.PathLike, report: ConversionReport, source: str | None = None):
@@ -73,7 +72,7 @@ def convert_file(signal: str, src: str | os.PathLike, out: str | os.PathLike, *,
             if validate_sample is None:
                 samples.append(table)
             elif validate_sample > 0 and table.num_rows:
-                k = min(SAMPLE_PER_BATCH if table.num_rows > validate_sample else validate_sample, table.num_rows)
+                k = min(validate_sample, table.num_rows)  # per batch; the final sample is drawn below
                 idx = sorted(rng.sample(range(table.num_rows), k))
                 samples.append(table.take(pa.array(idx, pa.int64())))
             if labels_writer is not None:

@@ -11,6 +11,7 @@ Both paths produce identical FLAT_SPAN columns for the inputs the fast path acce
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +23,9 @@ from obslab.ocsf.otlp import ATTR_COLUMNS
 
 MARKER_RE = r"^(?:anomaly\.|.*x-anomaly-)(?P<m>type|label|root[-_]cause|msg)$"
 SIMPLE_VALUES = ("stringValue", "intValue", "doubleValue", "boolValue")
+
+
+INT_NUMBER = re.compile(rb'"intValue":(-?\d+)')
 
 
 class Unsupported(Exception):
@@ -85,6 +89,10 @@ def _value_text(value, n):
     return text, as_json, complex_rows
 
 
+def _read(data: bytes) -> pa.Table:
+    return pj.read_json(io.BytesIO(data), read_options=pj.ReadOptions(block_size=max(len(data) + 1, 1 << 20)))
+
+
 def parse_block(lines: list[bytes]) -> pa.RecordBatch:
     """FLAT_SPAN rows of a block of OTLP JSON lines; raises Unsupported for the slow path."""
     data = b"\n".join(line for line in lines if line.strip())
@@ -93,9 +101,15 @@ def parse_block(lines: list[bytes]) -> pa.RecordBatch:
     if b"\\u00" in data or b"\t" in data:  # control characters: let orjson/Python escape them
         raise Unsupported("control characters")
     try:
-        table = pj.read_json(io.BytesIO(data), read_options=pj.ReadOptions(block_size=max(len(data) + 1, 1 << 20)))
+        table = _read(data)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise Unsupported(str(exc)[:100]) from None
+        if b'"intValue":' not in data:
+            raise Unsupported(str(exc)[:100]) from None
+        # Node writes intValue as a JSON number, Python as a string: one block may hold both
+        try:
+            table = _read(INT_NUMBER.sub(rb'"intValue":"\1"', data))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc2:
+            raise Unsupported(str(exc2)[:100]) from None
     if table.column_names != ["resourceSpans"]:
         raise Unsupported("other top-level keys")
     rs_list = table.column("resourceSpans").combine_chunks()

@@ -32,15 +32,22 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from obslab.serve.auth import KeyChecker, load_keys
+
+    try:  # keys first: a misconfigured daemon fails in milliseconds, before torch loads
+        keys = load_keys(args.keys_file)
+        KeyChecker(keys)
+    except (ValueError, OSError) as exc:
+        print(f"obslab serve: {exc}", file=sys.stderr)
+        return 2
+
     import torch
     import uvicorn
 
     from obslab.serve.app import ServeSettings, create_app
-    from obslab.serve.auth import load_keys
 
     torch.set_num_threads(1)  # tiny batches: threads only add contention with the event loop
     try:
-        keys = load_keys(args.keys_file)
         app = create_app(
             ServeSettings(model_dir=args.model, state_path=args.state, window=args.window, warmup=args.warmup,
                           rate_limit=args.rate_limit, max_body_bytes=args.max_body_bytes),

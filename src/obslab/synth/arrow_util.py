@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["hex_ids", "pick", "table_from"]
+__all__ = ["hex_ids", "pick", "table_from", "tile_strings"]
 
 # 256 two-character lower-case hex codes as uint16 so a (n, k) byte array maps in one take
 _HEX = np.frombuffer("".join(f"{i:02x}" for i in range(256)).encode(), dtype=np.uint16)
@@ -27,6 +27,21 @@ def hex_ids(rng: np.random.Generator, n: int, n_bytes: int) -> pa.Array:
 def pick(pool, idx: np.ndarray, type_=pa.string()) -> pa.Array:
     """pool[idx] as an Arrow array (None entries in the pool give nulls)."""
     return pc.take(pa.array(list(pool), type=type_), pa.array(np.asarray(idx, dtype=np.int32)))
+
+
+def tile_strings(block: list[str], reps: int) -> pa.Array:
+    """``block`` repeated ``reps`` times as one string array, built by copying bytes (no gather)."""
+    enc = [b.encode() for b in block]
+    data = np.frombuffer(b"".join(enc), dtype=np.uint8)
+    lens = np.array([len(b) for b in enc], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    total = int(lens.sum())
+    if total * reps >= 2**31:
+        raise ValueError("chunk too large for a string array: use fewer days per chunk")
+    offsets = (starts[None, :] + total * np.arange(reps)[:, None]).ravel()
+    offsets = np.append(offsets, total * reps).astype(np.int32)
+    return pa.Array.from_buffers(pa.string(), len(block) * reps,
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(np.tile(data, reps))])
 
 
 def table_from(schema: pa.Schema, n: int, cols: dict) -> pa.Table:

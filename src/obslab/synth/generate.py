@@ -16,9 +16,9 @@ import numpy as np
 import pyarrow as pa
 
 from obslab.ocsf.flat import FLAT_METRIC
-from obslab.synth.arrow_util import pick, table_from
+from obslab.synth.arrow_util import pick, table_from, tile_strings
 from obslab.synth.config import SynthConfig
-from obslab.synth.incidents import Plan, plan_run
+from obslab.synth.incidents import SYMPTOM_METRIC, Plan, plan_run, verify
 from obslab.synth.logs import generate_logs
 from obslab.synth.metrics import METRICS, PHASE_NAMES, ChunkState, generate_chunk_metrics
 from obslab.synth.server_metrics import write_server_metrics
@@ -58,21 +58,25 @@ def metrics_table(topo: Topology, st: ChunkState) -> tuple[pa.Table, np.ndarray,
     names = list(METRICS)
     M = len(names)
     n = M * T * H
-    m_idx = np.tile(np.repeat(np.arange(M), H), T)
     t_idx = np.repeat(np.arange(T), M * H)
     h_idx = np.tile(np.arange(H), M * T)
-    labels_json = [json.dumps({"service": topo.services[topo.host_service[h]], "host": topo.hosts[h],
-                               "region": topo.regions[topo.host_region[h]]}, separators=(",", ":"))
-                   for h in range(H)]
+    # one block of (metric, host) rows per step: string columns are that block, tiled
+    blk_m = np.repeat(np.arange(M), H)
+    blk_h = np.tile(np.arange(H), M)
+    svc = [topo.services[topo.host_service[h]] for h in blk_h]
+    reg = [topo.regions[topo.host_region[h]] for h in blk_h]
+    host = [topo.hosts[h] for h in blk_h]
+    series = [json.dumps({"service": s, "host": h, "region": r}, separators=(",", ":"))
+              for s, h, r in zip(svc, host, reg)]
     cols = {
-        "time_ms": st.t_ms[t_idx],
-        "metric": pick(names, m_idx),
+        "time_ms": np.repeat(st.t_ms, M * H),
+        "metric": tile_strings([names[m] for m in blk_m], T),
         "value": np.stack([st.values[k] for k in names], axis=1).ravel(),
-        "service": pick(topo.services, topo.host_service[h_idx]),
-        "host": pick(topo.hosts, h_idx),
-        "region": pick(topo.regions, topo.host_region[h_idx]),
-        "unit": pick([METRICS[k] for k in names], m_idx),
-        "labels": pick(labels_json, h_idx),
+        "service": tile_strings(svc, T),
+        "host": tile_strings(host, T),
+        "region": tile_strings(reg, T),
+        "unit": tile_strings([METRICS[names[m]] for m in blk_m], T),
+        "labels": tile_strings(series, T),
     }
     return table_from(FLAT_METRIC, n, cols), t_idx, h_idx
 
@@ -135,6 +139,8 @@ def _catalog(cfg: SynthConfig, plan: Plan, out: Path, counts: Counter, run_id: s
         "regional": sum(1 for i in incs if i.region),
         "partial_outages": sum(1 for i in incs
                                if not i.region and len(i.hosts) < cfg.hosts_per_service),
+        "verified": sum(1 for i in incs if i.verified),
+        "not_verified": sorted(i.incident_id for i in incs if i.verified is False),
         "fault_hours": round(sum((i.end_ms - i.start_ms) for i in incs) / 3_600_000, 2),
         "deploys": len(plan.deploys),
         "maintenance_windows": len(plan.maintenance),
@@ -213,7 +219,23 @@ def _run_chunk(first: int, n_days: int):
     raw = None
     if _CTX["fmt"] in ("raw", "both"):
         raw = (logs, spans.table, st.t_ms, st.values)
-    return counts, raw
+    return counts, raw, _symptom_sums(st, per_day * n_days)
+
+
+def _symptom_sums(st: ChunkState, T: int) -> dict[str, list[float]]:
+    """Per incident: symptom metric sums over its hosts, the hour before the fault and its
+    second half (past most of the ramp of gradual incidents)."""
+    out = {}
+    step = int(st.t_ms[1] - st.t_ms[0]) if T > 1 else 86_400_000
+    for f in st.faults:
+        inc = f.incident
+        metric, _ = SYMPTOM_METRIC[f.kind]
+        x = st.values[metric][:, f.hosts]
+        before = (st.t_ms >= inc.start_ms - max(3_600_000, 2 * step)) & (st.t_ms < inc.start_ms)
+        during = (st.t_ms >= (inc.start_ms + inc.end_ms) // 2) & (st.t_ms < inc.end_ms)
+        out[inc.incident_id] = [float(x[before].sum()), float(before.sum() * x.shape[1]),
+                                float(x[during].sum()), float(during.sum() * x.shape[1])]
+    return out
 
 
 def _day_bounds(day_of_row: np.ndarray, n_days: int) -> np.ndarray:
@@ -262,8 +284,11 @@ def generate(cfg: SynthConfig, out, fmt: str = "ocsf", quiet: bool = True,
             pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"),
                                        initializer=_init, initargs=(cfg, topo, plan, out, fmt))
             results = pool.map(_run_chunk, *zip(*chunks))
-        for (first, n_days), (c, payload) in zip(chunks, results):
+        sums: dict[str, np.ndarray] = {}
+        for (first, n_days), (c, payload, symptom) in zip(chunks, results):
             counts.update(c)
+            for key, v in symptom.items():
+                sums[key] = sums.get(key, 0) + np.asarray(v)
             if raw is not None:
                 logs, spans, t_ms, values = payload
                 raw.write_logs(logs)
@@ -278,6 +303,8 @@ def generate(cfg: SynthConfig, out, fmt: str = "ocsf", quiet: bool = True,
             bar.close()
         if raw is not None:
             raw.close(METRICS)
+    for f in plan.faults:
+        verify(f, list(sums.get(f.incident.incident_id, [0, 0, 0, 0])))
     if cfg.server_metrics:
         counts["server_metrics"] = write_server_metrics(out, cfg)
     run_id = f"synth-{cfg.seed}-{day_name(cfg.start_ms)}-{cfg.days}d"

@@ -23,7 +23,9 @@ __all__ = [
     "Plan",
     "plan_run",
     "intensity",
+    "verify",
     "SEVERITY",
+    "SYMPTOM_METRIC",
     "CASCADING_TYPES",
     "REGIONAL_TYPES",
 ]
@@ -54,6 +56,19 @@ RAMP_FRACTION = {
     "configuration_mismatch": 0.0,
     "resource_exhaustion": 0.6,
 }
+# the metric each incident type is expected to move, and which way (checked as "verified")
+SYMPTOM_METRIC = {
+    "memory_leak": ("mem_pct", +1),
+    "db_contention": ("latency_p95_ms", +1),
+    "network_packet_loss": ("packet_loss_pct", +1),
+    "cpu_saturation": ("cpu_pct", +1),
+    "cascading_failure": ("error_rate_pct", +1),
+    "network_partition": ("error_rate_pct", +1),
+    "dependency_degradation": ("latency_p95_ms", +1),
+    "configuration_mismatch": ("error_rate_pct", +1),
+    "resource_exhaustion": ("shared_pool_pct", +1),
+}
+VERIFY_MIN_CHANGE = 0.1  # relative change of the symptom metric that counts as observed
 CASCADING_TYPES = {"db_contention", "cascading_failure", "cpu_saturation", "resource_exhaustion"}
 REGIONAL_TYPES = {"network_packet_loss", "network_partition"}
 DESCRIPTION = {
@@ -291,3 +306,20 @@ def plan_run(cfg: SynthConfig, topo: Topology) -> Plan:
         deploys=sorted((d for p in plans for d in p.deploys), key=lambda d: d.time_ms),
         maintenance=[m for p in plans for m in p.maintenance],
     )
+
+
+def verify(fault: Fault, sums: list[float]) -> None:
+    """Record the symptom metric before vs during the fault (the lab's ``verified`` check).
+
+    ``sums`` = [sum before, count before, sum during, count during] over the fault's hosts,
+    "before" being the hour before the start and "during" the second half of the fault."""
+    metric, sign = SYMPTOM_METRIC[fault.kind]
+    inc = fault.incident
+    if sums[1] == 0 or sums[3] == 0:
+        inc.verified, inc.verification = None, {"metric": metric, "note": "window outside run"}
+        return
+    before, during = sums[0] / sums[1], sums[2] / sums[3]
+    change = (during - before) / max(abs(before), 1e-9)
+    inc.verified = bool(sign * change >= VERIFY_MIN_CHANGE)
+    inc.verification = {"metric": metric, "before": round(before, 4), "during": round(during, 4),
+                        "change": round(change, 4)}

@@ -165,5 +165,8 @@ class RawWriter:
                              "data": {"resultType": "matrix", "result": result}},
             })
         tmp = self.dir / "metrics.json.tmp"
-        tmp.write_bytes(orjson.dumps({"step_seconds": self.step_s, "results": results}))
+        # the header the lab's exporter writes (obslab.lab.prom.export_range)
+        doc = {"prometheus_url": None, "start": ms_to_iso(int(t[0] * 1000)),
+               "end": ms_to_iso(int(t[-1] * 1000)), "step": self.step_s, "results": results}
+        tmp.write_bytes(orjson.dumps(doc))
         os.replace(tmp, self.dir / "metrics.json")
