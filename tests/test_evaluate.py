@@ -218,7 +218,7 @@ def test_window_experiment_end_to_end(tmp_path, monkeypatch):
     from obslab.evaluate import window_experiment
 
     _tiny_dataset(tmp_path / "data")
-    ex = window_experiment(tmp_path / "data", epochs=2, seed=1)
+    ex = window_experiment(tmp_path / "data", window_ms=60_000, epochs=2, seed=1)
     n = len(ex.frame)
     assert n == 3 * 50 and ex.embeddings.shape[0] == ex.raw.shape[0] == len(ex.labels) == n
     assert ex.split.test_incidents and not ex.labels.loc[ex.split.train, "is_anomaly"].any()
@@ -231,5 +231,15 @@ def test_window_experiment_end_to_end(tmp_path, monkeypatch):
     # raw window features catch a 6x latency spike and a 70 % error spike easily
     assert table.loc[("raw features", "knn"), "AUROC"] > 0.9
     # a second call reuses the cached encoder: identical embeddings
-    again = window_experiment(tmp_path / "data", epochs=2, seed=1)
+    again = window_experiment(tmp_path / "data", window_ms=60_000, epochs=2, seed=1)
     np.testing.assert_array_equal(again.embeddings, ex.embeddings)
+
+
+def test_auto_window_ms():
+    from obslab.evaluate import auto_window_ms
+
+    assert auto_window_ms(3 * 3600_000) == 60_000
+    assert auto_window_ms(60 * MIN) == 30_000
+    assert auto_window_ms(30 * MIN) == 15_000
+    assert auto_window_ms(20 * MIN) == 10_000
+    assert auto_window_ms(0) == 10_000

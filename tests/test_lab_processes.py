@@ -175,9 +175,11 @@ def test_redis_injection_with_ttl(tmp_path):
 def test_postgres_prometheus_and_exporters(tmp_path):
     sink = LogSink(tmp_path / "logs.txt")
     started = []
+    datadir = tmp_path / "never-made"
     try:
         pg_port, prom_port, pex_port = processes.free_port(), processes.free_port(), processes.free_port()
-        started.append(processes.start_postgres(pg_port, processes.postgres_datadir(tmp_path / "state"), sink))
+        datadir = processes.postgres_datadir(tmp_path / "state")
+        started.append(processes.start_postgres(pg_port, datadir, sink))
         processes.ensure_database(pg_port, "user", "pa'ss", "db")
         processes.ensure_database(pg_port, "user", "pa'ss", "db")  # idempotent
         import psycopg
@@ -212,6 +214,8 @@ def test_postgres_prometheus_and_exporters(tmp_path):
     finally:
         for p in reversed(started):
             p.stop()
+        processes.remove_datadir(datadir)
+    assert not datadir.exists()
     sink.close()
     names = {line.split("-1", 1)[0] for line in (tmp_path / "logs.txt").read_text().splitlines()}
     assert {"postgres", "prometheus", "postgres-exporter"} <= names
@@ -284,6 +288,13 @@ def test_random_schedule_is_seeded_and_respects_limits(tmp_path):
         assert nxt.offset_s >= prev.offset_s + prev.duration_s + prev.cooldown_s
     for i in a.injections:
         assert 10 <= i.duration_s <= 30 and i.offset_s + i.duration_s + i.cooldown_s <= 900
+    ev = scenario.random_schedule(cat, 7, 900, interval_s=40, min_duration_s=10, max_duration_s=30, cooldown_s=10,
+                                  deploy_every_s=45, maintenance_every_s=100, maintenance_s=20)
+    assert ev.injections == a.injections
+    assert {e.kind for e in ev.events} == {"deploy", "maintenance"}
+    for e in ev.events:  # benign events only in quiet gaps
+        assert not any(i.offset_s - 5 <= e.offset_s + max(e.duration_s, 10) and e.offset_s < i.offset_s + i.duration_s
+                       + i.cooldown_s for i in ev.injections), e
     two = scenario.random_schedule(cat, 3, 900, interval_s=10, max_concurrency=2, levels=["high"])
     for i in two.injections:
         active = [j for j in two.injections if j.offset_s <= i.offset_s < j.offset_s + j.duration_s + j.cooldown_s]
@@ -403,3 +414,70 @@ def test_scenario_command_drives_an_external_lab(tmp_path):
     assert doc["seed"] == 5 and doc["config"]["events"][0]["exit_code"] == 0
     assert (tmp_path / "deployed-auth-service").exists()
     assert "1 incidents" in out
+
+
+def test_example_scenarios_use_the_real_catalog():
+    from obslab.lab.runner import default_appendix
+
+    app = default_appendix()
+    if not (app / "faults.yaml").exists():
+        pytest.skip("appendix-code/faults.yaml not written yet")
+    catalog = scenario.load_catalog(app / "faults.yaml")
+    files = sorted((app / "scenarios").glob("*.yaml"))
+    assert {f.stem for f in files} >= {"no-fault-control", "three-faults"}
+    for f in files:
+        plan = scenario.load_scenario(f, catalog)
+        for inj in plan.injections:
+            assert inj.level in catalog[inj.fault_id].levels and inj.params == catalog[inj.fault_id].params(inj.level)
+    assert scenario.load_scenario(app / "scenarios" / "no-fault-control.yaml", catalog).injections == []
+    assert len({i.fault_id for i in scenario.load_scenario(app / "scenarios" / "three-faults.yaml",
+                                                           catalog).injections}) >= 3
+
+
+def test_driver_records_cascades(tmp_path):
+    from obslab.lab.driver import PlanDriver
+
+    cat = _catalog(tmp_path)
+    cat["latency_spike"].raw["cascade"] = {"propagates_to": ["auth-service", "payment-worker"], "path": "a -> b"}
+    plan = scenario.Plan("c", [
+        scenario.Injection(0.0, "latency_spike", "low", "web-api", 1, 1, "inc-001", params={"delay_ms": 100}),
+        scenario.Injection(0.2, "memory_leak", "medium", "payment-worker", 1, 0, "inc-002",
+                           primary_incident_id="inc-001"),
+    ], [scenario.Event(0.1, "deploy", "auth-service")], 1)
+    port = processes.free_port()
+    rp = processes.start_redis(port, tmp_path / "redis")
+    seen = []
+    try:
+        d = PlanDriver(redis_lib.Redis(port=port, decode_responses=True), cat, plan, on_event=seen.append)
+        d.run(time.time(), until_s=10)
+        assert sorted(f["fault_id"] for f in scenario.active_faults(d.redis)) == ["latency_spike", "memory_leak"]
+        d.clear()
+        assert scenario.active_faults(d.redis) == []
+    finally:
+        rp.stop()
+    got = [(i.incident_id, i.targets, i.root_cause, i.primary_incident_id) for i in d.incidents]
+    assert got == [("inc-001", ["web-api"], "web-api", None),
+                   ("inc-001-c1", ["auth-service"], "web-api", "inc-001"),
+                   ("inc-001-c2", ["payment-worker"], "web-api", "inc-001"),
+                   ("inc-002", ["payment-worker"], "web-api", "inc-001")]
+    assert d.incidents[1].start_ms == d.incidents[0].start_ms and d.incidents[1].end_ms == d.incidents[0].end_ms
+    time.sleep(0.1)
+    assert [e.kind for e in seen] == ["deploy"]
+
+
+def test_cli_names_the_apt_package_of_a_missing_binary(tmp_path):
+    import os
+    import sys
+
+    from obslab.lab.runner import default_appendix
+
+    if not (default_appendix() / "docker-compose.yml").exists():
+        pytest.skip("appendix-code/docker-compose.yml not written yet")
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    r = subprocess.run([str(processes.Path(sys.executable).parent / "obslab"), "lab", "run", "--duration", "5s",
+                        "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "PATH": str(empty)})
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip() == ("obslab lab: error: required binary 'redis-server' not found: "
+                                "install it with `apt-get install redis-server`")

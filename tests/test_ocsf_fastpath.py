@@ -19,7 +19,7 @@ def _same(fast: pa.Table, slow: pa.Table):
         assert fast.column(name).to_pylist() == slow.column(name).to_pylist(), name
 
 
-def _write_spans(path: Path, n_lines: int = 40, seed: int = 3) -> None:
+def _write_spans(path: Path, n_lines: int = 40, seed: int = 3, tab_line: int = -1) -> None:
     rng = random.Random(seed)
     with open(path, "w") as f:
         for line in range(n_lines):
@@ -28,7 +28,7 @@ def _write_spans(path: Path, n_lines: int = 40, seed: int = 3) -> None:
                 attrs = [{"key": "http.method" if i % 2 else "http.request.method", "value": {"stringValue": "get"}},
                          {"key": "http.target", "value": {"stringValue": f"/a/{i}?q=1"}},
                          {"key": "http.status_code", "value": {"intValue": 503 if line % 2 else str(200)}},
-                         {"key": "note", "value": {"stringValue": 'say "hi" \\ ok ü'}},
+                         {"key": "note", "value": {"stringValue": 'say "hi" \\ ok ü' if line != tab_line else "tab\there"}},
                          {"key": "ratio", "value": {"doubleValue": 0.25}},
                          {"key": "flag", "value": {"boolValue": True}}]
                 if i % 7 == 0:
@@ -58,6 +58,12 @@ def test_otlp_fast_equals_slow(tmp_path):
     _same(fast, slow)
     assert fast.column("marker_type").null_count < fast.num_rows
     assert "x-anomaly" not in "".join(v or "" for v in fast.column("attributes").to_pylist())
+    # a control character in a value sends the block to the per-span parser (orjson escapes it)
+    _write_spans(path, tab_line=7)
+    rep = ConversionReport()
+    tab = pa.Table.from_batches(list(read_otlp(path, rep)))
+    assert rep.notes["blocks_slow_path"] == 1
+    _same(tab, pa.Table.from_batches(list(read_otlp(path, fast=False))))
 
 
 def test_otlp_fast_on_real_exporter_output():
@@ -92,8 +98,8 @@ def test_compose_mixed_blocks_keep_order_and_times(tmp_path):
     # small blocks: plain-text blocks (slow) and JSON blocks (fast) interleave
     path = tmp_path / "mixed.txt"
     rows = []
-    for i in range(200):
-        if (i // 20) % 2:
+    for i in range(240):
+        if (i // 60) % 2:
             rows.append("web-1 | " + json.dumps({"time": f"2025-01-01T00:00:{i % 60:02d}Z", "msg": f"m{i}"}))
         else:
             rows.append(f"web-1 | plain {i}")
@@ -103,4 +109,4 @@ def test_compose_mixed_blocks_keep_order_and_times(tmp_path):
     slow = pa.Table.from_batches([b for b, _ in read_compose_logs(path, chunk_bytes=400, fast=False)])
     assert rep.notes["blocks_fast_path"] > 0 and rep.notes["blocks_slow_path"] > 0
     _same(fast, slow)
-    assert fast.column("line_no").to_pylist() == list(range(1, 201))
+    assert fast.column("line_no").to_pylist() == list(range(1, 241))

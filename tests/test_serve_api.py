@@ -3,10 +3,13 @@ scoring with a tiny model trained here on the synthetic fleet's normal records."
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -15,7 +18,7 @@ import pytest
 import torch
 
 from obslab.serve.model_store import frame_arrays, load_model, train_server_model
-from obslab.serve.process import DaemonProcess
+from obslab.serve.process import DaemonProcess, free_port
 from obslab.serve.sample_records import labelled_server_metrics, normal_server_metrics, records_from_frame
 from obslab.serve.schemas import METRICS
 
@@ -237,6 +240,76 @@ def test_serve_refuses_to_start_without_keys(model_dir, tmp_path):
     r = subprocess.run([sys.executable, "-m", "obslab.cli", "serve", "--model", str(model_dir),
                         "--state", str(tmp_path / "s.sqlite")], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "no API keys" in r.stderr
+
+
+@pytest.fixture
+def prometheus_with_a_host(tmp_path, fleet):
+    """A real Prometheus scraping a real exporter (prometheus_client) that serves one fleet
+    record as gauges named demo_<metric>; yields (prometheus URL, the record)."""
+    from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+    record = fleet[5]
+    registry = CollectorRegistry()
+    for m in METRICS:
+        Gauge(f"demo_{m}", m, registry=registry).set(record[m])
+    exporter_port, prom_port = free_port(), free_port()
+    server, thread = start_http_server(exporter_port, addr="127.0.0.1", registry=registry)
+    config = tmp_path / "prometheus.yml"
+    config.write_text(f"global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: demo\n"
+                      f"    static_configs: [{{targets: ['127.0.0.1:{exporter_port}']}}]\n")
+    proc = subprocess.Popen(["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                             f"--web.listen-address=127.0.0.1:{prom_port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{prom_port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # ready, and a few scrapes stored
+            try:
+                r = httpx.get(url + "/api/v1/query", params={"query": "count_over_time(demo_load_average[1m])"})
+                result = r.json()["data"]["result"] if r.status_code == 200 else []
+                if result and float(result[0]["value"][1]) >= 4:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        yield url, record
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        server.shutdown()
+
+
+def test_feed_from_prometheus_to_the_daemon(shared, prometheus_with_a_host, tmp_path, fleet):
+    url, record = prometheus_with_a_host
+    queries = tmp_path / "queries.json"
+    queries.write_text(json.dumps({m: f"demo_{m}" for m in METRICS}))
+    with shared.client() as c:
+        assert c.post("/feed/data", json={"records": fleet[:10]}).status_code == 200  # past the warmup
+        before = _total(c)
+    r = subprocess.run([sys.executable, "-m", "obslab.cli", "feed", "--from-prometheus", url, "--interval", "1s",
+                        "--backfill", "3s", "--once", "--queries", str(queries), "--to", shared.url],
+                       env={**os.environ, "OBSLAB_API_KEY": KEY}, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    sent = int(re.search(r"; (\d+) stored", r.stderr).group(1))
+    assert sent >= 3 and "0 server/times incomplete" in r.stderr
+    with shared.client() as c:
+        assert _total(c) == before + sent
+        p = {s["server_name"]: s for s in c.get("/predictions/current").json()["servers"]}
+    values = {f["feature"]: f["value"] for f in p["127.0.0.1"]["top_features"]}
+    assert all(v == pytest.approx(record[k]) for k, v in values.items())
+    # without --to the batches are JSON lines a client can post as they are
+    r = subprocess.run([sys.executable, "-m", "obslab.cli", "feed", "--from-prometheus", url, "--interval", "1s",
+                        "--once", "--queries", str(queries)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and json.loads(r.stdout.splitlines()[0])["records"][0]["server_name"] == "127.0.0.1"
+
+
+def test_feed_reports_a_prometheus_error(prometheus_with_a_host, tmp_path):
+    url, _ = prometheus_with_a_host
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"load_average": "rate(("}))
+    r = subprocess.run([sys.executable, "-m", "obslab.cli", "feed", "--from-prometheus", url, "--once",
+                        "--queries", str(bad)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "bad_data" in r.stderr
 
 
 def test_schemathesis_finds_no_server_error(shared, tmp_path):

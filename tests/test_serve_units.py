@@ -110,3 +110,34 @@ def test_window_tracks_latest_per_server_and_evicts():
     assert window.latest["a"].seq == 3
     window.extend([Row(6, 600_000, "c", None, (0.0,) * len(METRICS)), Row(7, 600_000, "c", None, (0.0,) * len(METRICS))])
     assert set(window.latest) == {"a", "c"}  # b's only row left the window
+
+
+def test_prometheus_results_become_records_and_gaps_are_counted():
+    from obslab.serve.prometheus import FeedSummary, records_from_results
+
+    def series(inst, values):
+        return [{"metric": {"instance": inst, "job": "node"}, "values": values}]
+
+    results = {m: series("web-01:9100", [[1767607200, "10"], [1767607500, "12.5"]]) for m in METRICS}
+    results["cpu_user_pct"] = series("web-01:9100", [[1767607200, "100.4"], [1767607500, "NaN"]])
+    summary = FeedSummary()
+    recs = records_from_results(results, summary=summary)
+    assert len(recs) == 1 and recs[0]["server_name"] == "web-01" and recs[0]["timestamp"] == "2026-01-05T10:00:00Z"
+    assert recs[0]["cpu_user_pct"] == 100 and recs[0]["back_close_wait"] == 10  # clamped; int field
+    assert summary.clamped == 1 and summary.incomplete == 1 and summary.missing == {"cpu_user_pct": 1}
+    FeedRequest.model_validate({"records": recs})
+
+
+def test_zabbix_history_maps_to_records():
+    from obslab.serve.zabbix import ZABBIX_ITEMS, records_from_zabbix
+
+    rows = []
+    for key, (name, _) in ZABBIX_ITEMS.items():
+        raw = {"system.swap.size[,pfree]": "97", "system.uptime": "172800", "net.if.in[eth0]": "2500000"}.get(key, "5")
+        for clock in (1767607190, 1767607490, 1767607790):  # polled 10 s before each 5-minute grid time
+            rows.append({"host": "app-7", "key_": key, "clock": clock, "value": raw})
+    rows.append({"host": "app-7", "key_": "agent.ping", "clock": 1767607190, "value": "1"})
+    recs = records_from_zabbix(rows, step=300)
+    assert [r["timestamp"] for r in recs] == ["2026-01-05T10:00:00Z", "2026-01-05T10:05:00Z"]
+    assert recs[0]["swap_used_pct"] == 3 and recs[0]["uptime_days"] == 2 and recs[0]["net_in_mb_s"] == 2.5
+    FeedRequest.model_validate({"records": recs})

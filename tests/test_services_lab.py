@@ -165,6 +165,7 @@ def test_logs_are_json_lines_with_required_fields(stack):
 def test_metrics_endpoints_expose_the_documented_names(stack):
     requests.get(stack.url("web-api", "/api/users?page=3"), timeout=10)
     requests.get(stack.url("web-api", "/api/users?page=3"), timeout=10)
+    login(stack)
     web = metrics_text(stack.url("web-api", "/metrics"))
     assert metric_value(web, "http_requests_total", service="web-api", route="/api/users", status="200") >= 2
     assert metric_value(web, "http_request_duration_seconds_count", service="web-api") is not None
@@ -182,6 +183,16 @@ def test_metrics_endpoints_expose_the_documented_names(stack):
     assert metric_value(worker, "celery_queue_depth", queue="celery") is not None
     assert metric_value(worker, "payment_task_duration_seconds_count") is not None
     assert metric_value(worker, "process_resident_memory_bytes") > 0
+    # every fault of the catalog is implemented by some service (each exposes its fault_active)
+    from lab_processes import APPENDIX
+    from obslab.lab.scenario import load_catalog
+
+    exposed = {m for text in (web, auth, worker) for m in re.findall(r'^fault_active\{fault_id="([^"]+)"', text, re.M)}
+    catalog = load_catalog(APPENDIX / "faults.yaml")
+    assert set(catalog) <= exposed, set(catalog) - exposed
+    for fault_id, spec in catalog.items():
+        text = {"web-api": web, "auth-service": auth, "payment-worker": worker}[spec.target]
+        assert metric_value(text, "fault_active", fault_id=fault_id) == 0, (fault_id, spec.target)
 
 
 # --- faults ------------------------------------------------------------------------------------------

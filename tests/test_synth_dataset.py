@@ -128,6 +128,12 @@ def test_cli_writes_a_dataset_and_rejects_bad_flags(tmp_path, capsys):
     assert main(["synth", "--days", "1", "--step", "7m", "--out", str(tmp_path / "x")]) == 2
     assert "step" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+    # a second run into the same folder must not mix with the first one's day partitions
+    again = ["synth", "--days", "1", "--step", "1h", "--out", str(out), "--quiet", "--workers", "1"]
+    assert main(again) == 2
+    assert "already holds a dataset" in capsys.readouterr().err
+    assert main([*again, "--overwrite"]) == 0
+    assert read_signal("metrics", out).num_rows == 8 * 25 * 24
 
 
 def test_parquet_day_files_hold_their_day(ds):
@@ -136,3 +142,21 @@ def test_parquet_day_files_hold_their_day(ds):
         t = pq.read_table(p, columns=["time"]).column("time").to_numpy()
         days = np.unique(t.astype("datetime64[ms]").astype("datetime64[D]").astype(str))
         assert list(days) == [day]
+
+
+def test_host_level_labels_refine_the_service_level_labeller(ds):
+    """obslab.labels labels by (time, service) from incidents.json; synth labels per host, so
+    every synthetic anomaly is an anomaly there too, and partial outages leave healthy hosts
+    of the same service normal."""
+    from obslab.labels import label_events
+
+    incs = read_incidents(ds)
+    mine = read_labels(ds)
+    for signal in ("metrics", "logs"):
+        ocsf = read_signal(signal, ds).drop_columns(["day"])
+        theirs = label_events(ocsf, signal, incs)
+        by_uid = dict(zip(theirs.column("uid").to_pylist(), theirs.column("is_anomaly").to_pylist()))
+        sel = mine.filter(pa.compute.equal(mine.column("signal"), signal))
+        flags = dict(zip(sel.column("uid").to_pylist(), sel.column("is_anomaly").to_pylist()))
+        assert set(by_uid) == set(flags)
+        assert all(by_uid[u] for u, a in flags.items() if a)

@@ -113,3 +113,20 @@ def test_memory_leak_grows_then_recovers():
     mem = generate_chunk_metrics(topo, Plan([f], [], []), 4, t0, 96, STEP, t0).values["mem_pct"]
     before, late, after = mem[16:24, h].mean(), mem[42:48, h].mean(), mem[52:60, h].mean()
     assert late > before + 25 and after < before + 5
+
+
+def test_generated_incidents_are_verified_in_their_symptom_metric(tmp_path):
+    from obslab.data import read_incidents
+    from obslab.synth import generate
+    from obslab.synth.incidents import SYMPTOM_METRIC
+
+    generate(load_config(days=14, seed=8, incidents_per_day=2.0), tmp_path, workers=2)
+    incs = read_incidents(tmp_path)
+    checked = [i for i in incs if i.verified is not None]
+    assert len(checked) >= 15
+    assert sum(i.verified for i in checked) >= 0.9 * len(checked)
+    for i in checked:
+        metric, sign = SYMPTOM_METRIC[i.fault_id]
+        v = i.verification
+        assert v["metric"] == metric
+        assert i.verified == (sign * (v["during"] - v["before"]) / abs(v["before"]) >= 0.1)

@@ -21,10 +21,12 @@ in an evaluation); they never enter training.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 __all__ = [
     "knn_agreement",
@@ -39,6 +41,19 @@ __all__ = [
 ]
 
 
+def _single_threaded(func):
+    """Run sklearn/OpenMP work on one thread: on a small shared machine, spinning OpenMP
+    threads made t-SNE twenty times slower than a single thread."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with threadpool_limits(1):
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+@_single_threaded
 def _neighbours(X: np.ndarray, k: int) -> np.ndarray:
     from sklearn.neighbors import NearestNeighbors
 
@@ -81,6 +96,7 @@ def chance_agreement(groups) -> float:
     return float((p**2).sum())
 
 
+@_single_threaded
 def silhouette(X, groups, sample_size: int | None = 2000, seed: int = 0) -> float:
     from sklearn.metrics import silhouette_score
 
@@ -91,7 +107,9 @@ def silhouette(X, groups, sample_size: int | None = 2000, seed: int = 0) -> floa
     return float(silhouette_score(np.asarray(X), groups, sample_size=size, random_state=seed))
 
 
-def project_2d(X, method: str = "pca", seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
+@_single_threaded
+def project_2d(X, method: str = "pca", seed: int = 0, perplexity: float = 30.0,
+               max_iter: int = 500) -> np.ndarray:
     """A 2-D view: PCA (linear, fast, faithful to large distances) or t-SNE (local structure)."""
     X = np.asarray(X, dtype=np.float64)
     if method == "pca":
@@ -102,10 +120,12 @@ def project_2d(X, method: str = "pca", seed: int = 0, perplexity: float = 30.0) 
         from sklearn.manifold import TSNE
 
         perplexity = min(perplexity, max(2.0, (len(X) - 1) / 3))
-        return TSNE(n_components=2, random_state=seed, init="pca", perplexity=perplexity).fit_transform(X)
+        return TSNE(n_components=2, random_state=seed, init="pca", perplexity=perplexity,
+                    max_iter=max_iter).fit_transform(X)
     raise ValueError(f"method must be 'pca' or 'tsne', not {method!r}")
 
 
+@_single_threaded
 def cluster(X, n_clusters: int = 8, seed: int = 0) -> np.ndarray:
     from sklearn.cluster import KMeans
 

@@ -36,6 +36,7 @@ __all__ = [
     "shade_incidents",
     "WindowExperiment",
     "window_experiment",
+    "auto_window_ms",
 ]
 
 NORMAL, FAULT, COOLDOWN = "normal", "fault", "cooldown"
@@ -323,28 +324,63 @@ class WindowExperiment:
         return {"embedding": (self.embeddings[t], self.embeddings[m]), "raw features": (self.raw[t], self.raw[m])}
 
 
-def window_experiment(root=None, *, window_ms: int = 60_000, seed: int = 7, epochs: int = 30,
+WINDOW_CHOICES_MS = (60_000, 30_000, 15_000, 10_000)
+
+
+def _enough_training(times, incidents, phase, train_fraction, margin_ms, min_train_rows) -> Split:
+    split = split_by_time(times, incidents, phase, train_fraction=train_fraction, margin_ms=margin_ms)
+    fraction = train_fraction
+    while split.train.sum() < min_train_rows and fraction < 0.75:
+        fraction = round(fraction + 0.1, 2)
+        later = split_by_time(times, incidents, phase, train_fraction=fraction, margin_ms=margin_ms)
+        # keep a third of the incidents (at least two) held out
+        if len(later.test_incidents) < min(max(2, len(incidents) // 3), len(incidents)):
+            break
+        split = later
+    return split
+
+
+def auto_window_ms(span_ms: int, min_windows: int = 120, choices: Sequence[int] = WINDOW_CHOICES_MS) -> int:
+    """The longest window giving at least ``min_windows`` windows over ``span_ms`` (else the
+    shortest choice). A 3-hour run gets 1-minute windows; a 20-minute sample with a fault every
+    ~75 s gets 10-second windows, or too few windows would be free of faults to train on."""
+    for w in sorted(choices, reverse=True):
+        if span_ms / w >= min_windows:
+            return int(w)
+    return int(min(choices))
+
+
+def window_experiment(root=None, *, window_ms: int | None = None, seed: int = 7, epochs: int = 30,
                       train_fraction: float = 0.4, margin_ms: int | None = None,
-                      objective: str = "contrastive", name: str = "windows-encoder",
-                      exclude: Sequence[str] = CLOCK_FEATURES) -> WindowExperiment:
+                      objective: str = "contrastive", name: str | None = None,
+                      exclude: Sequence[str] = CLOCK_FEATURES,
+                      min_train_rows: int = 60) -> WindowExperiment:
     """Load a dataset's windowed features and truth, split by time, fit (or reuse) the encoder.
 
+    ``window_ms=None`` picks the window from the dataset's time span (:func:`auto_window_ms`).
     The encoder is trained on the training rows only, through ``obslab.train.Encoder.fit`` (so
-    it is cached under ``name`` and every chapter that calls this with the same arguments
-    reuses it). ``margin_ms`` (default: one window) keeps the windows right before an incident
-    out of training.
+    it is cached under ``name``, default ``windows-<seconds>s-encoder``, and every chapter that
+    calls this with the same arguments reuses it). ``margin_ms`` (default: one window) keeps
+    the windows right before an incident out of training. When the ``train_fraction`` split
+    leaves fewer than ``min_train_rows`` normal training rows (short runs with frequent faults),
+    the cut-off moves later in steps of 0.1 while a third of the incidents (at least two) stay
+    in the test period.
     """
-    from obslab.data import read_incidents
+    from obslab.data import read_incidents, read_labels
     from obslab.detect import raw_feature_matrix
     from obslab.features import KEY_COLUMNS, load_windows, window_labels
     from obslab.train import Encoder
 
+    if window_ms is None:
+        times = read_labels(root).column("time").to_numpy()
+        window_ms = auto_window_ms(int(times.max() - times.min()) if len(times) else 0)
+    name = name or f"windows-{window_ms // 1000}s-encoder"
     frame = load_windows(root, window_ms=window_ms)
     incidents = read_incidents(root)
     labels = window_labels(frame, incidents, window_ms=window_ms)
     margin = window_ms if margin_ms is None else margin_ms
-    split = split_by_time(frame["window_start_ms"].to_numpy(), incidents, labels["phase"].to_numpy(),
-                          train_fraction=train_fraction, margin_ms=margin)
+    split = _enough_training(frame["window_start_ms"].to_numpy(), incidents, labels["phase"].to_numpy(),
+                             train_fraction, margin, min_train_rows)
     skip = set(KEY_COLUMNS) | set(exclude) | {"service"}
     numeric = [c for c in frame.columns if c not in skip and pd.api.types.is_numeric_dtype(frame[c])]
     encoder = Encoder.fit(frame, split.train, name, numeric=numeric, categorical=["service"],

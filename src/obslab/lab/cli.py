@@ -30,6 +30,8 @@ def register(subparsers) -> None:
     run.add_argument("--faults", default=None, help="random schedule: comma-separated fault ids")
     run.add_argument("--max-concurrency", type=int, default=1, help="random schedule: faults at once")
     run.add_argument("--deploy-every", default="0", help="random schedule: a deploy (restart) every ... (0: none)")
+    run.add_argument("--maintenance-every", default="0",
+                     help="random schedule: a 30 s maintenance window every ... (0: none)")
     run.add_argument("--no-tracing", action="store_true", help="OTEL_SDK_DISABLED=true for every service")
     run.add_argument("--scrape-interval", default="5s", help="Prometheus scrape interval")
     run.add_argument("--appendix", type=Path, default=None, help="the appendix-code folder to run")
@@ -85,6 +87,7 @@ def _run(args) -> int:
                 "faults": args.faults.split(",") if args.faults else None,
                 "max_concurrency": args.max_concurrency,
                 "deploy_every_s": parse_duration(args.deploy_every),
+                "maintenance_every_s": parse_duration(args.maintenance_every),
             },
             tracing=not args.no_tracing,
             scrape_interval_s=parse_duration(args.scrape_interval),

@@ -79,8 +79,26 @@ class PlanDriver:
         )
         with self._lock:
             self.incidents.append(inc)
+            self.incidents.extend(self._propagated(inc, spec))
         self.say(f"fault {inj.fault_id} ({inj.level}) on {inj.target} for {inj.duration_s:g} s")
         return inc
+
+    @staticmethod
+    def _propagated(primary: Incident, spec: scenario.FaultSpec | None) -> list[Incident]:
+        """A catalog cascade (``cascade: {propagates_to: [...]}``) spreads along the call graph:
+        one secondary incident per downstream service, linked to the primary, same window."""
+        cascade = (spec.raw.get("cascade") if spec else None) or {}
+        out = []
+        for n, service in enumerate(cascade.get("propagates_to") or [], 1):
+            out.append(Incident(
+                incident_id=f"{primary.incident_id}-c{n}", fault_id=primary.fault_id, level=primary.level,
+                targets=[service], start_ms=primary.start_ms, end_ms=primary.end_ms,
+                cooldown_end_ms=primary.cooldown_end_ms, root_cause=primary.root_cause,
+                primary_incident_id=primary.incident_id, hosts=list(primary.hosts),
+                verification={"note": "secondary of a cascade: verified with its primary"},
+                description=f"cascade from {primary.root_cause}: {cascade.get('path', '')}".strip(),
+            ))
+        return out
 
     def _root_of(self, inj: scenario.Injection) -> str:
         """A cascade's secondary incidents share the primary's root cause."""
@@ -105,8 +123,8 @@ class PlanDriver:
         """Fill each incident's verified / verification from Prometheus (faults.yaml's rule)."""
         for inc in self.incidents:
             spec = self.catalog.get(inc.fault_id)
-            if spec is None:
-                continue
+            if spec is None or inc.incident_id.rsplit("-", 1)[-1].startswith("c"):
+                continue  # secondaries of a catalog cascade are verified with their primary
             try:
                 inc.verified, inc.verification = scenario.verify_incident(prom_url, spec, inc, step=step)
             except (prom.PromError, OSError, ValueError) as exc:

@@ -255,6 +255,14 @@ def postgres_datadir(parent: str | os.PathLike) -> Path:
     return d
 
 
+def remove_datadir(datadir: str | os.PathLike) -> None:
+    """Delete a stopped throwaway cluster (and its fallback temp parent, if it made one)."""
+    d = Path(datadir)
+    shutil.rmtree(d, ignore_errors=True)
+    if d.parent.name.startswith("obslab-pg-"):
+        shutil.rmtree(d.parent, ignore_errors=True)
+
+
 def start_postgres(port: int, datadir: str | os.PathLike, sink: LogSink | None = None) -> ManagedProcess:
     """initdb a throwaway cluster in ``datadir`` (trust auth, no fsync) and start it."""
     check_port_free(port)

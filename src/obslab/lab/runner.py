@@ -30,7 +30,7 @@ from obslab.lab.compose import ServiceSpec, load_compose
 from obslab.lab.driver import PlanDriver
 from obslab.lab.processes import (
     LabError, LogSink, ManagedProcess, find_binary, free_port, http_ok, port_open, postgres_datadir, psql,
-    start_postgres, start_postgres_exporter, start_prometheus, start_redis, start_redis_exporter, wait_until,
+    remove_datadir, start_postgres, start_postgres_exporter, start_prometheus, start_redis, start_redis_exporter, wait_until,
     ensure_database,
 )
 from obslab.truth import Incident, ms_to_iso, write_incidents
@@ -188,7 +188,10 @@ class Lab:
         self.sink = LogSink(self.raw / "logs.txt", on_line=self._follow_line)
         for name in ("redis", "postgres", "prometheus", "redis-exporter", "postgres-exporter", "otel-collector",
                      "web-api", "auth-service", "payment-worker"):
-            self.ports[name] = free_port()
+            port = free_port()
+            while port in self.ports.values():  # the kernel may hand the same free port out twice
+                port = free_port()
+            self.ports[name] = port
 
     def _make_plan(self) -> scenario.Plan:
         cfg = self.cfg
@@ -485,10 +488,7 @@ class Lab:
         if self.sink:
             self.sink.close()
         if self.pg_datadir is not None:
-            base = self.pg_datadir.parent
-            shutil.rmtree(self.pg_datadir, ignore_errors=True)
-            if base.name.startswith("obslab-pg-"):
-                shutil.rmtree(base, ignore_errors=True)
+            remove_datadir(self.pg_datadir)
         shutil.rmtree(self.state / "prometheus", ignore_errors=True)
 
     def _gather_traces(self) -> int:
@@ -590,6 +590,10 @@ def run_lab(cfg: RunConfig) -> dict:
         except KeyboardInterrupt:
             interrupted = True
             lab.progress.say("[lab] interrupted: stopping and keeping what was written")
+        except LabError as exc:
+            lab.stopping.set()
+            lab.stop_all()
+            raise LabError(f"{exc} (output so far: {lab.raw / 'logs.txt'})") from None
         except BaseException:
             lab.stopping.set()
             lab.stop_all()

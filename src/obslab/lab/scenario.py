@@ -206,11 +206,12 @@ def load_scenario(path: str | os.PathLike, catalog: dict[str, FaultSpec]) -> Pla
 def random_schedule(catalog: dict[str, FaultSpec], seed: int, run_s: float, interval_s: float = 60.0,
                     min_duration_s: float = 15.0, max_duration_s: float = 45.0, cooldown_s: float = 15.0,
                     levels: list[str] | None = None, max_concurrency: int = 1, faults: list[str] | None = None,
-                    warmup_s: float = 20.0, deploy_every_s: float = 0.0) -> Plan:
+                    warmup_s: float = 20.0, deploy_every_s: float = 0.0, maintenance_every_s: float = 0.0,
+                    maintenance_s: float = 30.0) -> Plan:
     """Faults at exponential gaps (mean ``interval_s``) after a warm-up, the same for one seed.
 
     At most ``max_concurrency`` faults are active at once, and one fault id never overlaps itself
-    (its Redis key is unique). Deploy events, if asked, fall in gaps with no fault active.
+    (its Redis key is unique). Deploys and maintenance windows, if asked, fall in quiet gaps.
     """
     rng = random.Random(seed)
     ids = sorted(faults or catalog)
@@ -236,16 +237,26 @@ def random_schedule(catalog: dict[str, FaultSpec], seed: int, run_s: float, inte
         if max_concurrency == 1:
             t += duration + cooldown_s
     events = []
+
+    def quiet(lo: float, hi: float) -> bool:  # no fault (or its cooldown) overlaps [lo, hi]
+        return not any(i.offset_s - 5 <= hi and lo < i.offset_s + i.duration_s + i.cooldown_s for i in injections)
+
     if deploy_every_s > 0:
         services = sorted({s.target for s in catalog.values() if s.target})
         for k in range(1, int(run_s // deploy_every_s) + 1):
-            at = k * deploy_every_s
-            if not any(i.offset_s - 5 <= at < i.offset_s + i.duration_s + i.cooldown_s for i in injections):
-                events.append(Event(at, "deploy", rng.choice(services)))
+            if quiet(k * deploy_every_s, k * deploy_every_s + 10):
+                events.append(Event(k * deploy_every_s, "deploy", rng.choice(services)))
+    if maintenance_every_s > 0:
+        for k in range(1, int(run_s // maintenance_every_s) + 1):
+            at = k * maintenance_every_s
+            if at + maintenance_s <= run_s and quiet(at, at + maintenance_s):
+                events.append(Event(at, "maintenance", None, maintenance_s))
+    events.sort(key=lambda e: e.offset_s)
     return Plan(f"random-seed{seed}", injections, events, run_s,
                 source={"schedule": "random", "seed": seed, "interval_s": interval_s,
                         "min_duration_s": min_duration_s, "max_duration_s": max_duration_s,
-                        "cooldown_s": cooldown_s, "levels": levels, "max_concurrency": max_concurrency})
+                        "cooldown_s": cooldown_s, "levels": levels, "max_concurrency": max_concurrency,
+                        "deploy_every_s": deploy_every_s, "maintenance_every_s": maintenance_every_s})
 
 
 def no_fault_plan(run_s: float) -> Plan:

@@ -42,7 +42,43 @@ def _first_col(table: pa.Table, keys, n: int):
     return out if out is not None else pa.nulls(n, pa.string())
 
 
+def _time_ms(table: pa.Table, n: int):
+    """Epoch ms from the first time key present (ISO text, or a timestamp Arrow inferred)."""
+    out = None
+    for k in C.TIME_KEYS:
+        if k not in table.column_names:
+            continue
+        col = table.column(k).combine_chunks()
+        try:
+            if pa.types.is_timestamp(col.type):
+                ts = col.cast(pa.timestamp("ns", tz=col.type.tz or "UTC"))
+            elif pa.types.is_string(col.type):
+                ts = pc.cast(col, pa.timestamp("ns", tz="UTC"))
+            elif pa.types.is_null(col.type):
+                continue
+            else:
+                raise Unsupported(f"time of type {col.type}")
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise Unsupported("time format") from None
+        ms = pc.divide(ts.cast(pa.int64()), 1_000_000)
+        out = ms if out is None else pc.coalesce(out, ms)
+    if out is None or out.null_count:
+        raise Unsupported("JSON without a time")
+    return out
+
+
 def parse_block(lines: list[bytes], first_line_no: int) -> pa.RecordBatch:
+    """FLAT rows of a block of lines; raises Unsupported when the general parser must do it."""
+    try:
+        return _parse_block(lines, first_line_no)
+    except Unsupported:
+        raise
+    except (pa.ArrowException, ValueError, TypeError, IndexError, KeyError, OverflowError) as exc:
+        # the fast path is an optimisation: any surprise sends the block to the general parser
+        raise Unsupported(f"{type(exc).__name__}: {str(exc)[:80]}") from None
+
+
+def _parse_block(lines: list[bytes], first_line_no: int) -> pa.RecordBatch:
     n_all = len(lines)
     arr = pa.array(lines, pa.binary())
     try:
@@ -62,9 +98,10 @@ def parse_block(lines: list[bytes], first_line_no: int) -> pa.RecordBatch:
         raise Unsupported("unprefixed line")
     container = pc.struct_field(parts, "container")
     payload = pc.struct_field(parts, "payload")
-    if not pc.all(pc.starts_with(payload, "{")).as_py():
-        raise Unsupported("plain-text payload")
-    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), payload), "\n")[0]
+    payload_s = pc.utf8_trim_whitespace(payload)
+    if not pc.all(pc.and_(pc.starts_with(payload_s, "{"), pc.ends_with(payload_s, "}"))).as_py():
+        raise Unsupported("plain-text payload")  # (Arrow's JSON reader must only see objects)
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), payload_s), "\n")[0]
     data = joined.as_buffer()
     try:
         table = pj.read_json(pa.BufferReader(data),
@@ -75,14 +112,7 @@ def parse_block(lines: list[bytes], first_line_no: int) -> pa.RecordBatch:
         raise Unsupported("payload is not one JSON object per line")
     if "http" in table.column_names:
         raise Unsupported("nested http object")
-    t_text = _first_col(table, C.TIME_KEYS, n)
-    if t_text.null_count:
-        raise Unsupported("JSON without a time")
-    try:
-        ts = pc.cast(t_text, pa.timestamp("ns", tz="UTC"))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise Unsupported("time format") from None
-    time_ms = pc.divide(ts.cast(pa.int64()), 1_000_000)
+    time_ms = _time_ms(table, n)
     lvl = pc.utf8_upper(_first_col(table, C.LEVEL_KEYS, n))
     short = {k: v for k, v in C.SHORT_LEVELS.items()}
     keys = pa.array(list(short))

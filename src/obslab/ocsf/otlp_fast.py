@@ -25,7 +25,7 @@ MARKER_RE = r"^(?:anomaly\.|.*x-anomaly-)(?P<m>type|label|root[-_]cause|msg)$"
 SIMPLE_VALUES = ("stringValue", "intValue", "doubleValue", "boolValue")
 
 
-INT_NUMBER = re.compile(rb'"intValue":(-?\d+)')
+INT_NUMBER = re.compile(rb'"intValue"\s*:\s*(-?\d+)')
 
 
 class Unsupported(Exception):
@@ -94,16 +94,29 @@ def _read(data: bytes) -> pa.Table:
 
 
 def parse_block(lines: list[bytes]) -> pa.RecordBatch:
+    """FLAT rows of a block of lines; raises Unsupported when the general parser must do it."""
+    try:
+        return _parse_block(lines)
+    except Unsupported:
+        raise
+    except (pa.ArrowException, ValueError, TypeError, IndexError, KeyError, OverflowError) as exc:
+        # the fast path is an optimisation: any surprise sends the block to the general parser
+        raise Unsupported(f"{type(exc).__name__}: {str(exc)[:80]}") from None
+
+
+def _parse_block(lines: list[bytes]) -> pa.RecordBatch:
     """FLAT_SPAN rows of a block of OTLP JSON lines; raises Unsupported for the slow path."""
-    data = b"\n".join(line for line in lines if line.strip())
+    body = [line.strip() for line in lines if line.strip()]
+    # Arrow's JSON reader must only see objects (pyarrow 26 crashes on a bare "null" line)
+    if not all(line[:1] == b"{" and line[-1:] == b"}" for line in body):
+        raise Unsupported("a line is not a JSON object")
+    data = b"\n".join(body)
     if not data:
         return pa.RecordBatch.from_pylist([], schema=FLAT_SPAN)
-    if b"\\u00" in data or b"\t" in data:  # control characters: let orjson/Python escape them
-        raise Unsupported("control characters")
     try:
         table = _read(data)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        if b'"intValue":' not in data:
+        if b'"intValue"' not in data:
             raise Unsupported(str(exc)[:100]) from None
         # Node writes intValue as a JSON number, Python as a string: one block may hold both
         try:
@@ -221,9 +234,12 @@ def parse_block(lines: list[bytes]) -> pa.RecordBatch:
         if pc.any(pc.and_(rest, pc.is_null(as_json))).as_py():
             raise Unsupported("attribute without a value")
         rk = pc.filter(key, rest)
-        if pc.any(pc.match_substring_regex(rk, r'["\\]')).as_py():
+        if pc.any(pc.match_substring_regex(rk, r'["\\\x00-\x1f]')).as_py():
             raise Unsupported("key needs escaping")
-        pairs = pc.binary_join_element_wise('"', rk, '":', pc.filter(as_json, rest), "")
+        rv = pc.filter(as_json, rest)
+        if pc.any(pc.match_substring_regex(rv, r"[\x00-\x1f]")).as_py():
+            raise Unsupported("control characters in a value")  # orjson escapes them (slow path)
+        pairs = pc.binary_join_element_wise('"', rk, '":', rv, "")
         counts = np.bincount(np.asarray(pc.filter(fp, rest)), minlength=n)
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
         joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), pairs), ",")

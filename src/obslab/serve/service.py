@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import time
 from collections import defaultdict
 
@@ -18,6 +19,7 @@ __all__ = ["Daemon", "RecordError", "iso"]
 
 _UTC = dt.timezone.utc
 _NEAREST = 3  # neighbours and features shown per server
+_VALUES = operator.attrgetter(*METRICS)  # one C call per record instead of 14 getattr
 
 
 def iso(ts_ms: int) -> str:
@@ -97,8 +99,7 @@ class Daemon:
         rows, events = [], []
         for i, rec in enumerate(records):
             if isinstance(rec, ServerRecord):
-                rows.append((_epoch_ms(rec.timestamp), rec.server_name, rec.status.value,
-                             *(float(getattr(rec, m)) for m in METRICS)))
+                rows.append((_epoch_ms(rec.timestamp), rec.server_name, rec.status.value, *_VALUES(rec)))
             else:
                 events.append((i, rec))
         if events:

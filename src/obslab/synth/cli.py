@@ -25,6 +25,8 @@ def register(subparsers) -> None:
     p.add_argument("--server-metrics", action="store_true", default=None, dest="server_metrics",
                    help="also write server_metrics.parquet (the daemon's schema)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a dataset already in --out (otherwise an error)")
     p.add_argument("--workers", type=int, help="generator processes (default 2; output is the same)")
     p.set_defaults(func=run)
 
@@ -40,8 +42,12 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, TypeError, OSError) as exc:
         print(f"obslab synth: {exc}", file=sys.stderr)
         return 2
-    res = generate(cfg, args.out, fmt=args.format, quiet=args.quiet, workers=args.workers,
-                   argv=["obslab", *sys.argv[1:]])
+    try:
+        res = generate(cfg, args.out, fmt=args.format, quiet=args.quiet, workers=args.workers,
+                       overwrite=args.overwrite, argv=["obslab", *sys.argv[1:]])
+    except FileExistsError as exc:
+        print(f"obslab synth: {exc}", file=sys.stderr)
+        return 2
     counts = ", ".join(f"{k} {v}" for k, v in res.counts.items() if not k.endswith("_anomalous"))
     print(f"wrote {res.out}: {res.incidents} incidents; {counts}; {res.seconds:.1f} s")
     return 0

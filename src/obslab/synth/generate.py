@@ -1,13 +1,16 @@
-"""The run: plan once, then generate, map and write one day at a time."""
+"""The run: plan once, then generate, map and write chunks of days (a week, or fewer at fine
+steps) in worker processes, one parquet partition per day."""
 
 from __future__ import annotations
 
 import json
 import multiprocessing as mp
 import os
+import shutil
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from obslab.labels import LABELS
 from obslab.ocsf.flat import FLAT_METRIC
 from obslab.synth.arrow_util import pick, table_from, tile_strings
 from obslab.synth.config import SynthConfig
@@ -25,23 +29,14 @@ from obslab.synth.server_metrics import write_server_metrics
 from obslab.synth.topology import Topology, build_topology
 from obslab.synth.traces import generate_traces
 from obslab.synth.writers import RawWriter, day_name, write_partition
-from concurrent.futures import ProcessPoolExecutor
 from obslab.truth import ms_to_iso, write_incidents
 
 __all__ = ["generate", "RunResult", "metrics_table", "label_table", "LABEL_SCHEMA", "FORMATS"]
 
 FORMATS = ("ocsf", "raw", "both")
-LABEL_SCHEMA = pa.schema([
-    pa.field("uid", pa.string(), nullable=False),
-    pa.field("signal", pa.string(), nullable=False),
-    pa.field("time", pa.int64(), nullable=False),
-    pa.field("service", pa.string()),
-    pa.field("is_anomaly", pa.bool_(), nullable=False),
-    pa.field("fault_id", pa.string()),
-    pa.field("incident_id", pa.string()),
-    pa.field("phase", pa.string(), nullable=False),
-    pa.field("root_cause_service", pa.string()),
-])
+# Same columns as the lab's labels (obslab.labels), but computed per host: a partial outage
+# marks only the hosts it hit, where labelling by (time, service) would mark them all.
+LABEL_SCHEMA = LABELS
 
 
 @dataclass
@@ -173,13 +168,13 @@ _CTX: dict = {}
 def _init(cfg, topo, plan, out, fmt) -> None:
     _CTX.update(cfg=cfg, topo=topo, plan=plan, out=Path(out), fmt=fmt)
     _CTX["api"] = _ocsf_api() if fmt in ("ocsf", "both") else None
-    _CTX["fault_pos"] = {id(f): i for i, f in enumerate(plan.faults)}
 
 
 def _run_chunk(first: int, n_days: int):
     """Generate days [first, first + n_days) of the run, write their partitions.
 
-    Returns (counts, raw payload or None) so the parent can write raw files in order."""
+    Returns (counts, raw payload or None, symptom sums per incident) so that the parent can
+    write raw files in order and verify incidents that span chunks."""
     cfg, topo, plan, out = _CTX["cfg"], _CTX["topo"], _CTX["plan"], _CTX["out"]
     step_ms = cfg.step_s * 1000
     per_day = 86_400_000 // step_ms
@@ -252,16 +247,34 @@ def _write_days(out: Path, name: str, t0: int, table: pa.Table, bounds: np.ndarr
         write_partition(out, name, day_name(t0 + k * 86_400_000), part)
 
 
+OUTPUTS = ("ocsf_logs.parquet", "ocsf_traces.parquet", "ocsf_metrics.parquet", "labels.parquet",
+           "raw", "incidents.json", "run.json", "server_metrics.parquet",
+           "server_metrics_labels.parquet")
+
+
+def _clear(out: Path, overwrite: bool) -> None:
+    """Stale day partitions of an earlier run would mix with this one: refuse or remove them."""
+    present = [name for name in OUTPUTS if (out / name).exists()]
+    if present and not overwrite:
+        raise FileExistsError(f"{out} already holds a dataset ({', '.join(present)}); "
+                              "pass overwrite=True (--overwrite) or choose another folder")
+    for name in present:
+        path = out / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
 def generate(cfg: SynthConfig, out, fmt: str = "ocsf", quiet: bool = True,
-             argv: list[str] | None = None, workers: int | None = None) -> RunResult:
+             argv: list[str] | None = None, workers: int | None = None,
+             overwrite: bool = False) -> RunResult:
     """Write a synthetic dataset to ``out`` (layout of :mod:`obslab.data`).
 
     ``workers`` processes generate chunks in parallel (default: up to 2); the output does not
-    depend on it."""
+    depend on it. An existing dataset in ``out`` is an error unless ``overwrite``."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")
     cfg.validate()
     out = Path(out)
+    _clear(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     topo = build_topology(cfg)

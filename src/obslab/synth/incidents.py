@@ -123,7 +123,8 @@ class Plan:
 
     def overlapping(self, t0: int, t1: int):
         f = [x for x in self.faults if x.incident.start_ms < t1 and x.incident.cooldown_end_ms > t0]
-        d = [x for x in self.deploys if t0 - 3_600_000 <= x.time_ms < t1]
+        # a rolling restart that began the day before may still be going on
+        d = [x for x in self.deploys if t0 - 86_400_000 <= x.time_ms < t1]
         m = [x for x in self.maintenance if x.start_ms < t1 and x.end_ms > t0]
         return f, d, m
 

@@ -19,32 +19,32 @@ from obslab.synth.metrics import ChunkState, chunk_rng
 from obslab.synth.topology import Topology
 from obslab.synth.traces import SpanBatch
 
-__all__ = ["LogBatch", "generate_logs", "BENIGN", "SYMPTOMS", "ALERT_RULES"]
+__all__ = ["LogBatch", "generate_logs", "BENIGN", "SYMPTOMS", "ALERT_RULES", "RESOLUTIONS"]
 
 # (level, message, error_type)
 BENIGN = [
-    ("WARN", "slow request: handler exceeded 500 ms budget", None),
+    ("WARN", "slow request: handler took {} ms", None),
     ("WARN", "retrying upstream call after connection reset", None),
     ("WARN", "cache miss ratio above 30% over last minute", None),
-    ("WARN", "GC pause 220 ms", None),
+    ("WARN", "GC pause {} ms", None),
     ("WARN", "client closed connection before response was sent", None),
-    ("WARN", "slow query detected (812 ms)", None),
+    ("WARN", "slow query detected ({} ms)", None),
     ("INFO", "connection pool resized", None),
     ("ERROR", "request validation failed: missing field 'sku'", "ValidationError"),
     ("ERROR", "upstream timeout after 2000 ms, retry succeeded", "TimeoutError"),
     ("ERROR", "broken pipe while writing response", "BrokenPipeError"),
 ]
 SYMPTOMS = {
-    "memory_leak": [("WARN", "GC pause 220 ms", None),
+    "memory_leak": [("WARN", "GC pause {} ms", None),
                     ("WARN", "heap usage above 85% after full GC", None),
                     ("ERROR", "allocation failure: unable to grow heap", "MemoryError")],
-    "db_contention": [("WARN", "slow query detected (812 ms)", None),
+    "db_contention": [("WARN", "slow query detected ({} ms)", None),
                       ("ERROR", "lock wait timeout exceeded; try restarting transaction", "LockTimeout"),
-                      ("WARN", "connection pool wait time 1200 ms", None)],
+                      ("WARN", "connection pool wait time {} ms", None)],
     "network_packet_loss": [("WARN", "retrying upstream call after connection reset", None),
                             ("WARN", "TCP retransmission rate elevated", None),
                             ("ERROR", "upstream timeout after 2000 ms, retry succeeded", "TimeoutError")],
-    "cpu_saturation": [("WARN", "slow request: handler exceeded 500 ms budget", None),
+    "cpu_saturation": [("WARN", "slow request: handler took {} ms", None),
                        ("WARN", "worker queue depth 240, requests waiting", None)],
     "cascading_failure": [("ERROR", "upstream returned 503 Service Unavailable", "HTTPError"),
                           ("ERROR", "request failed: dependency unavailable", "DependencyError")],
@@ -55,7 +55,12 @@ SYMPTOMS = {
     "configuration_mismatch": [("ERROR", "config key 'payments.endpoint' missing, request rejected", "ConfigError"),
                                ("WARN", "feature flag schema version mismatch", None)],
     "resource_exhaustion": [("ERROR", "resource pool exhausted: no free workers", "PoolExhausted"),
-                            ("WARN", "connection pool wait time 1200 ms", None)],
+                            ("WARN", "connection pool wait time {} ms", None)],
+}
+RESOLUTIONS = {
+    "memory_leak": "process restarted by supervisor: memory limit reached",
+    "configuration_mismatch": "rolled back to previous release after failed health checks",
+    "cpu_saturation": "autoscaler added capacity; worker pool rebalanced",
 }
 SPAN_ERRORS = [("upstream returned 503 Service Unavailable", "HTTPError"),
                ("request failed: internal server error", "InternalError"),
@@ -119,8 +124,24 @@ class LogBatch:
         return table.take(order), t[order], h[order]
 
 
+# numbers that fill a template's "{}": the same line text recurs, as real logs do
+_FILL = [str(v) for v in (240, 310, 420, 515, 640, 780, 910, 1250, 1800, 2600)]
+
+
+def _expand(pool):
+    """Templates -> concrete lines, each template keeping its share of the draws."""
+    lines, weights = [], []
+    for level, text, etype in pool:
+        variants = [text.format(v) for v in _FILL] if "{}" in text else [text]
+        lines += [(level, v, etype) for v in variants]
+        weights += [1.0 / len(variants)] * len(variants)
+    w = np.array(weights)
+    return lines, w / w.sum()
+
+
 def _pool_add(out: LogBatch, topo, rng, pool, t_ms, t_idx, h_idx, event_for_error="error"):
-    k = rng.integers(0, len(pool), len(t_idx))
+    pool, p = _expand(pool)
+    k = rng.choice(len(pool), size=len(t_idx), p=p)
     levels = [p[0] for p in pool]
     out.add(
         topo, t_ms, t_idx, h_idx,
@@ -198,6 +219,16 @@ def generate_logs(topo: Topology, st: ChunkState, spans: SpanBatch, seed: int, s
                 message=pa.array([f"shutting down for deploy {d.version}",
                                   f"started {d.service} version {d.version}"]),
                 event="lifecycle", logger="deploy")
+
+    # resolutions an operator (or a supervisor) performs when an incident ends
+    for f in st.faults:
+        text = RESOLUTIONS.get(f.kind)
+        i = int(np.searchsorted(st.t_ms, f.incident.end_ms))
+        if text is None or i >= T or st.t_ms[i] != f.incident.end_ms:
+            continue
+        hi = np.asarray(f.hosts)
+        out.add(topo, np.full(len(hi), st.t_ms[i] + 20_000), np.full(len(hi), i), hi,
+                level="INFO", message=text, event="lifecycle", logger="ops")
 
     # maintenance notices at the window's edges
     start_e, end_e = _edges(st.maint)

@@ -147,26 +147,28 @@ class RawWriter:
         self.traces.close()
         if not self.metric_chunks:
             return
-        t = np.concatenate([c[0] for c in self.metric_chunks]) / 1000.0
-        results = []
-        for name, unit in units.items():
-            v = np.concatenate([c[1][name] for c in self.metric_chunks])
-            result = []
-            for h, (svc, host, region) in enumerate(self.series):
-                result.append({
-                    "metric": {"__name__": name, "service": svc, "instance": host, "region": region},
-                    "values": [[ts, repr(float(x))] for ts, x in zip(t.tolist(), v[:, h].tolist())],
-                })
-            results.append({
-                "name": name,
-                "query": f'synthetic:{name}{{job="obslab-synth"}}',
-                "unit": unit,
-                "response": {"status": "success",
-                             "data": {"resultType": "matrix", "result": result}},
-            })
+        t_ms = np.concatenate([c[0] for c in self.metric_chunks])
+        ts = (t_ms / 1000.0).tolist()
+        # the header the lab's exporter writes (obslab.lab.prom.export_range); streamed series
+        # by series so that a year of samples never becomes one Python structure
+        head = {"prometheus_url": None, "start": ms_to_iso(int(t_ms[0])),
+                "end": ms_to_iso(int(t_ms[-1])), "step": self.step_s}
         tmp = self.dir / "metrics.json.tmp"
-        # the header the lab's exporter writes (obslab.lab.prom.export_range)
-        doc = {"prometheus_url": None, "start": ms_to_iso(int(t[0] * 1000)),
-               "end": ms_to_iso(int(t[-1] * 1000)), "step": self.step_s, "results": results}
-        tmp.write_bytes(orjson.dumps(doc))
+        with open(tmp, "wb") as f:
+            f.write(orjson.dumps(head)[:-1] + b',"results":[')
+            for k, (name, unit) in enumerate(units.items()):
+                v = np.concatenate([c[1][name] for c in self.metric_chunks])
+                entry = {"name": name, "query": f'synthetic:{name}{{job="obslab-synth"}}',
+                         "unit": unit}
+                f.write((b"," if k else b"") + orjson.dumps(entry)[:-1]
+                        + b',"response":{"status":"success","data":{"resultType":"matrix","result":[')
+                for h, (svc, host, region) in enumerate(self.series):
+                    series = {
+                        "metric": {"__name__": name, "service": svc, "instance": host,
+                                   "region": region},
+                        "values": [[t, repr(x)] for t, x in zip(ts, v[:, h].tolist())],
+                    }
+                    f.write((b"," if h else b"") + orjson.dumps(series))
+                f.write(b"]}}}")
+            f.write(b"]}")
         os.replace(tmp, self.dir / "metrics.json")

@@ -1,0 +1,146 @@
+"""Benchmark of the inference daemon: `obslab serve` as a real subprocess, 16 concurrent clients.
+
+Prints ingest records/s and p50/p99 latency of POST /feed/data (45-record batches: one
+timestamp of a 45-server fleet) and of GET /predictions/current (45 servers), plus GET /health
+as the baseline cost of one HTTP round trip on this machine. Goals: >= 20k records/s ingest,
+p99 /predictions/current <= 50 ms. The clients share the machine's cores with the server.
+
+    .venv/bin/python bench/serve.py [--seconds 8] [--clients 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from obslab.serve.model_store import train_server_model
+from obslab.serve.process import DaemonProcess
+from obslab.serve.sample_records import labelled_server_metrics, normal_server_metrics, records_from_frame
+
+KEY = "bench-key-0123456789abcdef"
+N_SERVERS = 45
+
+
+def batches(days: int, seed: int) -> list[bytes]:
+    """One JSON body per timestamp: 45 records each."""
+    records, _ = labelled_server_metrics(days=days, step="5m", seed=seed, n_servers=N_SERVERS)
+    out = []
+    for _, group in records.groupby("timestamp", sort=True):
+        out.append(json.dumps({"records": records_from_frame(group)}).encode())
+    return out
+
+
+def run_clients(port: int, n: int, seconds: float, request) -> tuple[list[float], int, float]:
+    """n threads, each with its own keep-alive connection, calling request(conn, i) until time is up.
+    Returns latencies (s), the units of work done (request's return values summed), elapsed."""
+    lat: list[list[float]] = [[] for _ in range(n)]
+    work = [0] * n
+    errors: list[str] = []
+    start = threading.Barrier(n + 1)
+    stop_at = [0.0]
+
+    def worker(k: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        start.wait()
+        i = k
+        while time.perf_counter() < stop_at[0]:
+            t0 = time.perf_counter()
+            try:
+                work[k] += request(conn, i)
+            except Exception as exc:  # a failed request is reported, not timed
+                errors.append(repr(exc))
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                continue
+            lat[k].append(time.perf_counter() - t0)
+            i += n
+        conn.close()
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    stop_at[0] = time.perf_counter() + seconds
+    t0 = time.perf_counter()
+    start.wait()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    if errors:
+        print(f"  {len(errors)} failed requests, first: {errors[0]}")
+    return [x for per in lat for x in per], sum(work), elapsed
+
+
+def call(conn, method: str, path: str, body: bytes | None = None) -> bytes:
+    headers = {"X-API-Key": KEY}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    conn.request(method, path, body=body, headers=headers)
+    resp = conn.getresponse()
+    data = resp.read()
+    if resp.status != 200:
+        raise RuntimeError(f"{method} {path}: {resp.status} {data[:200]!r}")
+    return data
+
+
+def report(name: str, lat: list[float], work: int, elapsed: float, unit: str) -> dict:
+    ms = np.array(lat) * 1000
+    row = {"requests": len(lat), f"{unit}/s": work / elapsed, "p50_ms": float(np.percentile(ms, 50)),
+           "p99_ms": float(np.percentile(ms, 99))}
+    print(f"{name:<34} {len(lat):>7} req  {row[f'{unit}/s']:>9.0f} {unit}/s  "
+          f"p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms")
+    return row
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=8.0, help="per phase")
+    ap.add_argument("--clients", type=int, default=16)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory(prefix="obslab-bench-") as tmp:
+        tmp = Path(tmp)
+        t0 = time.perf_counter()
+        train_server_model(normal_server_metrics(days=1, step="5m", seed=0, n_servers=10), tmp / "model", seed=0, epochs=5)
+        print(f"model trained in {time.perf_counter() - t0:.1f} s")
+        bodies = batches(days=7, seed=3)  # 2016 timestamps x 45 servers
+        # the per-key limit stays on (its check runs on every request) but high enough not to bind
+        with DaemonProcess(tmp / "model", tmp / "state.sqlite", KEY, rate_limit=10**9, warmup=100) as d:
+            n, secs = args.clients, args.seconds
+            print(f"server {d.url}, {n} concurrent clients, {secs:.0f} s per phase, {N_SERVERS}-record batches")
+            results = {}
+            results["health"] = report("GET /health (baseline)", *run_clients(d.port, n, secs, lambda c, i: (call(c, "GET", "/health"), 1)[1]), "req")
+            feed = lambda c, i: (call(c, "POST", "/feed/data", bodies[i % len(bodies)]), N_SERVERS)[1]  # noqa: E731
+            results["feed"] = report("POST /feed/data", *run_clients(d.port, n, secs, feed), "records")
+            pred = lambda c, i: (call(c, "GET", "/predictions/current"), 1)[1]  # noqa: E731
+            served = json.loads(call(http.client.HTTPConnection("127.0.0.1", d.port), "GET", "/predictions/current"))
+            assert served["status"] == "ok" and len(served["servers"]) == N_SERVERS, served.get("status")
+            results["pred"] = report("GET /predictions/current", *run_clients(d.port, n, secs, pred), "req")
+
+            # mixed: one feeder keeps the window changing, so every read may recompute the scores
+            def mixed(c, i):
+                if i % n == 0:
+                    return (call(c, "POST", "/feed/data", bodies[(i // n) % len(bodies)]), 0)[1]
+                return (call(c, "GET", "/predictions/current"), 1)[1]
+
+            lat, work, el = run_clients(d.port, n, secs, mixed)
+            results["mixed"] = report("GET /predictions/current + 1 feeder", lat, work, el, "req")
+            status = json.loads(call(http.client.HTTPConnection("127.0.0.1", d.port), "GET", "/status"))
+        print(f"records stored {status['records_total']}, ticks {status['ticks']}, window {status['rolling_window_size']}")
+        ingest, p99 = results["feed"]["records/s"], results["pred"]["p99_ms"]
+        print(f"ingest {ingest:.0f} records/s (goal >= 20000: {'met' if ingest >= 20000 else 'NOT met'}); "
+              f"p99 /predictions/current {p99:.1f} ms (goal <= 50: {'met' if p99 <= 50 else 'NOT met'}); "
+              f"feed p50 / health p50 = {results['feed']['p50_ms'] / results['health']['p50_ms']:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
