@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import tempfile
 import threading
 import time
@@ -115,7 +116,8 @@ def main() -> int:
         # the per-key limit stays on (its check runs on every request) but high enough not to bind
         with DaemonProcess(tmp / "model", tmp / "state.sqlite", KEY, rate_limit=10**9, warmup=100) as d:
             n, secs = args.clients, args.seconds
-            print(f"server {d.url}, {n} concurrent clients, {secs:.0f} s per phase, {N_SERVERS}-record batches")
+            print(f"server {d.url}, {n} concurrent clients, {secs:.0f} s per phase, {N_SERVERS}-record batches, "
+                  f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (others' work competes)")
             results = {}
             results["health"] = report("GET /health (baseline)", *run_clients(d.port, n, secs, lambda c, i: (call(c, "GET", "/health"), 1)[1]), "req")
             feed = lambda c, i: (call(c, "POST", "/feed/data", bodies[i % len(bodies)]), N_SERVERS)[1]  # noqa: E731
@@ -138,7 +140,8 @@ def main() -> int:
         ingest, p99 = results["feed"]["records/s"], results["pred"]["p99_ms"]
         print(f"ingest {ingest:.0f} records/s (goal >= 20000: {'met' if ingest >= 20000 else 'NOT met'}); "
               f"p99 /predictions/current {p99:.1f} ms (goal <= 50: {'met' if p99 <= 50 else 'NOT met'}); "
-              f"feed p50 / health p50 = {results['feed']['p50_ms'] / results['health']['p50_ms']:.1f}x")
+              f"feed p50 / health p50 = {results['feed']['p50_ms'] / results['health']['p50_ms']:.1f}x; "
+              f"load average now {os.getloadavg()[0]:.1f}")
     return 0
 
 

@@ -243,3 +243,21 @@ def test_auto_window_ms():
     assert auto_window_ms(30 * MIN) == 15_000
     assert auto_window_ms(20 * MIN) == 10_000
     assert auto_window_ms(0) == 10_000
+
+
+def test_short_runs_move_the_cutoff_for_enough_training_rows():
+    from obslab.evaluate import _enough_training
+
+    # a fault every 10 minutes from minute 3: few clean minutes early on
+    times = np.arange(120, dtype=np.int64) * MIN
+    incs = [incident(i, 3 + 10 * i, dur_min=4, cool_min=2) for i in range(12)]
+    phase = phase_from_incidents(times, incs)["phase"].to_numpy()
+    first = split_by_time(times, incs, phase, train_fraction=0.1)
+    split = _enough_training(times, incs, phase, 0.1, 0, min_train_rows=30)
+    assert first.train.sum() < split.train.sum()
+    assert len(split.test_incidents) >= 4  # a third of the incidents stay held out
+    # never more training than needed once the floor is met, and never fewer than 2 held out
+    tight = _enough_training(times, incs, phase, 0.1, 0, min_train_rows=10_000)
+    assert len(tight.test_incidents) >= 4
+    with pytest.raises(ValueError, match="normal rows"):
+        _enough_training(times, [incident(0, 0, dur_min=119)], phase, 0.4, 0, 10)

@@ -173,7 +173,8 @@ def test_transform_names_missing_columns():
 
 LABELISH = ["is_anomaly", "fault_id", "incident_id", "phase", "root_cause_service", "uid",
             "metadata.uid", "trace.uid", "trace.span.parent_uid", "marker_type", "labels",
-            "unmapped.marker_type", "time", "time_ms", "window_start_ms", "x_anomaly_type"]
+            "unmapped.marker_type", "time", "time_ms", "window_start_ms", "x_anomaly_type",
+            "primary_fault", "marker_label", "anomaly_score", "label"]
 
 
 @pytest.mark.parametrize("name", LABELISH)
@@ -188,7 +189,8 @@ def test_denylist_refuses_labels_markers_ids(name):
 
 
 def test_denylist_keeps_legitimate_columns():
-    check_features(["duration_ms", "class_uid", "status_class", "service", "hour_sin", "m_cpu_pct"])
+    check_features(["duration_ms", "class_uid", "status_class", "service", "hour_sin", "m_cpu_pct",
+                    "m_page_faults_rate", "m_db_pool_in_use"])
 
 
 def test_spec_from_dict_refuses_a_tampered_spec():
@@ -242,3 +244,25 @@ def test_load_from_a_dataset_folder(tmp_path):
     assert len(w) == 6 and not any(c.startswith("m_") for c in w.columns)
     with pytest.raises(FileNotFoundError):
         load_events("traces", tmp_path / "nowhere")
+
+
+def test_window_rows_for_traced_services_infrastructure_as_shared_context():
+    logs = pa.concat_tables([ocsf_logs(), pa.table({
+        "time": pa.array([T0 + 100], pa.int64()), "class_uid": pa.array([0], pa.int64()),
+        "severity_id": pa.array([1], pa.int32()), "message": pa.array(["ready"]),
+        "metadata": pa.StructArray.from_arrays([pa.array(["l9"])], ["uid"]),
+        "service": pa.StructArray.from_arrays([pa.array(["redis"])], ["name"]),
+        "trace": pa.StructArray.from_arrays([pa.array([None], pa.string())], ["uid"])})])
+    metrics = pa.table({
+        "time": pa.array([T0, T0], pa.int64()),
+        "service": pa.StructArray.from_arrays([pa.array(["redis", "web-api"])], ["name"]),
+        "metric": pa.StructArray.from_arrays(
+            [pa.array(["redis_ops_rate", "cpu_pct"]), pa.array([40.0, 5.0])], ["name", "value"])})
+    w = window_features(ocsf_spans(), logs, metrics, window_ms=60_000)
+    assert set(w["service"]) == {"web-api", "auth-service", "payment-worker"}
+    assert (w.loc[w["window_start_ms"] == T0, "m_redis_ops_rate_shared"] == 40.0).all()
+    assert w.loc[(w["service"] == "web-api") & (w["window_start_ms"] == T0), "m_cpu_pct"].item() == 5.0
+    everything = window_features(ocsf_spans(), logs, metrics, window_ms=60_000, services="all")
+    assert "redis" in set(everything["service"]) and "m_redis_ops_rate" in everything.columns
+    only = window_features(ocsf_spans(), logs, metrics, window_ms=60_000, services=["web-api"])
+    assert set(only["service"]) == {"web-api"} and len(only) == 2

@@ -118,7 +118,9 @@ def test_run_summary(run):
     doc = run["run"]
     assert not doc["interrupted"]
     assert doc["errors"] == [], doc["errors"]
-    assert doc["counts"]["requests_sent"] > 0.8 * 25 * (doc["duration_s"] - 5)
+    assert doc["counts"]["requests_sent"] > 0.5 * 25 * doc["duration_s"]  # RATE is the daily peak
+    lg = doc["load_generator"]
+    assert lg["achieved_rate"] >= 0.9 * lg["target_rate"] and lg["sent"] == doc["counts"]["requests_sent"]
     saved = json.loads((run["out"] / "run.json").read_text())
     assert saved["counts"] == doc["counts"] and saved["seed"] == 11
     assert set(saved["ports"]) >= {"redis", "postgres", "prometheus", "web-api", "auth-service"}
@@ -283,3 +285,32 @@ def test_a_killed_service_is_restarted_and_recorded(run, logs):
     started = [json.loads(p)["timestamp"] for n, p in logs
                if n == "payment-worker" and '"service started"' in p]
     assert len(started) == 2 and _ms(started[1]) >= _ms(restart["time"]) - 1000
+
+
+def test_ctrl_c_stops_everything_and_keeps_the_output(tmp_path):
+    """A second, short run through the CLI, interrupted with SIGINT once the load is on."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "interrupted"
+    cli = subprocess.Popen([str(Path(sys.executable).parent / "obslab"), "lab", "run", "--duration", "5m",
+                            "--out", str(out), "--rate", "10", "--scrape-interval", "2s"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "raw" / "loadgen.jsonl").exists() and cli.poll() is None:
+        time.sleep(0.2)
+    time.sleep(5)
+    cli.send_signal(signal.SIGINT)
+    stdout, stderr = cli.communicate(timeout=120)
+    assert cli.returncode == 130, stderr
+    assert "(interrupted)" in stdout and "Traceback" not in stderr
+    doc = json.loads((out / "run.json").read_text())
+    assert doc["interrupted"] is True and doc["counts"]["log_lines"]["web-api"] > 0
+    assert (out / "raw" / "metrics.json").exists() and (out / "incidents.json").exists()
+    assert (out / "raw" / "traces.jsonl").stat().st_size > 0
+    for name, pid in doc["pids"].items():  # exactly what it started is gone
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        except OSError:
+            continue
+        assert state == "Z", f"{name} (pid {pid}) still running"

@@ -209,3 +209,17 @@ def test_obslab_ocsf_cli(converted, tmp_path):
     t = t.set_column(t.schema.get_field_index("type_uid"), "type_uid", pc.add(t.column("type_uid"), 1))
     pq.write_table(t, tmp_path / "bad.parquet")
     assert main(["ocsf", "validate", str(tmp_path / "bad.parquet")]) == 1
+
+
+SAMPLE_RAW = Path(__file__).resolve().parents[1] / "data" / "sample" / "raw"
+
+
+@pytest.mark.skipif(not (SAMPLE_RAW / "traces.jsonl").exists(), reason="no committed native lab run in data/sample/raw")
+def test_committed_native_lab_run_converts_cleanly(tmp_path):
+    result = convert_dataset(SAMPLE_RAW, tmp_path, validate_sample=300, quiet=True)
+    for signal in ("logs", "traces", "metrics"):
+        if signal in result:
+            rep = result[signal]
+            assert rep["balanced"] and rep["records_out"] > 0 and rep["notes"]["invalid"] == 0, rep
+    assert read_labels(tmp_path).num_rows == sum(result[s]["records_out"] for s in ("logs", "traces", "metrics")
+                                                 if s in result)

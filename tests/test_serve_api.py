@@ -242,8 +242,8 @@ def test_serve_refuses_to_start_without_keys(model_dir, tmp_path):
     assert r.returncode == 2 and "no API keys" in r.stderr
 
 
-@pytest.fixture
-def prometheus_with_a_host(tmp_path, fleet):
+@pytest.fixture(scope="module")
+def prometheus_with_a_host(tmp_path_factory, fleet):
     """A real Prometheus scraping a real exporter (prometheus_client) that serves one fleet
     record as gauges named demo_<metric>; yields (prometheus URL, the record)."""
     from prometheus_client import CollectorRegistry, Gauge, start_http_server
@@ -252,6 +252,7 @@ def prometheus_with_a_host(tmp_path, fleet):
     registry = CollectorRegistry()
     for m in METRICS:
         Gauge(f"demo_{m}", m, registry=registry).set(record[m])
+    tmp_path = tmp_path_factory.mktemp("prometheus")
     exporter_port, prom_port = free_port(), free_port()
     server, thread = start_http_server(exporter_port, addr="127.0.0.1", registry=registry)
     config = tmp_path / "prometheus.yml"

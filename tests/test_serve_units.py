@@ -141,3 +141,26 @@ def test_zabbix_history_maps_to_records():
     assert [r["timestamp"] for r in recs] == ["2026-01-05T10:00:00Z", "2026-01-05T10:05:00Z"]
     assert recs[0]["swap_used_pct"] == 3 and recs[0]["uptime_days"] == 2 and recs[0]["net_in_mb_s"] == 2.5
     FeedRequest.model_validate({"records": recs})
+
+
+def test_training_is_deterministic_and_status_free(tmp_path):
+    import json
+
+    import torch
+
+    from obslab.serve.model_store import load_model, train_server_model
+    from obslab.serve.sample_records import normal_server_metrics
+
+    torch.set_num_threads(1)
+    df = normal_server_metrics(days=1, step="15m", seed=3, n_servers=4)
+    a = train_server_model(df, tmp_path / "a", seed=5, epochs=2)
+    relabelled = df.assign(status="critical_issue")  # status is not an input: same model
+    b = train_server_model(relabelled, tmp_path / "b", seed=5, epochs=2)
+    meta_a, meta_b = (json.loads((p / "meta.json").read_text()) for p in (a, b))
+    assert meta_a["model_id"] == meta_b["model_id"] and meta_a["threshold"] == meta_b["threshold"]
+    assert meta_a["trained_on"]["sha256"] == meta_b["trained_on"]["sha256"]
+    assert np.array_equal(np.load(a / "normal_embeddings.npy"), np.load(b / "normal_embeddings.npy"))
+    c = train_server_model(df, tmp_path / "c", seed=6, epochs=2)
+    assert json.loads((c / "meta.json").read_text())["model_id"] != meta_a["model_id"]
+    model = load_model(a)
+    assert model.normal_embeddings.shape[0] == len(df) == len(model.normal_ids)

@@ -328,15 +328,23 @@ WINDOW_CHOICES_MS = (60_000, 30_000, 15_000, 10_000)
 
 
 def _enough_training(times, incidents, phase, train_fraction, margin_ms, min_train_rows) -> Split:
-    split = split_by_time(times, incidents, phase, train_fraction=train_fraction, margin_ms=margin_ms)
-    fraction = train_fraction
-    while split.train.sum() < min_train_rows and fraction < 0.75:
+    split, error, fraction = None, None, train_fraction
+    keep_out = min(max(2, len(incidents) // 3), len(incidents))
+    while fraction < 0.8:
+        try:
+            later = split_by_time(times, incidents, phase, train_fraction=fraction, margin_ms=margin_ms)
+        except ValueError as exc:  # e.g. no normal rows yet before this cut-off
+            error = exc
+        else:
+            # keep a third of the incidents (at least two) held out
+            if split is not None and len(later.test_incidents) < keep_out:
+                break
+            split = later
+            if split.train.sum() >= min_train_rows:
+                break
         fraction = round(fraction + 0.1, 2)
-        later = split_by_time(times, incidents, phase, train_fraction=fraction, margin_ms=margin_ms)
-        # keep a third of the incidents (at least two) held out
-        if len(later.test_incidents) < min(max(2, len(incidents) // 3), len(incidents)):
-            break
-        split = later
+    if split is None:
+        raise error
     return split
 
 
@@ -379,8 +387,12 @@ def window_experiment(root=None, *, window_ms: int | None = None, seed: int = 7,
     incidents = read_incidents(root)
     labels = window_labels(frame, incidents, window_ms=window_ms)
     margin = window_ms if margin_ms is None else margin_ms
-    split = _enough_training(frame["window_start_ms"].to_numpy(), incidents, labels["phase"].to_numpy(),
-                             train_fraction, margin, min_train_rows)
+    try:
+        split = _enough_training(frame["window_start_ms"].to_numpy(), incidents,
+                                 labels["phase"].to_numpy(), train_fraction, margin, min_train_rows)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (with {window_ms // 1000}-second windows; shorter windows leave "
+                         f"more fault-free ones: try window_ms=None for the automatic choice)") from exc
     skip = set(KEY_COLUMNS) | set(exclude) | {"service"}
     numeric = [c for c in frame.columns if c not in skip and pd.api.types.is_numeric_dtype(frame[c])]
     encoder = Encoder.fit(frame, split.train, name, numeric=numeric, categorical=["service"],

@@ -5,10 +5,11 @@ API (engineer A; stable for detection, evaluation, RCA and the daemon)::
     flatten(table) -> DataFrame                     nested OCSF structs -> dotted column names
     trace_events(table) / log_events(table) -> DataFrame
         one row per OCSF event: key columns (uid, time_ms, service, signal) + feature columns
-    window_features(traces=None, logs=None, metrics=None, window_ms=60_000) -> DataFrame
+    window_features(traces=None, logs=None, metrics=None, window_ms=60_000, services="traced")
         one row per (service, window_start_ms): request count, error rate, latency p50/p95/max,
-        log counts by level, one ``m_<metric>`` column per metric name (mean in the window)
-    load_events(signal="traces", root=None) / load_windows(root=None, window_ms=60_000)
+        log counts by level, one ``m_<metric>`` column per metric name (mean in the window),
+        ``m_<metric>_shared`` for infrastructure metrics (Redis, Postgres, unlabelled)
+    load_events(signal="traces", root=None) / load_windows(root=None, window_ms=60_000, services="traced")
         the same, read from a dataset folder through obslab.data
     fit_features(df, numeric=None, categorical=None, ...) -> FeatureSpec   (training rows only)
     transform(spec, df) -> (x_num float32 [n, len(spec.numeric)], x_cat int64 [n, len(spec.categorical)])
@@ -70,7 +71,12 @@ LOG_FEATURES = (
 
 # --- the denylist --------------------------------------------------------------------------
 
-_DENY_SUBSTRINGS = ("anomal", "fault", "incident", "phase", "root_cause", "marker", "label")
+# Matched against each dotted part of a name. Narrow on purpose: a metric such as
+# ``m_page_faults_rate`` is a legitimate feature, ``fault_id`` is ground truth.
+_DENY_PATTERN = re.compile(
+    r"anomal|marker|incident|root_cause"  # anywhere in the name
+    r"|(^|_)fault($|_)|(^|_)phase$|(^|_)labels?$"  # as a word
+)
 _DENY_EXACT = {"uid", "time", "time_ms", "window_start_ms", "trace_id", "span_id",
                "parent_span_id", "end_time", "start_time", "end_time_ms"}
 
@@ -85,7 +91,7 @@ def _is_denied(name: str) -> bool:
         return True
     if low.split(".")[-1] in _DENY_EXACT:  # e.g. trace.span.start_time
         return True
-    return any(s in low for s in _DENY_SUBSTRINGS)
+    return any(_DENY_PATTERN.search(part) for part in low.split("."))
 
 
 def check_features(names: Iterable[str]) -> None:
@@ -255,12 +261,18 @@ def _metric_events(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def window_features(traces=None, logs=None, metrics=None, window_ms: int = 60_000) -> pd.DataFrame:
+def window_features(traces=None, logs=None, metrics=None, window_ms: int = 60_000,
+                    services: str | Sequence[str] = "traced") -> pd.DataFrame:
     """One row per (service, window_start_ms) over the whole time range of the inputs.
 
+    ``services``: "traced" (default) makes rows for the services that emitted spans (the
+    instrumented application; every service when there are no traces), "all" for every service
+    seen in any signal (Redis, Postgres, exporters ... get rows of their own), or an explicit list.
     Counts are 0 in windows without events; latencies and metric means stay NaN there (the
-    FeatureSpec fills them with the training median). Metrics without a service label (shared
-    infrastructure such as Redis) are copied onto every service's window.
+    FeatureSpec fills them with the training median). Metrics of services without rows, or
+    without a service label (shared infrastructure such as Redis or Postgres), become
+    ``<metric>_shared`` columns copied onto every row of the window. Logs of services without
+    rows are left out.
     """
     parts: list[pd.DataFrame] = []
     ev_t = trace_events(traces) if traces is not None else None
@@ -269,9 +281,16 @@ def window_features(traces=None, logs=None, metrics=None, window_ms: int = 60_00
     times = [e["time_ms"] for e in (ev_t, ev_l, ev_m) if e is not None and len(e)]
     if not times:
         raise ValueError("window_features: no events in any signal")
-    services = sorted(set().union(*[
-        set(e["service"].dropna().unique()) for e in (ev_t, ev_l, ev_m) if e is not None
-    ]))
+    if services == "traced" and ev_t is not None and len(ev_t):
+        services = sorted(ev_t["service"].dropna().unique())
+    elif services in ("traced", "all"):
+        services = sorted(set().union(*[
+            set(e["service"].dropna().unique()) for e in (ev_t, ev_l, ev_m) if e is not None
+        ]))
+    else:
+        services = sorted(services)
+    if ev_l is not None:
+        ev_l = ev_l[ev_l["service"].isin(services)]
     start = int(_window(pd.concat(times).min(), window_ms))
     end = int(_window(pd.concat(times).max(), window_ms))
     grid = pd.MultiIndex.from_product(
@@ -301,9 +320,10 @@ def window_features(traces=None, logs=None, metrics=None, window_ms: int = 60_00
         out = out.join(part, how="left")
     if ev_m is not None and len(ev_m):
         m = ev_m.assign(window_start_ms=_window(ev_m["time_ms"], window_ms))
-        own = m[m["service"].notna()].pivot_table(
+        is_own = m["service"].isin(services)
+        own = m[is_own].pivot_table(
             index=["service", "window_start_ms"], columns="metric", values="value", aggfunc="mean")
-        shared = m[m["service"].isna()].pivot_table(
+        shared = m[~is_own].pivot_table(
             index="window_start_ms", columns="metric", values="value", aggfunc="mean")
         out = out.join(own, how="left")
         if len(shared):
@@ -363,10 +383,10 @@ def load_events(signal: str = "traces", root=None) -> pd.DataFrame:
     return builders[signal](table)
 
 
-def load_windows(root=None, window_ms: int = 60_000) -> pd.DataFrame:
+def load_windows(root=None, window_ms: int = 60_000, services="traced") -> pd.DataFrame:
     """Windowed features from every signal present in a dataset folder."""
     tables = {signal: read_feature_columns(signal, root) for signal in ("traces", "logs", "metrics")}
-    return window_features(tables["traces"], tables["logs"], tables["metrics"], window_ms)
+    return window_features(tables["traces"], tables["logs"], tables["metrics"], window_ms, services)
 
 
 # --- encoding ------------------------------------------------------------------------------

@@ -125,6 +125,7 @@ class ManagedProcess:
     sink: LogSink | None = None
     stop_signal: int = signal.SIGTERM
     stop_timeout: float = 10.0
+    after_stop: Callable[[], None] | None = None  # e.g. delete a throwaway data folder
     proc: subprocess.Popen | None = None
     _pump: threading.Thread | None = None
 
@@ -181,6 +182,9 @@ class ManagedProcess:
             pass
         if self._pump:
             self._pump.join(2)
+        if self.after_stop is not None:
+            self.after_stop()
+            self.after_stop = None
         return self.proc.returncode
 
 
@@ -206,6 +210,16 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, proc: Manag
 
 # --- the infrastructure processes -------------------------------------------------------------
 
+def _ready(p: ManagedProcess, check: Callable[[], bool], timeout: float) -> ManagedProcess:
+    """Wait for ``check``; a process that never gets ready is stopped, not left behind."""
+    try:
+        wait_until(check, timeout, p.name, p)
+    except BaseException:
+        p.stop()
+        raise
+    return p
+
+
 def start_redis(port: int, workdir: str | os.PathLike, sink: LogSink | None = None) -> ManagedProcess:
     check_port_free(port)
     Path(workdir).mkdir(parents=True, exist_ok=True)
@@ -215,8 +229,7 @@ def start_redis(port: int, workdir: str | os.PathLike, sink: LogSink | None = No
          "--appendonly", "no", "--dir", str(workdir)],
         sink=sink,
     ).start()
-    wait_until(lambda: port_open(port), 10, "redis", p)
-    return p
+    return _ready(p, lambda: port_open(port), 10)
 
 
 def _as_postgres_user(argv: list[str]) -> list[str]:
@@ -263,8 +276,10 @@ def remove_datadir(datadir: str | os.PathLike) -> None:
         shutil.rmtree(d.parent, ignore_errors=True)
 
 
-def start_postgres(port: int, datadir: str | os.PathLike, sink: LogSink | None = None) -> ManagedProcess:
-    """initdb a throwaway cluster in ``datadir`` (trust auth, no fsync) and start it."""
+def start_postgres(port: int, datadir: str | os.PathLike, sink: LogSink | None = None,
+                   throwaway: bool = True) -> ManagedProcess:
+    """initdb a cluster in ``datadir`` (trust auth, no fsync) and start it; a throwaway cluster's
+    folder is deleted when the process is stopped."""
     check_port_free(port)
     datadir = str(datadir)
     init = subprocess.run(
@@ -282,13 +297,12 @@ def start_postgres(port: int, datadir: str | os.PathLike, sink: LogSink | None =
                            "-c", "max_connections=200"]),
         sink=sink,
         stop_signal=signal.SIGINT,  # fast shutdown
+        after_stop=(lambda: remove_datadir(datadir)) if throwaway else None,
     ).start()
     isready = find_binary("pg_isready")
-    wait_until(
-        lambda: subprocess.run([isready, "-q", "-h", "127.0.0.1", "-p", str(port)], check=False).returncode == 0,
-        30, "postgres", p,
-    )
-    return p
+    return _ready(
+        p, lambda: subprocess.run([isready, "-q", "-h", "127.0.0.1", "-p", str(port)], check=False).returncode == 0,
+        30)
 
 
 def psql(port: int, sql: str, db: str = "postgres") -> str:
@@ -329,8 +343,7 @@ def start_prometheus(port: int, config_file: str | os.PathLike, datadir: str | o
          "--log.format=json"],
         sink=sink,
     ).start()
-    wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"), 30, "prometheus", p)
-    return p
+    return _ready(p, lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"), 30)
 
 
 def start_redis_exporter(port: int, redis_port: int, sink: LogSink | None = None) -> ManagedProcess:
@@ -341,8 +354,7 @@ def start_redis_exporter(port: int, redis_port: int, sink: LogSink | None = None
          "-web.listen-address", f"127.0.0.1:{port}"],
         sink=sink,
     ).start()
-    wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/metrics"), 15, "redis-exporter", p)
-    return p
+    return _ready(p, lambda: http_ok(f"http://127.0.0.1:{port}/metrics"), 15)
 
 
 def start_postgres_exporter(port: int, pg_port: int, sink: LogSink | None = None) -> ManagedProcess:
@@ -353,5 +365,4 @@ def start_postgres_exporter(port: int, pg_port: int, sink: LogSink | None = None
         env={"DATA_SOURCE_NAME": f"postgresql://postgres@127.0.0.1:{pg_port}/postgres?sslmode=disable"},
         sink=sink,
     ).start()
-    wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/metrics"), 15, "postgres-exporter", p)
-    return p
+    return _ready(p, lambda: http_ok(f"http://127.0.0.1:{port}/metrics"), 15)

@@ -158,6 +158,7 @@ class Lab:
         self.started_ms = _now_ms()
         self.counter = RequestCounter(self.raw / "loadgen.jsonl")
         self.loadgen_sent = 0
+        self.loadgen_summary: dict = {}
         self.progress = Progress(cfg.progress)
 
     # ---- set-up -------------------------------------------------------------------------------
@@ -356,7 +357,11 @@ class Lab:
         """The load generator logs how many requests it sent every 10 s: show the latest figure."""
         if service == "load-generator" and '"sent"' in line:
             try:
-                self.loadgen_sent = max(self.loadgen_sent, int(json.loads(line)["sent"]))
+                doc = json.loads(line)
+                self.loadgen_sent = max(self.loadgen_sent, int(doc["sent"]))
+                if "achieved_rate" in doc:  # its summary at exit: target vs achieved rate
+                    self.loadgen_summary = {k: doc[k] for k in ("target_rate", "achieved_rate", "http_request_rate",
+                                                                "scheduled", "completed", "sent", "skipped") if k in doc}
             except (ValueError, KeyError, TypeError):
                 pass
 
@@ -552,6 +557,7 @@ class Lab:
             "ports": dict(self.ports),
             "pids": {n: p.pid for n, p in self.procs.items()},
             "counts": counts,
+            "load_generator": self.loadgen_summary,
             "restarts": self.restarts,
             "events": self.events,
             "errors": self.errors + (self.driver.errors if self.driver else []),

@@ -66,6 +66,7 @@ def convert_file(signal: str, src: str | os.PathLike, out: str | os.PathLike, *,
     samples = []
     tmp = Path(f"{os.fspath(out)}.partial")
     writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+    ok = False
     try:
         for table, flat in iter_ocsf(signal, src, report):
             writer.write_table(table)
@@ -79,8 +80,11 @@ def convert_file(signal: str, src: str | os.PathLike, out: str | os.PathLike, *,
                 from obslab.labels import label_events
 
                 labels_writer.write_table(label_events(table, signal, incidents, flat if signal == "traces" else None))
+        ok = True
     finally:
         writer.close()
+        if not ok:  # never leave a half-written file behind
+            tmp.unlink(missing_ok=True)
     os.replace(tmp, out)
     report.check()
     if samples:

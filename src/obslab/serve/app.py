@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -49,8 +50,6 @@ class ServeSettings:
 
 
 def _json(payload, status: int = 200) -> Response:
-    import orjson
-
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 

@@ -157,7 +157,7 @@ def train_server_model(
     torch.save({"state_dict": encoder.state_dict(), "config": encoder.config}, out / "model.pt")
     np.save(out / "normal_embeddings.npy", emb)
     np.save(out / "normal_features.npy", x[keep])
-    ids = [[str(s), pd.Timestamp(int(t), unit="ms", tz="UTC").isoformat()] for s, t in
+    ids = [[str(s), pd.Timestamp(int(t), unit="ms", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")] for s, t in
            zip(df["server_name"].to_numpy()[keep], ts_ms[keep])]
     (out / "normal_ids.json").write_text(json.dumps(ids))
     model_id = hashlib.sha256((out / "model.pt").read_bytes()).hexdigest()[:16]

@@ -218,17 +218,19 @@ def _run_chunk(first: int, n_days: int):
 
 
 def _symptom_sums(st: ChunkState, T: int) -> dict[str, list[float]]:
-    """Per incident: symptom metric sums over its hosts, the hour before the fault and its
-    second half (past most of the ramp of gradual incidents)."""
+    """Per incident: symptom metric sums over its hosts, before the fault (the three hours
+    before, skipping host-steps inside another incident) and in its second half (past most of
+    the ramp of gradual incidents)."""
     out = {}
     step = int(st.t_ms[1] - st.t_ms[0]) if T > 1 else 86_400_000
     for f in st.faults:
         inc = f.incident
         metric, _ = SYMPTOM_METRIC[f.kind]
         x = st.values[metric][:, f.hosts]
-        before = (st.t_ms >= inc.start_ms - max(3_600_000, 2 * step)) & (st.t_ms < inc.start_ms)
+        before = (st.t_ms >= inc.start_ms - max(3 * 3_600_000, 2 * step)) & (st.t_ms < inc.start_ms)
+        clean = before[:, None] & (st.phase[:, f.hosts] == 0)
         during = (st.t_ms >= (inc.start_ms + inc.end_ms) // 2) & (st.t_ms < inc.end_ms)
-        out[inc.incident_id] = [float(x[before].sum()), float(before.sum() * x.shape[1]),
+        out[inc.incident_id] = [float(x[clean].sum()), float(clean.sum()),
                                 float(x[during].sum()), float(during.sum() * x.shape[1])]
     return out
 

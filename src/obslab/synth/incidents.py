@@ -313,11 +313,13 @@ def verify(fault: Fault, sums: list[float]) -> None:
     """Record the symptom metric before vs during the fault (the lab's ``verified`` check).
 
     ``sums`` = [sum before, count before, sum during, count during] over the fault's hosts,
-    "before" being the hour before the start and "during" the second half of the fault."""
+    "before" being up to three hours before the start outside other incidents, and "during"
+    the second half of the fault."""
     metric, sign = SYMPTOM_METRIC[fault.kind]
     inc = fault.incident
     if sums[1] == 0 or sums[3] == 0:
-        inc.verified, inc.verification = None, {"metric": metric, "note": "window outside run"}
+        inc.verified = None
+        inc.verification = {"metric": metric, "note": "no clean baseline or window outside run"}
         return
     before, during = sums[0] / sums[1], sums[2] / sums[3]
     change = (during - before) / max(abs(before), 1e-9)

@@ -78,7 +78,9 @@ def generate_chunk_metrics(topo: Topology, plan: Plan, seed: int, t0_ms: int, n_
     local_day = np.floor((t[:, None] / 3_600_000.0 + topo.utc_offset_h[None, :]) / 24.0)
     weekday = ((local_day + 3) % 7).astype(np.int32)  # Monday = 0
     growth = 1.0 + 0.15 * ((t0_ms - run_start_ms) / (365 * 86_400_000))  # traffic grows
-    day_level = rng.normal(1.0, 0.06)  # some days are busier than others
+    n_days = max(1, -(-T * step_ms // 86_400_000))
+    day_of_step = (np.arange(T) * step_ms) // 86_400_000
+    day_level = rng.normal(1.0, 0.06, n_days)[day_of_step][:, None]  # some days are busier
 
     svc = topo.host_service
     prof = [topo.profile(s) for s in topo.services]
@@ -111,9 +113,9 @@ def generate_chunk_metrics(topo: Topology, plan: Plan, seed: int, t0_ms: int, n_
     lat = np.where(spike & (kind == 1), lat * rng.uniform(1.5, 3.5, (T, H)), lat)
     err = np.where(spike & (kind == 2), err + rng.uniform(0.5, 5.0, (T, H)), err)
     loss = np.where(spike & (kind == 3), loss + rng.uniform(0.3, 2.0, (T, H)), loss)
-    # some hosts run hot for no reason all day (noisy neighbours)
-    hot = rng.random(H) < 0.08
-    cpu = cpu + hot * rng.uniform(5, 15)
+    # some hosts run hot for no reason for a day (noisy neighbours)
+    hot = (rng.random((n_days, H)) < 0.08)[day_of_step]
+    cpu = cpu + hot * rng.uniform(5, 15, (n_days, H))[day_of_step]
     lat = lat * (1 + hot * 0.25)
 
     faults, deploys, maint_list = plan.overlapping(t[0], t[-1] + step_ms)
