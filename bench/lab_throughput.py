@@ -6,7 +6,8 @@ run on one stack then the other, so background load on a shared machine hits bot
 alike. A step is sustained when the load generator completed >= 95% of what it scheduled (its own summary line;
 RATE counts user actions, a checkout being two HTTP requests), 5xx/failed requests stayed under
 5% and p99 latency stayed under max(5x the first step's p99, 1 s). Prints a table per
-mode, the highest sustained rate of each, and their ratio.
+mode, the highest sustained rate of each, and their ratio; and the services' CPU time per
+request in each mode, a figure that other work on a shared machine does not distort.
 
     .venv/bin/python bench/lab_throughput.py [--rates 25,50,75,100,125,150,200] [--step-s 15]
 """
@@ -61,12 +62,36 @@ def _loadgen_summary(logs: Path) -> dict:
     return summary
 
 
+SERVICES = ("web-api", "auth-service", "payment-worker")
+
+
+def _cpu_s(lab: Lab) -> dict[str, float]:
+    """CPU seconds used so far by each app service (its process and children): unlike the
+    rates, CPU per request does not depend on what else runs on the machine."""
+    import psutil
+
+    out = {}
+    for name in SERVICES:
+        total = 0.0
+        try:
+            root = psutil.Process(lab.procs[name].pid)
+            for p in [root, *root.children(recursive=True)]:
+                t = p.cpu_times()
+                total += t.user + t.system
+        except (psutil.Error, KeyError):
+            pass
+        out[name] = total
+    return out
+
+
 def load_step(lab: Lab, rate: float, seconds: float, warmup: float = 3.0) -> dict:
     lab.cfg.rate = rate
     lab.start_load()
     time.sleep(warmup)
     lo = time.time()
+    cpu0 = _cpu_s(lab)
     time.sleep(seconds)
+    cpu1 = _cpu_s(lab)
     hi = time.time()
     lab.procs["load-generator"].stop()
     recs = _records(lab.raw / "loadgen.jsonl", lo, hi)
@@ -75,7 +100,8 @@ def load_step(lab: Lab, rate: float, seconds: float, warmup: float = 3.0) -> dic
     lg = _loadgen_summary(lab.raw / "logs.txt")
     return {"target": rate, "achieved": float(lg.get("achieved_rate", 0.0)), "lg_target": lg.get("target_rate"),
             "http_rate": len(recs) / (hi - lo), "skipped": lg.get("skipped"), "p50_ms": _p(lat, 0.5),
-            "p99_ms": _p(lat, 0.99), "error_share": errors / max(1, len(recs)), "n": len(recs)}
+            "p99_ms": _p(lat, 0.99), "error_share": errors / max(1, len(recs)), "n": len(recs),
+            "cpu_ms_per_req": {n: 1000 * (cpu1[n] - cpu0[n]) / max(1, len(recs)) for n in SERVICES}}
 
 
 def _start(tracing: bool) -> Lab:
@@ -96,6 +122,7 @@ def step_up(rates: list[float], step_s: float) -> dict[bool, dict | None]:
     labs: dict[bool, Lab] = {}
     best: dict[bool, dict | None] = {True: None, False: None}
     first_p99: dict[bool, float] = {}
+    cpu: dict[float, dict[bool, float]] = {}
     try:
         for tracing in (True, False):
             labs[tracing] = _start(tracing)
@@ -114,6 +141,9 @@ def step_up(rates: list[float], step_s: float) -> dict[bool, dict | None]:
                       f"HTTP {s['http_rate']:6.1f} req/s  p50 {s['p50_ms']:7.1f} ms  p99 {s['p99_ms']:8.1f} ms  "
                       f"5xx/failed {s['error_share']:5.1%}  {'ok' if s['sustained'] else 'NOT sustained'}",
                       flush=True)
+                print("      CPU ms per HTTP request: " + ", ".join(
+                    f"{n} {v:.2f}" for n, v in s["cpu_ms_per_req"].items()), flush=True)
+                cpu.setdefault(rate, {})[tracing] = sum(s["cpu_ms_per_req"].values())
                 if s["sustained"]:
                     best[tracing] = s
                 else:
@@ -124,6 +154,12 @@ def step_up(rates: list[float], step_s: float) -> dict[bool, dict | None]:
         for lab in labs.values():
             lab.stop_all()
             shutil.rmtree(lab.out, ignore_errors=True)
+    both = [r for r in cpu if len(cpu[r]) == 2]
+    if both:
+        on = sum(cpu[r][True] for r in both) / len(both)
+        off = sum(cpu[r][False] for r in both) / len(both)
+        print(f"app CPU per HTTP request (all services, mean over {len(both)} rates run in both modes): "
+              f"tracing on {on:.2f} ms, off {off:.2f} ms, ratio on/off {on / off:.2f}")
     return best
 
 

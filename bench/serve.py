@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import psutil
 import torch
 
 from obslab.serve.model_store import train_server_model
@@ -92,13 +92,33 @@ def call(conn, method: str, path: str, body: bytes | None = None) -> bytes:
     return data
 
 
-def report(name: str, lat: list[float], work: int, elapsed: float, unit: str) -> dict:
+class ServerCpu:
+    """CPU seconds the daemon process used: per request, a figure the machine's load does not
+    inflate, and 1 / it = what one free core could serve."""
+
+    def __init__(self, pid: int):
+        self.proc = psutil.Process(pid)
+
+    def __call__(self) -> float:
+        t = self.proc.cpu_times()
+        return t.user + t.system
+
+
+def report(name: str, lat: list[float], work: int, elapsed: float, unit: str, cpu_s: float) -> dict:
     ms = np.array(lat) * 1000
     row = {"requests": len(lat), f"{unit}/s": work / elapsed, "p50_ms": float(np.percentile(ms, 50)),
-           "p99_ms": float(np.percentile(ms, 99))}
-    print(f"{name:<34} {len(lat):>7} req  {row[f'{unit}/s']:>9.0f} {unit}/s  "
-          f"p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms")
+           "p99_ms": float(np.percentile(ms, 99)), "cpu_ms_per_req": 1000 * cpu_s / max(len(lat), 1)}
+    per_core = work / cpu_s if cpu_s else float("nan")
+    print(f"{name:<36} {len(lat):>6} req {row[f'{unit}/s']:>8.0f} {unit}/s  "
+          f"p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms  "
+          f"server CPU {row['cpu_ms_per_req']:.2f} ms/req ({per_core:.0f} {unit}/s per free core)")
     return row
+
+
+def measure(name: str, port: int, n: int, secs: float, request, unit: str, cpu: ServerCpu) -> dict:
+    before = cpu()
+    lat, work, elapsed = run_clients(port, n, secs, request)
+    return report(name, lat, work, elapsed, unit, cpu() - before)
 
 
 def main() -> int:
@@ -118,14 +138,15 @@ def main() -> int:
             n, secs = args.clients, args.seconds
             print(f"server {d.url}, {n} concurrent clients, {secs:.0f} s per phase, {N_SERVERS}-record batches, "
                   f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (others' work competes)")
-            results = {}
-            results["health"] = report("GET /health (baseline)", *run_clients(d.port, n, secs, lambda c, i: (call(c, "GET", "/health"), 1)[1]), "req")
+            results, cpu = {}, ServerCpu(d.proc.pid)
+            health = lambda c, i: (call(c, "GET", "/health"), 1)[1]  # noqa: E731
+            results["health"] = measure("GET /health (baseline)", d.port, n, secs, health, "req", cpu)
             feed = lambda c, i: (call(c, "POST", "/feed/data", bodies[i % len(bodies)]), N_SERVERS)[1]  # noqa: E731
-            results["feed"] = report("POST /feed/data", *run_clients(d.port, n, secs, feed), "records")
+            results["feed"] = measure("POST /feed/data", d.port, n, secs, feed, "records", cpu)
             pred = lambda c, i: (call(c, "GET", "/predictions/current"), 1)[1]  # noqa: E731
             served = json.loads(call(http.client.HTTPConnection("127.0.0.1", d.port), "GET", "/predictions/current"))
             assert served["status"] == "ok" and len(served["servers"]) == N_SERVERS, served.get("status")
-            results["pred"] = report("GET /predictions/current", *run_clients(d.port, n, secs, pred), "req")
+            results["pred"] = measure("GET /predictions/current", d.port, n, secs, pred, "req", cpu)
 
             # mixed: one feeder keeps the window changing, so every read may recompute the scores
             def mixed(c, i):
@@ -133,8 +154,7 @@ def main() -> int:
                     return (call(c, "POST", "/feed/data", bodies[(i // n) % len(bodies)]), 0)[1]
                 return (call(c, "GET", "/predictions/current"), 1)[1]
 
-            lat, work, el = run_clients(d.port, n, secs, mixed)
-            results["mixed"] = report("GET /predictions/current + 1 feeder", lat, work, el, "req")
+            results["mixed"] = measure("GET /predictions/current + 1 feeder", d.port, n, secs, mixed, "req", cpu)
             status = json.loads(call(http.client.HTTPConnection("127.0.0.1", d.port), "GET", "/status"))
         print(f"records stored {status['records_total']}, ticks {status['ticks']}, window {status['rolling_window_size']}")
         ingest, p99 = results["feed"]["records/s"], results["pred"]["p99_ms"]

@@ -90,21 +90,33 @@ def test_bundled_library_is_the_one_imported(unzipped):
 from obslab.data import default_dataset  # noqa: E402
 
 SAMPLE = default_dataset()  # data/sample unless OBSLAB_DATA points elsewhere
-# runs a script from the unzipped appendix after proving which obslab it imports
+# Runs a script from the unzipped appendix as a user without obslab installed would: the
+# project's own install (the editable .pth entry or finder) is hidden first, so only the
+# scripts' fallback (scripts/_obslab_path.py -> ../lib) can make `import obslab` work.
 RUN_SCRIPT = """
 import runpy, sys
 from pathlib import Path
-import obslab
-root, script, args = sys.argv[1], sys.argv[2], sys.argv[3:]
-assert Path(obslab.__file__).resolve().is_relative_to(Path(root).resolve()), obslab.__file__
+root, repo_src, script, args = Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve(), sys.argv[3], sys.argv[4:]
+sys.path[:] = [p for p in sys.path if not p or Path(p).resolve() != repo_src]
+sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "") + repr(f)]
+try:
+    import obslab
+    raise SystemExit(f"obslab still importable from {obslab.__file__}: the test cannot hide it")
+except ModuleNotFoundError:
+    pass
 sys.path.insert(0, str(Path(script).parent))
+import _obslab_path  # the scripts' own way to find the library
+import obslab
+assert Path(obslab.__file__).resolve().is_relative_to(root), obslab.__file__
 sys.argv = [script, *args]
 runpy.run_path(script, run_name="__main__")
 """
 
 
 def run_script(root: Path, name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return bundled_python(root, RUN_SCRIPT, str(root), str(root / "scripts" / name), *args, cwd=cwd)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "OBSLAB_DATA")}
+    code = [sys.executable, "-c", RUN_SCRIPT, str(root), str(REPO / "src"), str(root / "scripts" / name), *args]
+    return subprocess.run(code, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 def read_report(path: Path) -> dict:

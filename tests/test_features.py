@@ -258,11 +258,11 @@ def test_window_rows_for_traced_services_infrastructure_as_shared_context():
         "service": pa.StructArray.from_arrays([pa.array(["redis", "web-api"])], ["name"]),
         "metric": pa.StructArray.from_arrays(
             [pa.array(["redis_ops_rate", "cpu_pct"]), pa.array([40.0, 5.0])], ["name", "value"])})
-    w = window_features(ocsf_spans(), logs, metrics, window_ms=60_000)
+    w = window_features(ocsf_spans(), logs, metrics, window_ms=60_000, services="traced")
     assert set(w["service"]) == {"web-api", "auth-service", "payment-worker"}
     assert (w.loc[w["window_start_ms"] == T0, "m_redis_ops_rate_shared"] == 40.0).all()
     assert w.loc[(w["service"] == "web-api") & (w["window_start_ms"] == T0), "m_cpu_pct"].item() == 5.0
-    everything = window_features(ocsf_spans(), logs, metrics, window_ms=60_000, services="all")
+    everything = window_features(ocsf_spans(), logs, metrics, window_ms=60_000)  # "all"
     assert "redis" in set(everything["service"]) and "m_redis_ops_rate" in everything.columns
     only = window_features(ocsf_spans(), logs, metrics, window_ms=60_000, services=["web-api"])
     assert set(only["service"]) == {"web-api"} and len(only) == 2

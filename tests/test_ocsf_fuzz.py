@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from obslab.ocsf import ConversionReport, logs_to_ocsf, metrics_to_ocsf, read_compose_logs, read_otlp, read_prometheus, spans_to_ocsf
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=False),
                          st.text(max_size=20))

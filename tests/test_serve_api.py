@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from obslab.serve.model_store import frame_arrays, load_model, train_server_model
+from obslab.serve.model_store import load_model, train_server_model
 from obslab.serve.process import DaemonProcess, free_port
 from obslab.serve.sample_records import labelled_server_metrics, normal_server_metrics, records_from_frame
 from obslab.serve.schemas import METRICS

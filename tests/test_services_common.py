@@ -27,6 +27,7 @@ def _format(record_level=logging.WARNING, msg="disk almost full", **extra) -> di
     logger = logging.getLogger(f"test-{id(stream)}")
     logger.handlers[:] = [handler]
     logger.propagate = False
+    logger.setLevel(logging.DEBUG)
     logger.log(record_level, msg, extra=extra)
     line = stream.getvalue()
     assert line.count("\n") == 1

@@ -3,8 +3,9 @@
 
     python export_kpis.py --data-dir DIR [--output kpis.csv] [--step 15]
 
-Columns: cpu_pct, ram_pct, storage_pct, net_bytes_per_s, request_rate, error_rate_pct,
-availability_pct, p95_latency_ms, queue_depth, worker_throughput, their rolling mean/std over
+Columns: cpu_pct, ram_pct, rss_mb, storage_pct, storage_mb, net_bytes_per_s, request_rate,
+error_rate_pct, availability_pct, p95_latency_ms, queue_depth, worker_throughput (empty when the
+data has no source metric for it; aliases in obslab.kpis), their rolling mean/std over
 5 and 15 minutes, and phase / is_anomaly / fault_id / incident_id / root_cause_service per step.
 """
 

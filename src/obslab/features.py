@@ -5,11 +5,11 @@ API (engineer A; stable for detection, evaluation, RCA and the daemon)::
     flatten(table) -> DataFrame                     nested OCSF structs -> dotted column names
     trace_events(table) / log_events(table) -> DataFrame
         one row per OCSF event: key columns (uid, time_ms, service, signal) + feature columns
-    window_features(traces=None, logs=None, metrics=None, window_ms=60_000, services="traced")
+    window_features(traces=None, logs=None, metrics=None, window_ms=60_000, services="all")
         one row per (service, window_start_ms): request count, error rate, latency p50/p95/max,
         log counts by level, one ``m_<metric>`` column per metric name (mean in the window),
         ``m_<metric>_shared`` for infrastructure metrics (Redis, Postgres, unlabelled)
-    load_events(signal="traces", root=None) / load_windows(root=None, window_ms=60_000, services="traced")
+    load_events(signal="traces", root=None) / load_windows(root=None, window_ms=60_000, services="all")
         the same, read from a dataset folder through obslab.data
     fit_features(df, numeric=None, categorical=None, ...) -> FeatureSpec   (training rows only)
     transform(spec, df) -> (x_num float32 [n, len(spec.numeric)], x_cat int64 [n, len(spec.categorical)])
@@ -262,12 +262,12 @@ def _metric_events(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
 
 
 def window_features(traces=None, logs=None, metrics=None, window_ms: int = 60_000,
-                    services: str | Sequence[str] = "traced") -> pd.DataFrame:
+                    services: str | Sequence[str] = "all") -> pd.DataFrame:
     """One row per (service, window_start_ms) over the whole time range of the inputs.
 
-    ``services``: "traced" (default) makes rows for the services that emitted spans (the
-    instrumented application; every service when there are no traces), "all" for every service
-    seen in any signal (Redis, Postgres, exporters ... get rows of their own), or an explicit list.
+    ``services``: "all" (default) makes rows for every service seen in any signal (Redis,
+    Postgres, exporters ... get rows of their own), "traced" only for the services that emitted
+    spans (the instrumented application; every service when there are no traces), or a list.
     Counts are 0 in windows without events; latencies and metric means stay NaN there (the
     FeatureSpec fills them with the training median). Metrics of services without rows, or
     without a service label (shared infrastructure such as Redis or Postgres), become
@@ -383,7 +383,7 @@ def load_events(signal: str = "traces", root=None) -> pd.DataFrame:
     return builders[signal](table)
 
 
-def load_windows(root=None, window_ms: int = 60_000, services="traced") -> pd.DataFrame:
+def load_windows(root=None, window_ms: int = 60_000, services="all") -> pd.DataFrame:
     """Windowed features from every signal present in a dataset folder."""
     tables = {signal: read_feature_columns(signal, root) for signal in ("traces", "logs", "metrics")}
     return window_features(tables["traces"], tables["logs"], tables["metrics"], window_ms, services)
@@ -504,7 +504,8 @@ def transform(spec: FeatureSpec, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarr
     x_cat = np.zeros((n, len(spec.categorical)), dtype=np.int64)
     for j, col in enumerate(spec.categorical):
         index = {v: i + 1 for i, v in enumerate(spec.vocab[col])}
-        x_cat[:, j] = df[col].map(lambda v: index.get(str(v), 0) if v is not None and v == v else 0).to_numpy()
+        values = df[col].astype("string")  # missing stays missing, then maps to 0 below
+        x_cat[:, j] = values.map(index).fillna(0).astype("int64").to_numpy()
     return x_num, x_cat
 
 

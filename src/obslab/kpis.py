@@ -1,8 +1,9 @@
 """The KPI table: one row per service and time step, from OCSF metrics, with per-step labels.
 
-Columns: cpu_pct, ram_pct, storage_pct, net_bytes_per_s, request_rate, error_rate_pct,
-availability_pct (100 - error rate, or success/request rate), p95_latency_ms, queue_depth,
-worker_throughput; each with rolling mean and std over 5 and 15 minutes (per service, time
+Columns: cpu_pct, ram_pct, rss_mb, storage_pct, storage_mb, net_bytes_per_s, request_rate,
+error_rate_pct, availability_pct (100 - error rate, or success/request rate), p95_latency_ms,
+queue_depth, worker_throughput (a column stays empty when no source metric exists: the lab
+measures RSS in MiB and its data directory in MiB, not percentages, and no network bytes); each with rolling mean and std over 5 and 15 minutes (per service, time
 based, so missing steps shrink the window instead of shifting it); and the step's own labels
 (phase, is_anomaly, fault_id, incident_id, root_cause_service) from ``incidents.json`` by the
 same rule as ``labels.parquet``. Metric names are matched through aliases so the lab's queries
@@ -20,20 +21,24 @@ from obslab.labels import phase_arrays
 
 __all__ = ["KPI_ALIASES", "KPI_COLUMNS", "metric_frame", "kpi_table"]
 
+# kpi -> (metric name, scale to the kpi's unit): the lab's metrics_queries.yaml names first,
+# then the synthetic generator's and common alternatives
 KPI_ALIASES = {
-    "cpu_pct": ("cpu_pct", "cpu_percent", "process_cpu_pct"),
-    "ram_pct": ("ram_pct", "mem_pct", "memory_pct", "mem_used_pct"),
-    "storage_pct": ("storage_pct", "disk_pct", "disk_usage_pct", "disk_used_pct"),
-    "net_bytes_per_s": ("net_bytes_per_s", "network_bytes_per_s", "net_io_bytes_per_s"),
-    "request_rate": ("request_rate", "req_rate", "requests_per_s", "http_request_rate"),
-    "error_rate_pct": ("error_rate_pct", "error_pct", "http_error_rate_pct"),
-    "success_rate": ("success_rate", "http_success_rate"),
-    "p95_latency_ms": ("p95_latency_ms", "latency_p95_ms", "http_p95_latency_ms"),
-    "queue_depth": ("queue_depth", "celery_queue_depth"),
-    "worker_throughput": ("worker_throughput", "tasks_per_s", "task_rate", "celery_task_rate"),
+    "cpu_pct": (("cpu_pct", 1.0), ("cpu_percent", 1.0)),
+    "ram_pct": (("ram_pct", 1.0), ("mem_pct", 1.0), ("memory_pct", 1.0), ("mem_used_pct", 1.0)),
+    "rss_mb": (("rss_mb", 1.0),),
+    "storage_pct": (("storage_pct", 1.0), ("disk_pct", 1.0), ("disk_usage_pct", 1.0)),
+    "storage_mb": (("data_dir_mb", 1.0), ("storage_mb", 1.0)),
+    "net_bytes_per_s": (("net_bytes_per_s", 1.0), ("network_bytes_per_s", 1.0)),
+    "request_rate": (("request_rate", 1.0), ("req_rate", 1.0)),
+    "error_rate_pct": (("error_rate", 100.0), ("error_rate_pct", 1.0)),  # lab: ratio of 5xx
+    "success_rate": (("success_rate", 1.0),),
+    "p95_latency_ms": (("latency_p95", 1000.0), ("latency_p95_ms", 1.0), ("p95_latency_ms", 1.0)),  # lab: s
+    "queue_depth": (("queue_depth", 1.0), ("celery_queue_depth", 1.0)),
+    "worker_throughput": (("payment_task_rate", 1.0), ("worker_throughput", 1.0), ("tasks_per_s", 1.0)),
 }
-KPI_COLUMNS = ["cpu_pct", "ram_pct", "storage_pct", "net_bytes_per_s", "request_rate", "error_rate_pct",
-               "availability_pct", "p95_latency_ms", "queue_depth", "worker_throughput"]
+KPI_COLUMNS = ["cpu_pct", "ram_pct", "rss_mb", "storage_pct", "storage_mb", "net_bytes_per_s", "request_rate",
+               "error_rate_pct", "availability_pct", "p95_latency_ms", "queue_depth", "worker_throughput"]
 WINDOWS = {"5m": "5min", "15m": "15min"}
 
 
@@ -41,15 +46,16 @@ def metric_frame(ocsf_metrics: pa.Table) -> pd.DataFrame:
     """Long frame (time_ms, service, kpi, value) of the metrics that match a KPI alias."""
     um = ocsf_metrics.column("unmapped")
     metric = pc.struct_field(um, "metric")
-    alias = {a: k for k, names in KPI_ALIASES.items() for a in names}
+    alias = {name: (k, scale) for k, names in KPI_ALIASES.items() for name, scale in names}
     keys = pa.array(list(alias))
     idx = pc.index_in(metric, value_set=keys)
-    kpi = pc.take(pa.array(list(alias.values())), idx)
+    kpi = pc.take(pa.array([v[0] for v in alias.values()]), idx)
+    scale = pc.take(pa.array([v[1] for v in alias.values()], pa.float64()), idx)
     df = pa.table({
         "time_ms": ocsf_metrics.column("time"),
         "service": pc.fill_null(pc.struct_field(um, "service"), "(none)"),
         "kpi": kpi,
-        "value": pc.struct_field(um, "value"),
+        "value": pc.multiply(pc.struct_field(um, "value"), scale),
     }).filter(pc.is_valid(kpi)).to_pandas()
     return df
 

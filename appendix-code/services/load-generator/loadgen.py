@@ -52,7 +52,7 @@ class Recorder:
                 self.ok += 1
             if self._fh:
                 self._fh.write(json.dumps({
-                    "time": jsonlog._utc_ms(started), "method": method, "path": path, "status": status,
+                    "time": jsonlog.utc_ms(started), "method": method, "path": path, "status": status,
                     "latency_ms": round(latency_ms, 2), "markers": markers or None}) + "\n")
 
     def close(self):

@@ -85,7 +85,7 @@ def _say_json(msg: str, f=None) -> None:
     Replaces celery.apps.worker.safe_say; like the original it only calls os.write (no locks),
     so it is safe inside a signal handler.
     """
-    line = json.dumps({"timestamp": jsonlog._utc_ms(time.time()), "level": "INFO", "service": SERVICE,
+    line = json.dumps({"timestamp": jsonlog.utc_ms(time.time()), "level": "INFO", "service": SERVICE,
                        "message": msg.strip(), "event": "lifecycle" if "shutdown" in msg else "other"})
     try:
         os.write(1, (line + "\n").encode())

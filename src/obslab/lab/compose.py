@@ -174,7 +174,10 @@ def load_compose(path: str | os.PathLike, env_file: str | os.PathLike | None = N
     path = Path(path)
     if not path.exists():
         raise ComposeError(f"{path} not found")
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ComposeError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     env_path = Path(env_file) if env_file else path.parent / ".env"
     env = parse_env_file(env_path) if env_path.exists() else {}
     env.update(environ or {})

@@ -67,7 +67,10 @@ def query(prometheus_url: str, promql: str, at=None) -> dict:
 
 def load_queries(path: str | os.PathLike) -> list[dict]:
     """metrics_queries.yaml: a list of {name, promql, unit} (top level or under ``queries:``)."""
-    doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise PromError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     items = doc.get("queries", doc) if isinstance(doc, dict) else doc
     if isinstance(items, dict):  # {name: {promql, unit}} form
         items = [{"name": k, **v} for k, v in items.items()]

@@ -62,6 +62,16 @@ def parse_duration(value) -> float:
     return sum(float(a) * scale[b] for a, b in parts)
 
 
+def _read_yaml(path, what: str):
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError(f"{what} {path} not found")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{what} {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+
+
 # --- the catalog -------------------------------------------------------------------------------
 
 @dataclass
@@ -99,7 +109,7 @@ def _levels(raw) -> dict[str, dict]:
 
 def load_catalog(path: str | os.PathLike) -> dict[str, FaultSpec]:
     """faults.yaml: a list of faults (top level or under ``faults:``), or a mapping id -> fault."""
-    doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    doc = _read_yaml(path, "fault catalog")
     items = doc.get("faults", doc) if isinstance(doc, dict) else doc
     if isinstance(items, dict):
         items = [{"id": k, **v} for k, v in items.items()]
@@ -161,7 +171,9 @@ def _fault(catalog: dict[str, FaultSpec], fid: str) -> FaultSpec:
 
 
 def load_scenario(path: str | os.PathLike, catalog: dict[str, FaultSpec]) -> Plan:
-    doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    doc = _read_yaml(path, "scenario") or {}
+    if not isinstance(doc, dict):
+        raise ScenarioError(f"{path}: a scenario is a mapping with a 'timeline:' list")
     steps = doc.get("timeline")
     if not isinstance(steps, list):
         raise ScenarioError(f"{path}: a scenario needs a 'timeline:' list")

@@ -5,7 +5,8 @@ Stable public API (other areas code against this; signatures will not change):
 Readers (stream ``pyarrow.RecordBatch`` es of the flat schemas in :mod:`obslab.ocsf.flat`;
 each updates the given :class:`ConversionReport` so that records_in == records_out + rejected):
 
-- ``read_compose_logs(path, report=None) -> Iterator[RecordBatch]``  (FLAT_LOG)
+- ``read_compose_logs(path, report=None) -> Iterator[(RecordBatch, BooleanArray)]`` (FLAT_LOG
+  batch, and per row whether its time was inferred because the line had none)
 - ``read_otlp(path, report=None) -> Iterator[RecordBatch]``          (FLAT_SPAN)
 - ``read_prometheus(path, report=None) -> Iterator[RecordBatch]``    (FLAT_METRIC)
 

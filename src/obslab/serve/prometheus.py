@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from obslab.serve.schemas import METRIC_RANGES, METRICS
+from obslab.serve.schemas import METRIC_RANGES, METRICS, iso_ms
 
 __all__ = ["DEFAULT_QUERIES", "PrometheusError", "FeedSummary", "query_range", "records_from_results"]
 
@@ -106,7 +106,7 @@ def records_from_results(results: dict[str, list[dict]], status: str = "healthy"
             for m in set(lacking):
                 summary.missing[m] += 1
             continue
-        rec = {"timestamp": _iso(ts), "server_name": server, "status": status}
+        rec = {"timestamp": iso_ms(ts * 1000), "server_name": server, "status": status}
         for m in METRICS:
             lo, hi, kind = METRIC_RANGES[m]
             v = values[m]
@@ -117,9 +117,3 @@ def records_from_results(results: dict[str, list[dict]], status: str = "healthy"
         records.append(rec)
     summary.records += len(records)
     return records
-
-
-def _iso(ts: float) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat().replace("+00:00", "Z")

@@ -11,13 +11,14 @@ Two record shapes are accepted by ``POST /feed/data``:
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
 __all__ = [
+    "iso_ms",
     "METRICS",
     "METRIC_RANGES",
     "Status",
@@ -31,6 +32,12 @@ __all__ = [
     "ErrorResponse",
     "HealthResponse",
 ]
+
+
+def iso_ms(ts_ms: int | float) -> str:
+    """Epoch milliseconds -> ISO 8601 UTC with a Z, the form every answer uses."""
+    text = datetime.fromtimestamp(ts_ms / 1000, timezone.utc).isoformat()
+    return text.replace("+00:00", "Z")
 
 
 class Status(str, Enum):

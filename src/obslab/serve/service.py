@@ -12,18 +12,14 @@ import orjson
 
 from obslab.serve.features import LOG_INDEX
 from obslab.serve.model_store import ServerModel
-from obslab.serve.schemas import METRIC_RANGES, METRICS, OcsfMetricEvent, ServerRecord
+from obslab.serve.schemas import METRIC_RANGES, METRICS, OcsfMetricEvent, ServerRecord, iso_ms as iso
 from obslab.serve.store import RecordStore, RollingWindow, Row
 
-__all__ = ["Daemon", "RecordError", "iso"]
+__all__ = ["Daemon", "RecordError"]
 
 _UTC = dt.timezone.utc
 _NEAREST = 3  # neighbours and features shown per server
 _VALUES = operator.attrgetter(*METRICS)  # one C call per record instead of 14 getattr
-
-
-def iso(ts_ms: int) -> str:
-    return dt.datetime.fromtimestamp(ts_ms / 1000, _UTC).isoformat().replace("+00:00", "Z")
 
 
 def _epoch_ms(t: dt.datetime) -> int:

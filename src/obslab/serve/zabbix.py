@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from obslab.serve.prometheus import FeedSummary, _iso
-from obslab.serve.schemas import METRIC_RANGES, METRICS
+from obslab.serve.prometheus import FeedSummary
+from obslab.serve.schemas import METRIC_RANGES, METRICS, iso_ms
 
 __all__ = ["ZABBIX_ITEMS", "records_from_zabbix"]
 
@@ -56,7 +56,7 @@ def records_from_zabbix(rows: list[dict], step: int = 300, status: str = "health
         clocks = [c for values in by_field.values() for c, _ in values]
         first, last = (min(clocks) // step + 1) * step, max(clocks) // step * step
         for t in range(first, last + 1, step):
-            rec = {"timestamp": _iso(t), "server_name": host, "status": status}
+            rec = {"timestamp": iso_ms(t * 1000), "server_name": host, "status": status}
             lacking = []
             for m in METRICS:
                 before = [v for c, v in by_field.get(m, []) if c <= t and t - c < 2 * step]

@@ -200,7 +200,7 @@ def generate_logs(topo: Topology, st: ChunkState, spans: SpanBatch, seed: int, s
     ti, hi = cell // H, cell % H
     _pool_add(out, topo, rng, BENIGN, st.t_ms[ti] + rng.integers(0, step_ms, len(cell)), ti, hi)
 
-    # symptom lines inside incidents, more as the incident grows
+    # symptom lines inside incidents (fewer during the recovery)
     for fi, f in enumerate(st.faults):
         mask = (st.fault_idx == fi) & (st.phase >= 1)
         ti, hi = np.nonzero(mask)

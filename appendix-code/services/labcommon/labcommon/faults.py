@@ -9,10 +9,10 @@ the new set when it changes, so mechanisms can start and release what they hold.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
-import time
 from typing import Callable
 
 __all__ = ["KEY_PREFIX", "FaultFlags", "flag_key", "markers_for"]
@@ -38,6 +38,15 @@ def markers_for(active: dict[str, dict]) -> dict[str, str]:
     }
 
 
+def _untraced():
+    """Suppress OTel instrumentation (e.g. the redis client's spans) where it is installed."""
+    try:
+        from opentelemetry.instrumentation.utils import suppress_instrumentation
+    except ImportError:  # the load generator runs without OpenTelemetry
+        return contextlib.nullcontext()
+    return suppress_instrumentation()
+
+
 class FaultFlags:
     """Cached view of the active fault flags, refreshed by a daemon thread."""
 
@@ -52,6 +61,7 @@ class FaultFlags:
         self._lock = threading.Lock()
         self._started = False
         self._stop = threading.Event()
+        self._reported: set[bytes] = set()
 
     # -- reading -------------------------------------------------------------------------
     @property
@@ -100,7 +110,10 @@ class FaultFlags:
             try:
                 flag = json.loads(raw)
             except ValueError:
-                log.warning("ignoring malformed fault flag %s", key, extra={"event": "error"})
+                if key not in self._reported:  # once per key, not every poll
+                    self._reported.add(key)
+                    log.warning("ignoring malformed fault flag %s", key.decode(errors="replace"),
+                                extra={"event": "error"})
                 continue
             fault_id = flag.get("fault_id") or key.decode().removeprefix(KEY_PREFIX)
             flag["fault_id"] = fault_id
@@ -110,7 +123,8 @@ class FaultFlags:
 
     def refresh(self) -> None:
         try:
-            new = self.read()
+            with _untraced():  # polling is not the app's work: no Redis spans, and none that track faults
+                new = self.read()
         except Exception as exc:  # Redis down: keep the last view, the TTL semantics hold in Redis
             log.debug("fault flag refresh failed: %s", exc)
             return
@@ -119,6 +133,7 @@ class FaultFlags:
             self._active = new
             if self.on_change is not None:
                 try:
-                    self.on_change(old, new)
+                    with _untraced():  # a mechanism's own bookkeeping (e.g. a cache flush) is not traced
+                        self.on_change(old, new)
                 except Exception:
                     log.exception("fault on_change handler failed", extra={"event": "error"})

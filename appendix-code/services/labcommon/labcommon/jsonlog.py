@@ -8,14 +8,14 @@ import os
 import sys
 import time
 
-__all__ = ["JsonFormatter", "configure", "get_logger", "log_event"]
+__all__ = ["JsonFormatter", "configure", "get_logger", "log_event", "utc_ms"]
 
 _LEVELS = {"WARNING": "WARN", "CRITICAL": "ERROR"}
 # LogRecord attributes that are not user fields.
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
 
 
-def _utc_ms(created: float) -> str:
+def utc_ms(created: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created % 1 * 1000):03d}Z"
 
 
@@ -38,7 +38,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         level = _LEVELS.get(record.levelname, record.levelname)
         out = {
-            "timestamp": _utc_ms(record.created),
+            "timestamp": utc_ms(record.created),
             "level": level,
             "service": self.service,
             "message": record.getMessage(),
