@@ -2,9 +2,14 @@
 
 API (engineer A; stable for detection, evaluation and the daemon)::
 
-    train_encoder(x_num, x_cat, spec=None, objective="contrastive"|"masked"|"both",
-                  epochs=20, batch_size=256, seed=0, lr=1e-3, **model_kwargs) -> (model, history)
+    train_encoder(x_num, x_cat=None, spec=None, objective="contrastive"|"masked"|"both",
+                  epochs=20, batch_size=256, seed=0, lr=1e-3, corruption=0.3, noise_std=0.1,
+                  temperature=0.2, threads=1, **model_kwargs) -> (model in eval mode, history)
+        model_kwargs go to TabularResNet (d_model, n_blocks, d_embedding, d_cat, dropout, ...);
+        cardinalities come from spec (or x_cat's maxima without one); x_cat=None: numeric only.
         history: {"epoch": [...], "loss": [...], "contrastive": [...], "masked": [...], "seconds": s}
+        threads=1: torch runs single-threaded while training (much faster on a busy 2-core box
+        for a model this small); threads=None keeps torch's setting. Restored afterwards.
     embed(model, x_num, x_cat) -> np.ndarray float32 [n, d_embedding]
     save_model(path, model, spec, history=None, training=None) / load_model(path) -> (model, spec, meta)
         a model folder: model.pt (encoder state_dict) + meta.json (config, feature_spec,
@@ -15,7 +20,8 @@ API (engineer A; stable for detection, evaluation and the daemon)::
     train_supervised(model, x_num, x_cat, y, epochs=30, ...) -> history   (the ResNet chapter's
         residual-vs-plain experiment; not part of the anomaly pipeline)
     Encoder.fit(frame, train_mask, name, numeric=None, categorical=None, **train_kwargs)
-        fit_features on the training rows + load_or_train; Encoder.load(path); enc.embed(frame)
+        fit_features on the training rows + load_or_train; Encoder.load(path);
+        enc.encode(frame) -> (x_num, x_cat); enc.embed(frame) -> embeddings; enc.path, enc.meta
 
 Objectives. "contrastive": two views of each row, each made by SCARF-style corruption (a share
 of cells replaced by the same column of random other rows) plus gaussian noise on numeric
@@ -342,8 +348,11 @@ def load_or_train(name: str, x_num, x_cat, spec: FeatureSpec, data_id: str = "",
     tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
     save_model(tmp, model, spec, history, training)
     shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
-    return model, json.loads((folder / "meta.json").read_text())
+    try:
+        tmp.rename(folder)
+    except OSError:  # another process (a parallel notebook) swapped its copy in first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return model, json.loads((tmp if tmp.exists() else folder).joinpath("meta.json").read_text())
 
 
 @dataclass
