@@ -65,8 +65,11 @@ def _per_parent(values, parents, n: int, type_):
     """Scatter ``values`` (one per chosen child row) to their ``parents`` rows; first wins."""
     if len(parents) == 0:
         return pa.nulls(n, type_)
-    idx = pc.index_in(pa.array(np.arange(n, dtype=np.int64)), value_set=parents)
-    return pc.take(values, idx).cast(type_)
+    p = np.asarray(parents.to_numpy(zero_copy_only=False), dtype=np.int64)
+    idx = np.full(n, -1, dtype=np.int64)
+    idx[p[::-1]] = np.arange(len(p) - 1, -1, -1)  # written in reverse, so the first occurrence stays
+    take = pa.array(idx, mask=idx < 0)
+    return pc.take(values, take).cast(type_)
 
 
 def _value_text(value, n):
