@@ -15,7 +15,7 @@ book: deps ## install what is missing, execute the notebooks on the sample data,
 	@echo "book: $(CURDIR)/_build/html/index.html"
 
 test: deps ## the whole test suite, notebooks included
-	$(VENV)/bin/pytest -q tests
+	$(VENV)/bin/pytest -q tests --nbval-lax --nbval-current-env notebooks
 
 deps: venv apt node
 

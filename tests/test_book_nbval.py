@@ -87,3 +87,30 @@ def test_notebook_needing_data_skips_without_dataset(tmp_path):
 @pytest.mark.parametrize("path", sorted((REPO / "notebooks").glob("*.md")), ids=lambda p: p.name)
 def test_every_notebook_is_collectable(path):
     assert is_myst_notebook(path), f"{path} lacks jupytext/kernelspec front matter"
+
+
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.md"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_follows_the_chapter_shape(path):
+    """One H1, Overview first, Summary and Exercises last, a SEED up front, no installs."""
+    import re
+
+    import jupytext
+
+    nb = jupytext.read(path)
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    fence = re.compile(r"^```.*?^```", re.S | re.M)  # ignore code shown inside prose
+    lines = fence.sub("", markdown).splitlines()
+    assert len([x for x in lines if x.startswith("# ")]) == 1, "exactly one H1"
+    h2 = [x[3:].strip() for x in lines if x.startswith("## ")]
+    assert h2 and h2[0] == "Overview", h2
+    assert h2[-2:] == ["Summary", "Exercises"], h2
+    assert code and re.search(r"^SEED\s*=", code[0], re.M), "the first code cell sets SEED"
+    assert not any(re.search(r"^\s*[!%]\s*(pip|conda)\b|pip install", c, re.M) for c in code), "no installs"
+    assert len(path.read_text().splitlines()) <= 450, "chapters stay under ~400 lines"
+    # data only through obslab.data: no file reads by path in a chapter
+    banned = r"read_parquet|pq\.read_table|read_csv\(|\bopen\(|data/sample|\.\./data"
+    assert not any(re.search(banned, c) for c in code), "load data through obslab.data only"

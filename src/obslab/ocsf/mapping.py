@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -41,19 +42,22 @@ def _lookup(values: pa.Array, mapping: dict, value_type=pa.int64(), default=None
     return out
 
 
+def _single(arr):
+    """A ChunkedArray as one Array (no copy when it has a single chunk)."""
+    if isinstance(arr, pa.ChunkedArray):
+        return arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
+    return arr
+
+
 def _struct(fields: dict, type_: pa.StructType, valid) -> pa.StructArray:
     """A struct array of ``type_`` from child arrays; rows where ``valid`` is false are null."""
     arrays = []
     for f in type_:
-        arr = fields[f.name]
-        if isinstance(arr, pa.ChunkedArray):
-            arr = arr.combine_chunks()
+        arr = _single(fields[f.name])
         arrays.append(arr.cast(f.type) if arr.type != f.type else arr)
     mask = None
     if valid is not None:
-        if isinstance(valid, pa.ChunkedArray):
-            valid = valid.combine_chunks()
-        mask = pc.invert(pc.fill_null(valid, False))
+        mask = pc.invert(pc.fill_null(_single(valid), False))
     return pa.StructArray.from_arrays(arrays, fields=list(type_), mask=mask)
 
 
@@ -66,8 +70,7 @@ def _const(n: int, value, type_) -> pa.Array:
 
 
 def _col(table: pa.Table, name: str) -> pa.Array:
-    col = table.column(name)
-    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    return _single(table.column(name))
 
 
 def _captions(class_uid: pa.Array, activity_id: pa.Array, severity_id: pa.Array, status_id):
@@ -96,10 +99,28 @@ def _captions(class_uid: pa.Array, activity_id: pa.Array, severity_id: pa.Array,
     return out
 
 
+def _const_captions(n: int, class_uid: int, activity_id: int, severity_id: int, status_id):
+    """``_captions`` for a batch whose ids are all the same: look up once, repeat."""
+    one = _captions(pa.array([class_uid], pa.int64()), pa.array([activity_id], pa.int64()),
+                    pa.array([severity_id], pa.int64()), pa.array([status_id], pa.int64()))
+    return {k: pa.repeat(v[0], n) for k, v in one.items()}
+
+
+def _profiles(n: int, valid) -> pa.Array:
+    """``["trace"]`` per row (null where ``valid`` is false), built from offsets, not lists."""
+    if valid is None:
+        keep = np.ones(n, dtype=bool)
+    else:
+        keep = pc.fill_null(_single(valid), False).to_numpy(zero_copy_only=False)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(keep, out=offsets[1:])
+    values = pa.repeat(pa.scalar("trace"), int(offsets[-1]))
+    mask = None if valid is None else pa.array(~keep)
+    return pa.ListArray.from_arrays(pa.array(offsets), values, type=pa.list_(pa.string()), mask=mask)
+
+
 def _metadata(n, uid, product_name, profiles_valid, log_name, provider, correlation, sequence):
-    profiles = pa.array([["trace"]] * n, type=pa.list_(pa.string())) if n else _nulls(0, pa.list_(pa.string()))
-    if profiles_valid is not None:
-        profiles = pc.if_else(profiles_valid, profiles, _nulls(n, pa.list_(pa.string())))
+    profiles = _profiles(n, profiles_valid)
     product = _struct({"name": product_name, "vendor_name": _nulls(n, pa.string())}, S.PRODUCT, None)
     return _struct(
         {
@@ -145,7 +166,7 @@ def _conform(flat: pa.Table, schema: pa.Schema) -> pa.Table:
 
 def _row_keys(flat: pa.Table, offset: int, line_col: str | None) -> pa.Array:
     n = flat.num_rows
-    pos = pa.array(range(offset + 1, offset + n + 1), type=pa.int64())
+    pos = pa.array(np.arange(offset + 1, offset + n + 1, dtype=np.int64))
     if line_col is not None:
         pos = pc.coalesce(_col(flat, line_col), pos)
     return pc.cast(pos, pa.string())
@@ -339,8 +360,7 @@ def metrics_to_ocsf(flat: pa.Table, source: str = "metrics", offset: int = 0,
     flat = _conform(flat, FLAT_METRIC)
     n = flat.num_rows
     g = {name: _col(flat, name) for name in FLAT_METRIC.names}
-    class_uid = _const(n, 0, pa.int64())
-    cols = _captions(class_uid, _const(n, 99, pa.int64()), _const(n, 1, pa.int64()), _nulls(n, pa.int64()))
+    cols = _const_captions(n, 0, 99, 1, None)
     tag = source_tag(source)
     uid = pc.binary_join_element_wise(tag, _row_keys(flat, offset, None), "-")
     product = pc.coalesce(g["service"], _const(n, "prometheus", pa.string()))
