@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,7 +32,21 @@ def pick(pool, idx: np.ndarray, type_=pa.string()) -> pa.Array:
 
 
 def tile_strings(block: list[str], reps: int) -> pa.Array:
-    """``block`` repeated ``reps`` times as one string array, built by copying bytes (no gather)."""
+    """``block`` repeated ``reps`` times as one string array, built by copying bytes (no gather).
+
+    Small results are cached: every chunk of a run tiles the same blocks (arrays are immutable).
+    """
+    if len(block) * reps <= 1 << 18:
+        return _tile_cached(tuple(block), reps)
+    return _tile(block, reps)
+
+
+@functools.lru_cache(maxsize=32)
+def _tile_cached(block: tuple, reps: int) -> pa.Array:
+    return _tile(block, reps)
+
+
+def _tile(block, reps: int) -> pa.Array:
     enc = [b.encode() for b in block]
     data = np.frombuffer(b"".join(enc), dtype=np.uint8)
     lens = np.array([len(b) for b in enc], dtype=np.int64)

@@ -107,7 +107,10 @@ def _ocsf_api():
 
 
 def _uids(table: pa.Table) -> pa.Array:
-    uid = table.column("metadata").combine_chunks().field("uid")
+    # the uid child of each chunk, without copying the whole metadata struct
+    col = table.column("metadata")
+    uid = pa.chunked_array([c.field("uid") for c in col.chunks], type=pa.string())
+    uid = uid.chunk(0) if uid.num_chunks == 1 else uid.combine_chunks()
     if uid.null_count:
         raise RuntimeError("OCSF mapping produced events without metadata.uid")
     return uid

@@ -82,7 +82,11 @@ ALERT_RULES = [
 class LogBatch:
     """Accumulates parts (Arrow tables plus step/host indices for labelling)."""
 
+    # filled once in finish() from the host index of every row, not per part
+    HOST_COLUMNS = ("service", "container", "host", "region")
+
     def __init__(self):
+        self.topo: Topology | None = None
         self.parts: list[pa.Table] = []
         self.t: list[np.ndarray] = []
         self.h: list[np.ndarray] = []
@@ -92,12 +96,9 @@ class LogBatch:
         if n == 0:
             return
         h_idx = np.asarray(h_idx, dtype=np.int64)
+        self.topo = topo
         cols = {
             "time_ms": np.asarray(t_ms, dtype=np.int64),
-            "service": pick(topo.services, topo.host_service[h_idx]),
-            "container": pick(topo.hosts, h_idx),
-            "host": pick(topo.hosts, h_idx),
-            "region": pick(topo.regions, topo.host_region[h_idx]),
             "level": level,
             "message": message,
             "event": event if not isinstance(event, str) else pa.repeat(pa.scalar(event), n),
@@ -121,7 +122,18 @@ class LogBatch:
         h = np.concatenate(self.h)
         # by step, then time: rows of a day are contiguous (day partitions are slices)
         order = np.lexsort((table.column("time_ms").to_numpy(), t))
-        return table.take(order), t[order], h[order]
+        table, t, h = table.take(order), t[order], h[order]
+        topo = self.topo
+        host_cols = {
+            "service": pick(topo.services, topo.host_service[h]),
+            "container": pick(topo.hosts, h),
+            "host": pick(topo.hosts, h),
+            "region": pick(topo.regions, topo.host_region[h]),
+        }
+        for name in self.HOST_COLUMNS:
+            i = FLAT_LOG.get_field_index(name)
+            table = table.set_column(i, FLAT_LOG.field(i), host_cols[name])
+        return table, t, h
 
 
 # numbers that fill a template's "{}": the same line text recurs, as real logs do

@@ -3,6 +3,7 @@ Prometheus range JSON bundle)."""
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -43,6 +44,7 @@ def _leaf_paths(field: pa.Field, prefix: str = ""):
         yield prefix + field.name, t
 
 
+@functools.lru_cache(maxsize=32)
 def _dictionary_columns(schema: pa.Schema) -> list[str]:
     """Dictionary-encode repetitive strings, not unique ids (where it only costs time)."""
     unique = ("uid", "trace_id", "span_id", "parent_span_id")
