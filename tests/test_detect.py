@@ -11,6 +11,7 @@ from obslab.detect import (
     contamination_threshold,
     make_detector,
     quantile_threshold,
+    recall_at_k,
     score_batches,
 )
 
@@ -85,6 +86,23 @@ def test_hnsw_is_deterministic_and_close_to_exact():
     exact = build_index(X, "flat").search(Q, 10)[1]
     recall = np.mean([len(set(x) & set(y)) / 10 for x, y in zip(a, exact)])
     assert recall > 0.9
+
+
+def test_recall_at_k_counts_tied_neighbours_and_misses():
+    rng = np.random.default_rng(8)
+    base = rng.normal(size=(40, 4)).astype(np.float32)
+    X = np.vstack([base, base])  # every row twice: ids of equally near neighbours differ
+    Q = base[:10] + 0.01
+    d_exact, _ = build_index(X, "flat").search(Q, 4)
+    d_hnsw, _ = build_index(X[::-1].copy(), "hnsw").search(Q, 4)  # other ids for the same rows
+    assert recall_at_k(d_exact, d_hnsw) == pytest.approx(1.0)
+    # a wrong answer (a farther row) is a miss, and so is a missing result
+    worse = d_exact.copy()
+    worse[:, -1] = d_exact[:, -1] * 2 + 1
+    worse[0, 0] = np.finfo(np.float32).max
+    assert recall_at_k(d_exact, worse) == pytest.approx(1 - (10 + 1) / 40)
+    with pytest.raises(ValueError):
+        recall_at_k(d_exact, d_exact[:, :2])
 
 
 def test_seeded_detectors_are_deterministic():

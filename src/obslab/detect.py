@@ -37,6 +37,7 @@ __all__ = [
     "contamination_threshold",
     "score_batches",
     "build_index",
+    "recall_at_k",
     "raw_feature_matrix",
 ]
 
@@ -153,6 +154,26 @@ def build_index(X: np.ndarray, kind: str = "flat", hnsw_m: int = 32, ef_search: 
     finally:
         faiss.omp_set_num_threads(threads)
     return index
+
+
+def recall_at_k(d_exact: np.ndarray, d_approx: np.ndarray, rtol: float = 1e-4) -> float:
+    """Recall@k of an approximate index against an exact one, from their distance rows.
+
+    A returned neighbour counts as found when it is no farther than the exact k-th neighbour.
+    Comparing neighbour *ids* instead undercounts when rows tie: identical rows (quiet windows
+    often have identical features) are equally near, and any of them is a right answer, but the
+    two indexes may return different ones. Both arrays: [queries, k], as ``index.search`` returns.
+    """
+    d_exact, d_approx = np.asarray(d_exact, np.float64), np.asarray(d_approx, np.float64)
+    if d_exact.shape != d_approx.shape or d_exact.ndim != 2 or d_exact.shape[1] == 0:
+        raise ValueError(f"distance rows of equal shape [queries, k] expected, got "
+                         f"{d_exact.shape} and {d_approx.shape}")
+    if len(d_exact) == 0:
+        return float("nan")
+    kth = d_exact[:, -1:]
+    # a missing result (faiss id -1) comes with a huge distance and is never counted
+    found = np.isfinite(d_approx) & (d_approx <= kth + rtol * np.maximum(np.abs(kth), 1.0))
+    return float(found.mean())
 
 
 class KNNDetector(Detector):

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from obslab.ocsf import compose as C
-from obslab.ocsf.flat import FLAT_LOG
+from obslab.ocsf.flat import FLAT_LOG, to_batch
 
 PREFIX_RE = r"^(?P<container>[A-Za-z0-9][A-Za-z0-9_.\-]*)\s*\|(?: (?P<payload>.*))?$"
 ANSI_RE = r"\x1b\[[0-9;?]*[A-Za-z]"
@@ -161,10 +161,4 @@ def _parse_block(lines: list[bytes], first_line_no: int) -> pa.RecordBatch:
         "payload": payload,
         "line_no": line_no,
     }
-    arrays = []
-    for f in FLAT_LOG:
-        a = cols[f.name]
-        if isinstance(a, pa.ChunkedArray):
-            a = a.combine_chunks()
-        arrays.append(a.cast(f.type) if a.type != f.type else a)
-    return pa.RecordBatch.from_arrays(arrays, schema=FLAT_LOG)
+    return to_batch(cols, FLAT_LOG)

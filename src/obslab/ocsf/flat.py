@@ -88,3 +88,14 @@ FLAT_METRIC = pa.schema(
 )
 
 SCHEMAS = {"logs": FLAT_LOG, "traces": FLAT_SPAN, "metrics": FLAT_METRIC}
+
+
+def to_batch(columns: dict, schema: pa.Schema) -> pa.RecordBatch:
+    """A record batch with exactly ``schema`` from a name -> array mapping (cast where needed)."""
+    arrays = []
+    for f in schema:
+        a = columns[f.name]
+        if isinstance(a, pa.ChunkedArray):
+            a = a.combine_chunks()
+        arrays.append(a.cast(f.type) if a.type != f.type else a)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)

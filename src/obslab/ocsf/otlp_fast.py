@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from obslab.ocsf.flat import FLAT_SPAN
+from obslab.ocsf.flat import FLAT_SPAN, to_batch
 from obslab.ocsf.otlp import ATTR_COLUMNS
 
 MARKER_RE = r"^(?:anomaly\.|.*x-anomaly-)(?P<m>type|label|root[-_]cause|msg)$"
@@ -285,10 +285,4 @@ def _parse_block(lines: list[bytes]) -> pa.RecordBatch:
         "marker_root_cause": markers["root_cause"],
         "marker_msg": markers["msg"],
     }
-    arrays = []
-    for f in FLAT_SPAN:
-        a = out[f.name]
-        if isinstance(a, pa.ChunkedArray):
-            a = a.combine_chunks()
-        arrays.append(a.cast(f.type) if a.type != f.type else a)
-    return pa.RecordBatch.from_arrays(arrays, schema=FLAT_SPAN)
+    return to_batch(out, FLAT_SPAN)

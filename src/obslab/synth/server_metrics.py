@@ -9,12 +9,9 @@ incident kind, phase) is returned or written separately and never sits among the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:  # imported where used: the OCSF path of a run never needs pandas
-    import pandas as pd
+import pandas as pd
 
 from obslab.synth.config import parse_start, parse_step
 
@@ -142,8 +139,6 @@ def server_metrics_with_labels(days: int = 7, step: str = "5m", seed: int = 0,
     num[..., 3] = np.where(off, 0.0, num[..., 3])
 
     flat = num.reshape(T * N, -1)
-    import pandas as pd
-
     records = pd.DataFrame({
         "timestamp": pd.to_datetime(np.repeat(t, N), unit="ms", utc=True),
         "server_name": pd.Categorical(np.tile(names, T), categories=names),
