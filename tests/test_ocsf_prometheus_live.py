@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from obslab.lab.processes import free_port, start_prometheus
 from obslab.ocsf import validate_table
 
 SCRIPT = Path(__file__).resolve().parents[1] / "appendix-code" / "scripts" / "export_prometheus_metrics.py"
@@ -21,42 +20,19 @@ pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus binary not installed")]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory):
     d = tmp_path_factory.mktemp("prom")
-    port = _free_port()
+    port = free_port()
     (d / "prometheus.yml").write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
         f"scrape_configs:\n  - job_name: prometheus\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n")
-    proc = subprocess.Popen(["prometheus", f"--config.file={d / 'prometheus.yml'}", f"--storage.tsdb.path={d / 'data'}",
-                             f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    proc = start_prometheus(port, d / "prometheus.yml", d / "data")
     try:
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("prometheus did not become ready")
         time.sleep(6)  # a few scrapes
-        yield url, d
+        yield f"http://127.0.0.1:{port}", d
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        proc.stop()
 
 
 def test_export_live_prometheus_to_ocsf(prometheus, tmp_path):

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from obslab.lab.processes import start_prometheus
 from obslab.serve.model_store import load_model, train_server_model
 from obslab.serve.process import DaemonProcess, free_port
 from obslab.serve.sample_records import labelled_server_metrics, normal_server_metrics, records_from_frame
@@ -258,9 +259,7 @@ def prometheus_with_a_host(tmp_path_factory, fleet):
     config = tmp_path / "prometheus.yml"
     config.write_text(f"global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: demo\n"
                       f"    static_configs: [{{targets: ['127.0.0.1:{exporter_port}']}}]\n")
-    proc = subprocess.Popen(["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                             f"--web.listen-address=127.0.0.1:{prom_port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_prometheus(prom_port, config, tmp_path / "tsdb")
     url = f"http://127.0.0.1:{prom_port}"
     try:
         deadline = time.monotonic() + 60
@@ -275,8 +274,7 @@ def prometheus_with_a_host(tmp_path_factory, fleet):
             time.sleep(0.5)
         yield url, record
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        proc.stop()
         server.shutdown()
 
 

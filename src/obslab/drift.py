@@ -13,6 +13,7 @@ standard deviations (large windows make tiny, harmless differences significant).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -58,7 +59,11 @@ def feature_drift(reference, current, names: Sequence[str] | None = None, *, alp
             rows.append({"feature": name, "ks": np.nan, "p_value": np.nan, "wasserstein": np.nan,
                          "shift": np.nan, "drifted": False})
             continue
-        ks = ks_2samp(a, b)
+        with warnings.catch_warnings():
+            # with ties scipy cannot compute the exact p-value and falls back to the asymptotic
+            # one, as wanted; its RuntimeWarning would only be noise on stderr
+            warnings.filterwarnings("ignore", message=".*Exact calculation unsuccessful", category=RuntimeWarning)
+            ks = ks_2samp(a, b)
         w = float(wasserstein_distance(a, b))
         scale = float(np.std(a))
         # a constant reference feature: any movement is measured against a tiny floor

@@ -48,13 +48,21 @@ def chunk_rng(seed: int, stream: int, day: int) -> np.random.Generator:
 
 def _ar1(rng, shape, phi: float, sd: float) -> np.ndarray:
     """Smooth noise with stationary standard deviation ``sd`` (starts stationary)."""
-    e = rng.normal(0.0, sd * np.sqrt(1 - phi * phi), shape)
-    e[0] = rng.normal(0.0, sd, shape[1:])
+    return _ar1_many(rng, shape, [(phi, sd)])[0]
+
+
+def _ar1_many(rng, shape, params: list[tuple[float, float]]) -> list[np.ndarray]:
+    """``_ar1`` for each (phi, sd) in turn (same draws, same order), filtered together."""
+    e = np.empty((shape[0], len(params)) + tuple(shape[1:]))
+    for k, (phi, sd) in enumerate(params):
+        e[:, k] = rng.normal(0.0, sd * np.sqrt(1 - phi * phi), shape)
+        e[0, k] = rng.normal(0.0, sd, shape[1:])
+    phis = np.array([phi for phi, _ in params]).reshape((len(params),) + (1,) * (len(shape) - 1))
     # y[t] = e[t] + phi * y[t-1], step by step over rows: bit-identical to
     # scipy.signal.lfilter([1], [1, -phi], e, axis=0), without its 1 s import per run
     for t in range(1, len(e)):
-        e[t] += phi * e[t - 1]
-    return e
+        e[t] += phis * e[t - 1]
+    return [np.ascontiguousarray(e[:, k]) for k in range(len(params))]
 
 
 def _load_shape(local_hour: np.ndarray, weekday: np.ndarray) -> np.ndarray:
@@ -91,23 +99,27 @@ def generate_chunk_metrics(topo: Topology, plan: Plan, seed: int, t0_ms: int, n_
     lat0 = np.array([prof[s]["latency"] for s in svc])
     has_db = np.array([prof[s]["db"] for s in svc])
 
+    # the noises of load, cpu, mem, latency and errors: drawn in that order, filtered at once
+    n_load, n_cpu, n_mem, n_lat, n_err = _ar1_many(
+        rng, (T, H), [(0.9, 0.07), (0.7, 3.0), (0.8, 1.2), (0.6, 0.12), (0.5, 0.5)])
     load = _load_shape(local, weekday) * growth * day_level
-    load = load * np.exp(_ar1(rng, (T, H), 0.9, 0.07))
+    load = load * np.exp(n_load)
     req = rps * topo.capacity * load
     util = np.clip(load / 1.25, 0.0, 1.2)
 
-    cpu = 8.0 + 62.0 * util / topo.capacity + _ar1(rng, (T, H), 0.7, 3.0)
+    cpu = 8.0 + 62.0 * util / topo.capacity + n_cpu
     # memory: host baseline, a little load, a slow GC sawtooth, noise
     saw = ((t[:, None] / 3_600_000.0 + topo.capacity[None, :] * 7) % 6.0) / 6.0
-    mem = topo.mem_base + 6.0 * util + 4.0 * saw + _ar1(rng, (T, H), 0.8, 1.2)
-    lat = lat0 * (1.0 + 0.8 * util**3) * np.exp(_ar1(rng, (T, H), 0.6, 0.12))
-    err = 0.25 * np.exp(_ar1(rng, (T, H), 0.5, 0.5)) + 0.2 * util
+    mem = topo.mem_base + 6.0 * util + 4.0 * saw + n_mem
+    lat = lat0 * (1.0 + 0.8 * util**3) * np.exp(n_lat)
+    err = 0.25 * np.exp(n_err) + 0.2 * util
     loss = rng.exponential(0.02, (T, H))
-    dbp = np.where(has_db, 15.0 + 45.0 * util + _ar1(rng, (T, H), 0.7, 4.0), 0.0)
+    n_dbp, n_shp = _ar1_many(rng, (T, H), [(0.7, 4.0), (0.8, 3.0)])
+    dbp = np.where(has_db, 15.0 + 45.0 * util + n_dbp, 0.0)
     # a pool shared by all hosts of a region (cache / thread pool / NAT gateway)
     reg_load = np.stack([load[:, topo.host_region == r].mean(axis=1) if np.any(topo.host_region == r)
                          else np.zeros(T) for r in range(len(topo.regions))], axis=1)
-    shp = 20.0 + 40.0 * reg_load[:, topo.host_region] + _ar1(rng, (T, H), 0.8, 3.0)
+    shp = 20.0 + 40.0 * reg_load[:, topo.host_region] + n_shp
 
     # benign spikes: slow requests, brief error bursts, busy moments; no incident behind them
     spike = rng.random((T, H)) < spike_p
