@@ -23,7 +23,8 @@ deps: venv apt node
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install -q -r requirements.txt
+	# pip warns once per package about absent local index folders on some machines: drop that noise only
+	set -o pipefail; $(PIP) install -q -r requirements.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(PIP) install -q --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@

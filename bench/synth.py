@@ -11,6 +11,7 @@ and the raw-feature Isolation Forest baseline AUROC on 90 days of metrics.
     .venv/bin/python bench/synth.py               # everything
     .venv/bin/python bench/synth.py --only year   # one scenario
     .venv/bin/python bench/synth.py --days 30     # a shorter "year" for a quick look
+    .venv/bin/python bench/synth.py --profile 28  # where the time goes (one process, CPU time)
 
 Each scenario runs in a fresh child process so that its peak RSS is its own. The machine's
 load average is printed alongside: on a shared 2-core machine it moves the wall time a lot.
@@ -68,12 +69,37 @@ def run(name: str, kwargs: dict, workers: int, goal_s: float, goal_gb: float | N
     return {"name": name, "cpu": cpu, "peak_gb": peak_gb, **result}
 
 
+def profile(days: int, top: int = 20) -> None:
+    """cProfile (CPU-time clock) of ``days`` of the year scenario in this one process."""
+    import cProfile
+    import pstats
+
+    from obslab.synth import generate, load_config
+
+    out = tempfile.mkdtemp(prefix="obslab-synth-profile-")
+    prof = cProfile.Profile(time.process_time)
+    try:
+        prof.enable()
+        generate(load_config(days=days, step="15m", seed=1), out, fmt="ocsf", quiet=True, workers=1)
+        prof.disable()
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    stats = pstats.Stats(prof, stream=sys.stdout)
+    print(f"profile: {days} days, 25 hosts, 15m, one process, by own CPU time:", flush=True)
+    stats.sort_stats("tottime").print_stats(top)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=["year", "dense", "baseline"])
     ap.add_argument("--days", type=int, default=365, help="days of the 'year' scenario")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--profile", type=int, metavar="DAYS",
+                    help="only print a profile of DAYS days of the year scenario")
     args = ap.parse_args()
+    if args.profile:
+        profile(args.profile)
+        return 0
     print(f"cores: {os.cpu_count()}, python {sys.version.split()[0]}", flush=True)
     if args.only in (None, "year"):
         run("year (25 hosts, 15m, OCSF)", dict(days=args.days, step="15m", seed=1),

@@ -60,9 +60,10 @@ def feature_drift(reference, current, names: Sequence[str] | None = None, *, alp
                          "shift": np.nan, "drifted": False})
             continue
         with warnings.catch_warnings():
-            # with ties scipy cannot compute the exact p-value and falls back to the asymptotic
-            # one, as wanted; its RuntimeWarning would only be noise on stderr
-            warnings.filterwarnings("ignore", message=".*Exact calculation unsuccessful", category=RuntimeWarning)
+            # when scipy's exact p-value fails numerically it falls back to the asymptotic one,
+            # which is fine here; its RuntimeWarning would only be noise on a notebook's stderr
+            warnings.filterwarnings("ignore", message=".*Exact calculation unsuccessful",
+                                    category=RuntimeWarning)
             ks = ks_2samp(a, b)
         w = float(wasserstein_distance(a, b))
         scale = float(np.std(a))

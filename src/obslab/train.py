@@ -320,9 +320,20 @@ def load_model(path):
     return model, FeatureSpec.from_dict(meta["feature_spec"]), meta
 
 
+def _code_fingerprint() -> str:
+    """A hash of the code that defines training and the network: a cached encoder trained by
+    an older version of it must be retrained, or chapters would read a stale model."""
+    import obslab.model
+
+    h = hashlib.sha256()
+    for module_file in (__file__, obslab.model.__file__):
+        h.update(Path(module_file).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _cache_key(fingerprint: str, spec: FeatureSpec, train_kwargs: dict) -> str:
-    blob = json.dumps([fingerprint, spec.to_dict(), train_kwargs, torch.__version__],
-                      sort_keys=True, default=str)
+    blob = json.dumps([fingerprint, spec.to_dict(), train_kwargs, torch.__version__,
+                       _code_fingerprint()], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -68,27 +68,16 @@ def _nulls(n: int, type_) -> pa.Array:
 
 def _const(n: int, value, type_) -> pa.Array:
     """``value`` repeated ``n`` times; strings and integers straight from numpy buffers
-    (``pa.repeat`` appends value by value, which costs when done per column per batch).
-    Small results are cached: successive batches of one size reuse them (arrays are immutable)."""
-    if n <= 1 << 18:
-        return _const_cached(n, value, type_)
-    return _const_build(n, value, type_)
-
-
-@functools.lru_cache(maxsize=64, typed=True)
-def _const_cached(n: int, value, type_) -> pa.Array:
-    return _const_build(n, value, type_)
-
-
-def _const_build(n: int, value, type_) -> pa.Array:
+    (``pa.repeat`` appends value by value, which costs when done per column per batch)."""
     if value is None:
         return _nulls(n, type_)
     if pa.types.is_string(type_):
         data = str(value).encode("utf-8")
         if len(data) * n < 2**31:
             offsets = (np.arange(n + 1, dtype=np.int64) * len(data)).astype(np.int32)
-            return pa.Array.from_buffers(type_, n, [None, pa.py_buffer(offsets), pa.py_buffer(data * n)])
-    if pa.types.is_integer(type_):
+            buffers = [None, pa.py_buffer(offsets), pa.py_buffer(data * n)]
+            return pa.Array.from_buffers(type_, n, buffers)
+    if pa.types.is_integer(type_) or pa.types.is_boolean(type_):
         return pa.array(np.full(n, value, dtype=type_.to_pandas_dtype()), type=type_)
     return pa.array([value] * n, type=type_) if n < 64 else pa.repeat(pa.scalar(value, type_), n)
 
@@ -127,7 +116,15 @@ def _const_captions(n: int, class_uid: int, activity_id: int, severity_id: int, 
     """``_captions`` for a batch whose ids are all the same: look up once, repeat."""
     one = _captions(pa.array([class_uid], pa.int64()), pa.array([activity_id], pa.int64()),
                     pa.array([severity_id], pa.int64()), pa.array([status_id], pa.int64()))
-    return {k: _const(n, v[0].as_py(), v.type) for k, v in one.items()}
+    make = _const_cached if n <= 1 << 18 else _const
+    return {k: make(n, v[0].as_py(), v.type) for k, v in one.items()}
+
+
+@functools.lru_cache(maxsize=32, typed=True)
+def _const_cached(n: int, value, type_) -> pa.Array:
+    """Cached ``_const`` for the caption columns: successive batches of one size (the
+    generator's chunks) reuse them; arrays are immutable."""
+    return _const(n, value, type_)
 
 
 def _profiles(n: int, valid) -> pa.Array:

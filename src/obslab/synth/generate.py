@@ -117,11 +117,13 @@ def _uids(table: pa.Table) -> pa.Array:
 
 
 def _progress(total: int, quiet: bool):
+    disable = quiet or not sys.stderr.isatty()
+    if disable:  # no bar: spare the import
+        return None
     try:
         from tqdm import tqdm
     except ModuleNotFoundError:  # pragma: no cover - tqdm is in requirements
         return None
-    disable = quiet or not sys.stderr.isatty()
     return tqdm(total=total, unit="day", desc="synth", file=sys.stderr, disable=disable)
 
 

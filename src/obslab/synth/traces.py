@@ -45,6 +45,15 @@ def _is_db(service: str) -> bool:
     return "db" in service
 
 
+# columns each template part carries; the string columns that are picks from small pools
+# (service, host, name, ...) are built once per chunk from integer codes after sorting
+_OWN = ("time_ms", "end_time_ms", "start_time_unix_nano", "duration_ms", "trace_id", "span_id",
+        "parent_span_id", "kind", "status_code", "http_status")
+_OWN_SCHEMA = pa.schema([FLAT_SPAN.field(c) for c in _OWN])
+_BY_POSITION = ("service", "name", "http_method", "http_path", "http_route", "db_statement")
+_MARKERS = ("marker_type", "marker_label", "marker_root_cause", "marker_msg")
+
+
 @dataclass
 class SpanBatch:
     table: pa.Table  # FLAT_SPAN rows
@@ -117,7 +126,11 @@ def generate_traces(topo: Topology, st: ChunkState, seed: int, step_ms: int,
         tpl_of[sel] = mine[rng.choice(len(mine), size=int(sel.sum()), p=w)]
     tr_start = st.t_ms[tr_t] + rng.uniform(0, step_ms, len(cell))
 
-    parts, t_parts, h_parts, e_parts, d_parts = [], [], [], [], []
+    parts, t_parts, h_parts, e_parts, d_parts, p_parts, m_parts = [], [], [], [], [], [], []
+    pos_pools = {c: [] for c in _BY_POSITION}  # per (template, position) values, all templates
+    mk_keys = sorted(markers)
+    marker_pools = {col: [None] + [markers[key][c_i] for key in mk_keys]
+                    for c_i, col in enumerate(_MARKERS)}
     for k, tpl in enumerate(templates):
         sel = np.flatnonzero(tpl_of == k)
         n = len(sel)
@@ -174,16 +187,17 @@ def generate_traces(topo: Topology, st: ChunkState, seed: int, step_ms: int,
         fidx = st.fault_idx[np.repeat(tt, S), hflat]
         active = (fidx >= 0) & (st.phase[np.repeat(tt, S), hflat] == 1)
         mk = np.where(active, fidx, -1)
-        mk_keys = sorted(markers)
         lookup = np.full(len(st.faults) + 1, 0, dtype=np.int32)  # 0 -> null marker
         for i, key in enumerate(mk_keys):
             lookup[key + 1] = i + 1
-        mcols = {}
-        for c_i, col in enumerate(("marker_type", "marker_label", "marker_root_cause", "marker_msg")):
-            pool = [None] + [markers[key][c_i] for key in mk_keys]
-            mcols[col] = pick(pool, lookup[mk + 1])
         stmt = [DB_STATEMENTS.get(svc_names[tpl[j][1]], "SELECT 1") if is_db[j] else None
                 for j in range(S)]
+        base = len(pos_pools["service"])
+        for col, values in (("service", svc_names), ("name", [nm for _, _, nm in names]),
+                            ("http_method", [m for m, _, _ in names]),
+                            ("http_path", [p for _, p, _ in names]),
+                            ("http_route", [p for _, p, _ in names]), ("db_statement", stmt)):
+            pos_pools[col] += values
         cols = {
             "time_ms": np.floor(s_ms).astype(np.int64),
             "end_time_ms": np.floor(s_ms + d_ms).astype(np.int64),
@@ -192,28 +206,17 @@ def generate_traces(topo: Topology, st: ChunkState, seed: int, step_ms: int,
             "trace_id": pc.take(trace_ids, pa.array(tr_rep)),
             "span_id": span_ids,
             "parent_span_id": parent_ids,
-            "service": pick(svc_names, pos),
-            "host": pick(topo.hosts, hflat),
-            "region": pick(topo.regions, topo.host_region[hflat]),
-            "name": pick([nm for _, _, nm in names], pos),
             "kind": pa.array(np.where(db_flat, 3, 2).astype(np.int8)),
             "status_code": pa.array(np.where(e_flat, 2, 0).astype(np.int8)),
-            "status_message": pick([None, "upstream request failed"], e_flat.astype(np.int32)),
-            "scope": pick(["obslab.synth.http", "obslab.synth.db"], db_flat.astype(np.int32)),
-            "http_method": pick([m for m, _, _ in names], pos),
-            "http_path": pick([p for _, p, _ in names], pos),
-            "http_route": pick([p for _, p, _ in names], pos),
             "http_status": pa.array(http_status.astype(np.int32), mask=db_flat),
-            "server_address": pick(topo.hosts, hflat),
-            "db_system": pick([None, "postgresql"], db_flat.astype(np.int32)),
-            "db_statement": pick(stmt, pos),
-            **mcols,
         }
-        parts.append(table_from(FLAT_SPAN, n * S, cols))
+        parts.append(table_from(_OWN_SCHEMA, n * S, cols))
         t_parts.append(np.repeat(tt, S))
         h_parts.append(hflat)
         e_parts.append(e_flat)
         d_parts.append(db_flat)
+        p_parts.append(base + pos)
+        m_parts.append(lookup[mk + 1])
     if not parts:
         empty = FLAT_SPAN.empty_table()
         z = np.zeros(0, dtype=np.int64)
@@ -222,5 +225,22 @@ def generate_traces(topo: Topology, st: ChunkState, seed: int, step_ms: int,
     t_idx = np.concatenate(t_parts)
     # by step, then time: rows of a day are contiguous (day partitions are slices)
     order = np.lexsort((table.column("time_ms").to_numpy(), t_idx))
-    return SpanBatch(table.take(order), t_idx[order], np.concatenate(h_parts)[order],
-                     np.concatenate(e_parts)[order], np.concatenate(d_parts)[order])
+    table = table.take(order)
+    h = np.concatenate(h_parts)[order]
+    e = np.concatenate(e_parts)[order]
+    d = np.concatenate(d_parts)[order]
+    p = np.concatenate(p_parts)[order]
+    m = np.concatenate(m_parts)[order]
+    derived = {
+        "host": pick(topo.hosts, h),
+        "region": pick(topo.regions, topo.host_region[h]),
+        "status_message": pick([None, "upstream request failed"], e.astype(np.int32)),
+        "scope": pick(["obslab.synth.http", "obslab.synth.db"], d.astype(np.int32)),
+        "server_address": pick(topo.hosts, h),
+        "db_system": pick([None, "postgresql"], d.astype(np.int32)),
+        **{col: pick(pos_pools[col], p) for col in _BY_POSITION},
+        **{col: pick(marker_pools[col], m) for col in _MARKERS},
+    }
+    cols = {f.name: table.column(f.name) if f.name in _OWN else derived.get(f.name)
+            for f in FLAT_SPAN}
+    return SpanBatch(table_from(FLAT_SPAN, len(order), cols), t_idx[order], h, e, d)
