@@ -37,7 +37,7 @@ def main() -> None:
     import faiss
     from sklearn.neighbors import NearestNeighbors
 
-    from obslab.detect import build_index
+    from obslab.detect import build_index, recall_at_k
 
     faiss.omp_set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
@@ -59,14 +59,14 @@ def main() -> None:
     t0 = time.perf_counter()
     flat = build_index(X, "flat")
     build_flat = time.perf_counter() - t0
-    t_flat, (_, exact) = timed(lambda: flat.search(Q, args.k))
+    t_flat, (d_exact, exact) = timed(lambda: flat.search(Q, args.k))
     results.append(("faiss IndexFlatL2", build_flat, t_flat, 1.0))
     for ef in (32, 64, 128):
         t0 = time.perf_counter()
         hnsw = build_index(X, "hnsw", ef_search=ef)
         build_h = time.perf_counter() - t0
-        t_h, (_, approx) = timed(lambda: hnsw.search(Q, args.k))
-        recall = np.mean([len(set(a) & set(b)) / args.k for a, b in zip(approx, exact)])
+        t_h, (d_approx, _) = timed(lambda: hnsw.search(Q, args.k))
+        recall = recall_at_k(d_exact, d_approx)
         results.append((f"faiss HNSW32 efSearch={ef}", build_h, t_h, recall))
     agree = np.mean([len(set(a) & set(b)) / args.k for a, b in zip(exact_sk, exact)])
     print(f"faiss flat vs sklearn neighbour agreement: {agree:.4f}")
