@@ -45,12 +45,13 @@ def read_signal(signal: str, root: str | os.PathLike | None = None, columns=None
     path = signal_path(root or default_dataset(), signal)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: is {path.parent} an obslab dataset?")
-    return ds.dataset(path, format="parquet", partitioning="hive").to_table(columns=columns)
+    # partition folders (day=...) are a storage layout, not OCSF attributes: keep them out
+    return ds.dataset(path, format="parquet", partitioning=None).to_table(columns=columns)
 
 
 def read_labels(root: str | os.PathLike | None = None) -> pa.Table:
     path = Path(root or default_dataset()) / "labels.parquet"
-    return ds.dataset(path, format="parquet", partitioning="hive").to_table()
+    return ds.dataset(path, format="parquet", partitioning=None).to_table()
 
 
 def read_incidents(root: str | os.PathLike | None = None) -> list:

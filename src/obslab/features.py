@@ -365,7 +365,7 @@ def read_feature_columns(signal: str, root=None) -> pa.Table | None:
     if not path.exists():
         return None
     wanted = set(_SIGNAL_COLUMNS[signal])
-    schema = ds.dataset(path, format="parquet", partitioning="hive").schema
+    schema = ds.dataset(path, format="parquet", partitioning=None).schema
     columns = {".".join(p): ds.field(*p) for p in _leaf_paths(schema) if ".".join(p) in wanted}
     return read_signal(signal, root, columns=columns)
 
