@@ -110,3 +110,44 @@ def test_compose_mixed_blocks_keep_order_and_times(tmp_path):
     assert rep.notes["blocks_fast_path"] > 0 and rep.notes["blocks_slow_path"] > 0
     _same(fast, slow)
     assert fast.column("line_no").to_pylist() == list(range(1, 241))
+
+
+def test_prefix_split_equals_prefix_regex():
+    """compose_fast splits the Compose prefix without PREFIX_RE: same result, or it refuses."""
+    import pyarrow.compute as pc
+    import pytest
+
+    from obslab.ocsf.compose_fast import PREFIX_RE, Unsupported, _split_prefix
+
+    cases = ["web-api-1  | {\"a\": 1}", "db_1|", "db_1 | ", "x.y-2\t| p | q", "a |  two spaces",
+             "web | ü ok", "9svc   |x", "-bad | {}", "no bar here", " web | lead", "w|\n", "w | a\nb"]
+    for line in cases:
+        text = pa.array([line])
+        want = pc.extract_regex(text, PREFIX_RE)
+        try:
+            container, payload = _split_prefix(text)
+        except Unsupported:
+            assert want.null_count == 1 or "\n" in line, line  # refused: the general parser does it
+            continue
+        assert want.null_count == 0, line
+        assert container.to_pylist() == pc.struct_field(want, "container").to_pylist(), line
+        assert payload.to_pylist() == pc.struct_field(want, "payload").to_pylist(), line
+    with pytest.raises(Unsupported):
+        _split_prefix(pa.array(["web | {}", "plain text line"]))
+
+
+def test_line_chunks_split_like_readlines(tmp_path):
+    """The join-and-split line reader gives the lines (and numbers) of the per-line one."""
+    import io
+
+    from obslab.ocsf.textio import _strip, iter_line_chunks
+
+    rng = random.Random(5)
+    for k in range(30):
+        data = bytes(rng.choice(b"ab|{}\r\n") for _ in range(rng.randint(0, 300)))
+        path = tmp_path / f"f{k}.txt"
+        path.write_bytes(data)
+        got = [(no, lines) for no, lines in iter_line_chunks(path, chunk_bytes=64)]
+        flat = [line for _, lines in got for line in lines]
+        assert flat == [_strip(line) for line in io.BytesIO(data).readlines()]
+        assert [no for no, _ in got] == [1 + sum(len(ls) for _, ls in got[:i]) for i in range(len(got))]

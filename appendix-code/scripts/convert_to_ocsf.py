@@ -6,23 +6,14 @@
 Prints a loss summary on stderr and writes ``<output>.report.json`` next to the output.
 """
 
-import argparse
 import sys
 
-from _common import finish
+from _common import convert_cli
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--log-file", required=True, help="Compose-format log file (any encoding, with or without colour)")
-    p.add_argument("--output", default="ocsf_logs.parquet")
-    p.add_argument("--validate-sample", type=int, default=200,
-                   help="events to check against the official OCSF schema (0: none, -1: all)")
-    args = p.parse_args(argv)
-    from obslab.ocsf import convert_file
-
-    sample = None if args.validate_sample < 0 else args.validate_sample
-    return finish(convert_file("logs", args.log_file, args.output, validate_sample=sample))
+    return convert_cli("logs", "--log-file", "Compose-format log file (any encoding, with or without colour)",
+                       __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from obslab.ocsf import compose as C
 from obslab.ocsf.flat import FLAT_LOG, to_batch
 
 PREFIX_RE = r"^(?P<container>[A-Za-z0-9][A-Za-z0-9_.\-]*)\s*\|(?: (?P<payload>.*))?$"
+HEAD_RE = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*\s*$"  # PREFIX_RE up to its "|"
 ANSI_RE = r"\x1b\[[0-9;?]*[A-Za-z]"
 ERROR_LEVELS = ["ERROR", "FATAL", "CRITICAL", "PANIC"]
 
@@ -67,6 +68,36 @@ def _time_ms(table: pa.Table, n: int):
     return out
 
 
+def _has_escape(arr: pa.Array) -> bool:
+    """Whether any byte of the block is ESC (one numpy scan instead of a string kernel)."""
+    data = arr.buffers()[2]
+    return data is not None and bool((np.frombuffer(data, dtype=np.uint8) == 0x1B).any())
+
+
+def _split_prefix(text: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """``(container, payload)`` as PREFIX_RE extracts them, without running it on whole lines.
+
+    The container name and the spaces after it cannot contain ``|``, so PREFIX_RE's separator is
+    the first ``|``: split there, check the short head with the regex's head part, and take the
+    payload after the single space.
+    """
+    pieces = pc.split_pattern(text, "|", max_splits=1)
+    if pc.any(pc.less(pc.list_value_length(pieces), 2)).as_py():
+        raise Unsupported("unprefixed line")
+    head = pc.list_element(pieces, 0)
+    rest = pc.list_element(pieces, 1)
+    if not pc.all(pc.match_substring_regex(head, HEAD_RE)).as_py():
+        raise Unsupported("unprefixed line")
+    bare = pc.equal(rest, "")
+    if not pc.all(pc.or_(bare, pc.starts_with(rest, " "))).as_py():
+        raise Unsupported("unprefixed line")
+    if pc.any(pc.match_substring(rest, "\n")).as_py():
+        raise Unsupported("line break in a payload")  # PREFIX_RE's ``.`` stops there
+    container = pc.utf8_rtrim_whitespace(head)
+    payload = pc.utf8_slice_codeunits(rest, 1)  # "" when nothing follows, as extract_regex gives
+    return container, payload
+
+
 def parse_block(lines: list[bytes], first_line_no: int) -> pa.RecordBatch:
     """FLAT rows of a block of lines; raises Unsupported when the general parser must do it."""
     try:
@@ -86,18 +117,14 @@ def _parse_block(lines: list[bytes], first_line_no: int) -> pa.RecordBatch:
     except pa.ArrowInvalid:
         raise Unsupported("invalid UTF-8") from None
     line_no = pa.array(np.arange(first_line_no, first_line_no + n_all, dtype=np.int64))
-    if pc.any(pc.match_substring(text, "\x1b")).as_py():
+    if _has_escape(arr):
         text = pc.replace_substring_regex(text, ANSI_RE, "")
     keep = pc.invert(pc.match_substring_regex(text, r"^\s*$"))
     text, line_no = pc.filter(text, keep), pc.filter(line_no, keep)
     n = len(text)
     if n == 0:
         return pa.RecordBatch.from_pylist([], schema=FLAT_LOG)
-    parts = pc.extract_regex(text, PREFIX_RE)
-    if parts.null_count:
-        raise Unsupported("unprefixed line")
-    container = pc.struct_field(parts, "container")
-    payload = pc.struct_field(parts, "payload")
+    container, payload = _split_prefix(text)
     payload_s = pc.utf8_trim_whitespace(payload)
     if not pc.all(pc.and_(pc.starts_with(payload_s, "{"), pc.ends_with(payload_s, "}"))).as_py():
         raise Unsupported("plain-text payload")  # (Arrow's JSON reader must only see objects)
@@ -105,7 +132,7 @@ def _parse_block(lines: list[bytes], first_line_no: int) -> pa.RecordBatch:
     data = joined.as_buffer()
     try:
         table = pj.read_json(pa.BufferReader(data),
-                             read_options=pj.ReadOptions(block_size=max(data.size + 1, 1 << 20)))
+                             read_options=pj.ReadOptions(use_threads=False, block_size=max(data.size + 1, 1 << 20)))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise Unsupported(str(exc)[:80]) from None
     if table.num_rows != n:

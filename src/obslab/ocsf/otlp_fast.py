@@ -93,7 +93,7 @@ def _value_text(value, n):
 
 
 def _read(data: bytes) -> pa.Table:
-    return pj.read_json(io.BytesIO(data), read_options=pj.ReadOptions(block_size=max(len(data) + 1, 1 << 20)))
+    return pj.read_json(io.BytesIO(data), read_options=pj.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 20)))
 
 
 def parse_block(lines: list[bytes]) -> pa.RecordBatch:
