@@ -8,7 +8,10 @@
 2. ``obslab.ocsf.convert_dataset``: raw telemetry -> OCSF parquet + labels.parquet;
 3. copies the dataset files (not the lab's state) into a staging folder, writes
    ``MANIFEST.json`` (command, seed, date, counts, sizes), checks the size budget, and only
-   then replaces ``--out``, so a failed refresh leaves the current sample untouched.
+   then replaces ``--out``, so a failed refresh leaves the current sample untouched;
+4. a no-fault control run of the same lab (``--schedule none``, ``--control-duration``) is made
+   and converted the same way into ``control/`` (dataset files only, no raw/): the evaluation
+   chapter measures false positives on it.
 
 Raw OTLP traces are bulky (~3 KB per request), so ``raw/`` keeps ``metrics.json`` whole but only
 the first whole lines of ``logs.txt`` and ``traces.jsonl`` up to ``--raw-mb`` each: enough to
@@ -38,10 +41,11 @@ RAW_FILES = ("logs.txt", "traces.jsonl", "metrics.json")
 DEFAULT_LAB_ARGS = ["--interval", "75s", "--deploy-every", "7m"]
 
 
-def run_lab(work: Path, duration: str, seed: int, rate: float | None, extra: list[str]) -> list[str]:
+def run_lab(work: Path, duration: str, seed: int, rate: float | None, extra: list[str],
+            schedule: str = "random") -> list[str]:
     """A real native lab run into ``work``; returns the command it ran."""
     cmd = [sys.executable, "-m", "obslab.cli", "lab", "run", "--duration", duration,
-           "--schedule", "random", "--seed", str(seed), "--out", str(work), "--quiet", *extra]
+           "--schedule", schedule, "--seed", str(seed), "--out", str(work), "--quiet", *extra]
     if rate is not None:
         cmd += ["--rate", str(rate)]
     print("+", " ".join(cmd[2:]), flush=True)
@@ -126,7 +130,7 @@ def stage(work: Path, staging: Path, raw_mb: float) -> dict:
 
 
 def write_manifest(staging: Path, command: list[str], seed: int, duration: str, started: float,
-                   conversion: dict, excerpt: dict) -> dict:
+                   conversion: dict, excerpt: dict, control: dict | None = None) -> dict:
     import obslab
 
     files = [file_entry(p, staging) for p in sorted(staging.rglob("*")) if p.is_file()]
@@ -146,6 +150,7 @@ def write_manifest(staging: Path, command: list[str], seed: int, duration: str, 
         "conversion": {s: {k: r[k] for k in ("records_in", "records_out", "rejected") if k in r}
                        for s, r in conversion.items() if s != "labels"},
         "raw_excerpt": excerpt,
+        "control_run": control,
         "files": files,
         "total_bytes": sum(f["bytes"] for f in files),
     }
@@ -176,8 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-mb", type=float, default=20.0, help="size budget of the sample (default: %(default)s)")
     parser.add_argument("--raw-mb", type=float, default=1.5,
                         help="MB of each line-based raw file kept in raw/ (0: no raw/; default: %(default)s)")
+    parser.add_argument("--control-duration", default="6m",
+                        help="no-fault control run length, 0 for none (default: %(default)s)")
     parser.add_argument("--reuse-run", action="store_true",
-                        help="skip the lab run and convert what --work already holds")
+                        help="skip the lab runs and convert what --work (and --work/control) already hold")
     parser.add_argument("lab_args", nargs="*",
                         help=f"`obslab lab run` options, after -- (default: {' '.join(DEFAULT_LAB_ARGS)})")
     args = parser.parse_args(argv)
@@ -195,7 +202,22 @@ def main(argv: list[str] | None = None) -> int:
     conversion = convert(work)
     staging = args.out.with_name(args.out.name + ".new")
     excerpt = stage(work, staging, args.raw_mb)
-    manifest = write_manifest(staging, command, args.seed, args.duration, started, conversion, excerpt)
+    control = None
+    if args.control_duration not in ("", "0"):
+        control_work, control_seed = work / "control", args.seed + 1
+        if not (args.reuse_run and (control_work / "run.json").exists()):
+            if control_work.exists():
+                shutil.rmtree(control_work)
+            # the same deploy rhythm as the main run: deploys are normal operations, not faults
+            run_lab(control_work, args.control_duration, control_seed, args.rate,
+                    ["--deploy-every", "7m"], schedule="none")
+        convert(control_work)
+        stage(control_work, staging / "control", raw_mb=0)
+        control = {"duration": args.control_duration, "seed": control_seed,
+                   "command": json.loads((control_work / "run.json").read_text()).get("command"),
+                   "counts": dataset_counts(staging / "control")}
+    manifest = write_manifest(staging, command, args.seed, args.duration, started, conversion, excerpt,
+                              control)
     mb = manifest["total_bytes"] / 1e6
     if mb > args.max_mb:
         raise SystemExit(f"refresh_sample: {mb:.1f} MB exceeds --max-mb {args.max_mb}: use a shorter "

@@ -73,3 +73,15 @@ def test_sample_counts_match_the_data():
     assert refresh.dataset_counts(SAMPLE) == manifest["counts"]
     assert manifest["counts"]["incidents"] >= 3
     assert all(n > 0 for n in manifest["counts"]["events"].values())
+
+
+@needs_sample
+def test_control_run_is_fault_free_and_counted():
+    control = json.loads(manifest_path.read_text()).get("control_run")
+    if control is None:
+        pytest.skip("this sample has no control run")
+    counts = refresh.dataset_counts(SAMPLE / "control")
+    assert counts == control["counts"]
+    assert counts["incidents"] == 0 and counts["anomalous"] == 0
+    assert control["command"][:3] == ["obslab", "lab", "run"] and "none" in control["command"]
+    assert all(n > 0 for n in counts["events"].values())

@@ -164,6 +164,25 @@ def test_compare_methods_table():
         compare_methods({"x": (X_train, X_test[:10])}, dets, y)
 
 
+def test_control_run_false_positive_rate():
+    rng = np.random.default_rng(2)
+    X_train = rng.normal(size=(1000, 4))
+    X_test = rng.normal(size=(200, 4))
+    y = np.zeros(200, bool)
+    y[:20] = True
+    X_test[:20] += 5.0
+    dets = {"knn": lambda: make_detector("knn", k=5)}
+    quiet = rng.normal(size=(2000, 4))  # a control run like training: FPR near 1 - quantile
+    drifted = rng.normal(size=(2000, 4)) + 3.0  # a control run unlike training: mostly alerts
+    for run, low, high in [(quiet, 0.0, 0.05), (drifted, 0.9, 1.0)]:
+        table, _ = compare_methods({"f": (X_train, X_test)}, dets, y, quantile=0.99,
+                                   control_run={"f": run})
+        assert low <= table.loc[("f", "knn"), "control_run_FPR"] <= high
+        assert 0.0 <= table.loc[("none", "random"), "control_run_FPR"] <= 0.05
+    table, _ = compare_methods({"f": (X_train, X_test)}, dets, y)
+    assert "control_run_FPR" not in table.columns
+
+
 def _tiny_dataset(root, minutes=50, seed=0):
     """A lab-shaped dataset (3 services, OCSF via the real mapper, labels via obslab.labels)
     with two incidents: a latency spike on web-api and an error spike on auth-service."""
@@ -233,6 +252,10 @@ def test_window_experiment_end_to_end(tmp_path, monkeypatch):
     # a second call reuses the cached encoder: identical embeddings
     again = window_experiment(tmp_path / "data", window_ms=60_000, epochs=2, seed=1)
     np.testing.assert_array_equal(again.embeddings, ex.embeddings)
+    # another run through the same encoder and spec: the same data gives the same matrices
+    other = ex.other_run(tmp_path / "data")
+    np.testing.assert_array_equal(other["embedding"], ex.embeddings)
+    np.testing.assert_array_equal(other["raw features"], ex.raw)
 
 
 def test_auto_window_ms():

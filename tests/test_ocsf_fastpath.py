@@ -120,20 +120,32 @@ def test_prefix_split_equals_prefix_regex():
     from obslab.ocsf.compose_fast import PREFIX_RE, Unsupported, _split_prefix
 
     cases = ["web-api-1  | {\"a\": 1}", "db_1|", "db_1 | ", "x.y-2\t| p | q", "a |  two spaces",
-             "web | ü ok", "9svc   |x", "-bad | {}", "no bar here", " web | lead", "w|\n", "w | a\nb"]
+             "web | ü ok", "9svc   |x", "-bad | {}", "no bar here", " web | lead", "a|b|c"]
     for line in cases:
         text = pa.array([line])
         want = pc.extract_regex(text, PREFIX_RE)
         try:
             container, payload = _split_prefix(text)
         except Unsupported:
-            assert want.null_count == 1 or "\n" in line, line  # refused: the general parser does it
+            assert want.null_count == 1, line  # refused: the general parser does it
             continue
         assert want.null_count == 0, line
         assert container.to_pylist() == pc.struct_field(want, "container").to_pylist(), line
         assert payload.to_pylist() == pc.struct_field(want, "payload").to_pylist(), line
-    with pytest.raises(Unsupported):
-        _split_prefix(pa.array(["web | {}", "plain text line"]))
+    mixed = pa.array(["web-1 | {}", "db_1|", "b  | ", "c | x | y"])  # both split routes
+    container, payload = _split_prefix(mixed)
+    want = pc.extract_regex(mixed, PREFIX_RE)
+    assert container.to_pylist() == pc.struct_field(want, "container").to_pylist()
+    assert payload.to_pylist() == pc.struct_field(want, "payload").to_pylist()
+    for bad in (["web | {}", "plain text line"], ["web | {}", "a|b | c"], ["x|y"]):
+        with pytest.raises(Unsupported):
+            _split_prefix(pa.array(bad))
+    from obslab.ocsf.compose_fast import parse_block
+
+    for bad in (b'w | {"a": 1}\n', b"w|\n"):  # PREFIX_RE's "." stops at a line break
+        assert pc.extract_regex(pa.array([bad.decode()]), PREFIX_RE).null_count == 1
+        with pytest.raises(Unsupported):
+            parse_block([b'w | {"time": "2025-01-01T00:00:00Z"}', bad], 1)
 
 
 def test_line_chunks_split_like_readlines(tmp_path):
@@ -151,3 +163,48 @@ def test_line_chunks_split_like_readlines(tmp_path):
         flat = [line for _, lines in got for line in lines]
         assert flat == [_strip(line) for line in io.BytesIO(data).readlines()]
         assert [no for no, _ in got] == [1 + sum(len(ls) for _, ls in got[:i]) for i in range(len(got))]
+
+
+def test_binary_array_equals_pa_array():
+    from obslab.ocsf.compose_fast import _binary_array
+
+    for lines in ([], [b""], [b"a", b"", "ü|x".encode(), b"\x00\xff"], [bytes([i % 256]) * (i % 7) for i in range(500)]):
+        got = _binary_array(lines)
+        got.validate(full=True)
+        assert got.equals(pa.array(lines, pa.binary()))
+
+
+def test_compose_fast_spanning_json_blocks(tmp_path):
+    """A block larger than the JSON reader's block: types inferred late (a float duration, a
+    status, a host first seen after 1 MB, one very long line) unify as in one block."""
+    from obslab.ocsf.compose_fast import json_block_size
+
+    lines = []
+    for i in range(16000):
+        rec = {"timestamp": f"2025-11-13T02:00:{i % 60:02d}.{i % 1000:03d}Z", "level": "INFO", "message": f"m{i}",
+               "duration_ms": i if i < 12000 else i + 0.5}
+        if i > 12000:
+            rec.update(method="GET", path="/p", status=200, host="h")
+        if i == 14000:
+            rec["message"] = "x" * (3 << 20)  # longer than a default block
+        lines.append(f"web-1 | {json.dumps(rec)}")
+    path = tmp_path / "logs.txt"
+    path.write_text("\n".join(lines) + "\n")
+    assert path.stat().st_size > 2 * json_block_size(0)
+    rep = ConversionReport()
+    fast = pa.Table.from_batches([b for b, _ in read_compose_logs(path, rep, chunk_bytes=64 << 20)])
+    slow = pa.Table.from_batches([b for b, _ in read_compose_logs(path, chunk_bytes=64 << 20, fast=False)])
+    assert rep.notes["blocks_fast_path"] == 1 and not rep.notes["blocks_slow_path"]
+    _same(fast, slow)
+    assert fast.column("duration_ms")[100].as_py() == 100.0
+
+
+def test_otlp_fast_spanning_json_blocks(tmp_path):
+    """Many OTLP lines (several JSON-reader blocks) and a Node-style numeric intValue late on."""
+    path = tmp_path / "t.jsonl"
+    _write_spans(path, n_lines=400, seed=9)
+    assert path.stat().st_size > 2 << 20
+    rep = ConversionReport()
+    fast = pa.Table.from_batches(list(read_otlp(path, rep)))
+    assert rep.notes["blocks_fast_path"] >= 1 and not rep.notes["blocks_slow_path"]
+    _same(fast, pa.Table.from_batches(list(read_otlp(path, fast=False))))

@@ -11,6 +11,7 @@ A dataset is a folder (a lab run, a synthetic run, or the committed sample)::
     DIR/labels.parquet          ground truth per event uid (the only place labels live)
     DIR/incidents.json          the incident catalog (ground truth per injected fault)
     DIR/run.json                how the data was made: command, seed, versions, counts
+    DIR/control/                optional: a no-fault control run of the same lab, same layout
 
 The default dataset is the committed sample (``data/sample`` at the repository root);
 ``OBSLAB_DATA`` points elsewhere.
@@ -32,6 +33,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def default_dataset() -> Path:
     """The dataset the book runs on: ``$OBSLAB_DATA`` or the committed sample."""
     return Path(os.environ.get("OBSLAB_DATA") or REPO_ROOT / "data" / "sample")
+
+
+def control_dataset(root: str | os.PathLike | None = None) -> Path | None:
+    """The no-fault control run kept beside a dataset (``DIR/control``), or None."""
+    path = Path(root or default_dataset()) / "control"
+    return path if (path / "labels.parquet").exists() else None
 
 
 def signal_path(root: str | os.PathLike, signal: str) -> Path:

@@ -249,14 +249,18 @@ def evaluate_scores(scores_test, y_test, threshold: float, control=None) -> dict
 
 def compare_methods(feature_sets: Mapping[str, tuple[np.ndarray, np.ndarray]],
                     detectors: Mapping[str, Callable[[], object]], y_test, *, control=None,
-                    fault_ids=None, quantile: float = 0.99, seed: int = 0):
+                    fault_ids=None, quantile: float = 0.99, seed: int = 0,
+                    control_run: Mapping[str, np.ndarray] | None = None):
     """The methods x metrics table: every detector on every feature set, on the same split.
 
     ``feature_sets`` maps a name ("embedding", "raw features", ...) to ``(X_train, X_test)``;
     ``detectors`` maps a name to a zero-argument factory returning an unfitted detector. The
     threshold is the ``quantile`` of each detector's training scores (no test labels used).
-    A seeded random scorer is added as the floor. Returns ``(table, per_fault)``: one row per
-    method, and per-fault recall in long form (``per_fault`` is empty without ``fault_ids``).
+    A seeded random scorer is added as the floor. ``control_run`` maps the same names to the
+    rows of a separate no-fault run: its false-positive rate at the same threshold is the
+    ``control_run_FPR`` column (every row there is normal, so any alert is false).
+    Returns ``(table, per_fault)``: one row per method, and per-fault recall in long form
+    (``per_fault`` is empty without ``fault_ids``).
     """
     y = np.asarray(y_test).astype(bool)
     rows, faults = [], []
@@ -267,14 +271,20 @@ def compare_methods(feature_sets: Mapping[str, tuple[np.ndarray, np.ndarray]],
             det = factory().fit(X_train)
             thr = det.set_threshold(quantile)
             s = det.score(X_test)
-            rows.append({"features": fname, "detector": dname, **evaluate_scores(s, y, thr, control)})
+            row = {"features": fname, "detector": dname, **evaluate_scores(s, y, thr, control)}
+            if control_run is not None:
+                row["control_run_FPR"] = float(np.mean(det.score(control_run[fname]) > thr))
+            rows.append(row)
             if fault_ids is not None:
                 pf = per_fault_recall(s, fault_ids, y, thr)
                 faults += [{"features": fname, "detector": dname, **r} for r in pf.to_dict("records")]
     rng = np.random.default_rng(seed)
     s = rng.random(len(y))
-    rows.append({"features": "none", "detector": "random",
-                 **evaluate_scores(s, y, quantile_of(s, quantile), control)})
+    row = {"features": "none", "detector": "random", **evaluate_scores(s, y, quantile_of(s, quantile), control)}
+    if control_run is not None:
+        n = len(next(iter(control_run.values())))
+        row["control_run_FPR"] = float(np.mean(rng.random(n) > quantile_of(s, quantile)))
+    rows.append(row)
     table = pd.DataFrame(rows).set_index(["features", "detector"])
     per_fault = pd.DataFrame(faults, columns=["features", "detector", "fault_id", "rows", "recall"])
     return table, per_fault
@@ -316,6 +326,23 @@ class WindowExperiment:
     embeddings: np.ndarray  # every row, encoder output
     raw: np.ndarray  # every row, normalised numeric + one-hot categorical (the baseline)
     window_ms: int
+
+    def other_run(self, root) -> dict[str, np.ndarray]:
+        """Another dataset's windows through this experiment's encoder and feature spec:
+        ``{"embedding": ..., "raw features": ...}`` keyed like :meth:`matrices`.
+
+        For a no-fault control run: nothing is refitted on it. A metric that run never
+        reported is missing there, not zero, so it takes the training median.
+        """
+        from obslab.detect import raw_feature_matrix
+        from obslab.features import load_windows
+
+        frame = load_windows(root, window_ms=self.window_ms)
+        needed = self.encoder.spec.numeric + self.encoder.spec.categorical
+        frame = frame.reindex(columns=list(dict.fromkeys([*frame.columns, *needed])))
+        x_num, x_cat = self.encoder.encode(frame)
+        return {"embedding": self.encoder.embed(frame),
+                "raw features": raw_feature_matrix(x_num, x_cat, self.encoder.spec.cardinalities)}
 
     def matrices(self, rows: str = "evaluate") -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """``{"embedding": (train, rows), "raw features": (train, rows)}`` for compare_methods."""

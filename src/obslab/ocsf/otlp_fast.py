@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
+from obslab.ocsf.compose_fast import json_block_size
 from obslab.ocsf.flat import FLAT_SPAN, to_batch
 from obslab.ocsf.otlp import ATTR_COLUMNS
 
@@ -72,6 +73,16 @@ def _per_parent(values, parents, n: int, type_):
     return pc.take(values, take).cast(type_)
 
 
+def _has_any_byte(arr: pa.Array, chars: bytes) -> bool:
+    """Whether any of ``chars`` occurs in a string array's data buffer (checked whole, so also
+    bytes outside a slice: a false yes only costs the kernel it saves)."""
+    data = arr.buffers()[2]
+    if data is None:
+        return False
+    raw = data.to_pybytes()
+    return any(bytes([c]) in raw for c in chars)
+
+
 def _value_text(value, n):
     """AnyValue struct -> (text for the column, JSON text for the attributes object)."""
     if value is None or not pa.types.is_struct(value.type):
@@ -83,7 +94,9 @@ def _value_text(value, n):
     b = _field(value, "boolValue", n, pa.bool_())
     si, sd, sb = _as_str(i), _as_str(d), _as_str(b)
     text = pc.coalesce(_as_str(s), si, sd, sb)
-    escaped = pc.replace_substring(pc.replace_substring(s, "\\", "\\\\"), '"', '\\"')
+    escaped = s
+    if not pa.types.is_string(s.type) or _has_any_byte(s, b'\\"'):  # most blocks need no escaping
+        escaped = pc.replace_substring(pc.replace_substring(s, "\\", "\\\\"), '"', '\\"')
     as_json = pc.coalesce(pc.binary_join_element_wise('"', escaped, '"', ""), si, sd, sb)
     complex_rows = None
     for name in extra:
@@ -92,8 +105,9 @@ def _value_text(value, n):
     return text, as_json, complex_rows
 
 
-def _read(data: bytes) -> pa.Table:
-    return pj.read_json(io.BytesIO(data), read_options=pj.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 20)))
+def _read(data: bytes, longest: int) -> pa.Table:
+    options = pj.ReadOptions(use_threads=False, block_size=json_block_size(longest))
+    return pj.read_json(io.BytesIO(data), read_options=options)
 
 
 def parse_block(lines: list[bytes]) -> pa.RecordBatch:
@@ -114,16 +128,18 @@ def _parse_block(lines: list[bytes]) -> pa.RecordBatch:
     if not all(line[:1] == b"{" and line[-1:] == b"}" for line in body):
         raise Unsupported("a line is not a JSON object")
     data = b"\n".join(body)
+    longest = max(map(len, body), default=0)
     if not data:
         return pa.RecordBatch.from_pylist([], schema=FLAT_SPAN)
     try:
-        table = _read(data)
+        table = _read(data, longest)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         if b'"intValue"' not in data:
             raise Unsupported(str(exc)[:100]) from None
         # Node writes intValue as a JSON number, Python as a string: one block may hold both
         try:
-            table = _read(INT_NUMBER.sub(rb'"intValue":"\1"', data))
+            fixed = INT_NUMBER.sub(rb'"intValue":"\1"', data)
+            table = _read(fixed, longest + (len(fixed) - len(data)))  # (quotes added: bound the longest)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc2:
             raise Unsupported(str(exc2)[:100]) from None
     if table.column_names != ["resourceSpans"]:
@@ -222,7 +238,10 @@ def _parse_block(lines: list[bytes]) -> pa.RecordBatch:
                     out = pc.coalesce(_per_parent(pc.filter(text, m), pc.filter(fp, m), n, pa.string()), out)
                     extracted = pc.or_(extracted, m)
             cols[col] = out
-        mk = pc.struct_field(pc.extract_regex(pc.utf8_lower(key), MARKER_RE), "m")
+        # the marker regex runs on the distinct keys only (a few dozen), then maps back
+        keys_enc = key.dictionary_encode()
+        distinct = pc.struct_field(pc.extract_regex(pc.utf8_lower(keys_enc.dictionary), MARKER_RE), "m")
+        mk = pc.take(distinct, keys_enc.indices)
         is_marker = pc.is_valid(mk)
         if pc.any(is_marker).as_py():
             mk = pc.replace_substring(mk, "-", "_")
