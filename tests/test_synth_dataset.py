@@ -55,7 +55,7 @@ def test_same_seed_same_bytes_other_seed_differs(ds, tmp_path):
 
 def test_ocsf_samples_validate(ds):
     for signal in ("logs", "traces", "metrics"):
-        table = read_signal(signal, ds).drop_columns(["day"])
+        table = read_signal(signal, ds)
         res = validate_table(table, sample=400)
         assert res.invalid == 0, (signal, res.examples[:3])
     classes = set(read_signal("logs", ds, columns=["class_uid"]).column("class_uid").to_pylist())
@@ -82,7 +82,7 @@ def test_labels_live_only_in_labels_parquet(ds):
         text = json.dumps(read_signal(signal, ds).slice(0, 2000).to_pylist(), default=str)
         assert "syn-" not in text
     labels = read_labels(ds)
-    assert labels.drop_columns(["day"]).schema.equals(LABEL_SCHEMA, check_metadata=False)
+    assert labels.schema.equals(LABEL_SCHEMA, check_metadata=False)
     for signal in ("logs", "traces", "metrics"):
         uids = read_signal(signal, ds, columns=["metadata"]).column("metadata").combine_chunks()
         mine = labels.filter(pa.compute.equal(labels.column("signal"), signal)).column("uid")
@@ -153,7 +153,7 @@ def test_host_level_labels_refine_the_service_level_labeller(ds):
     incs = read_incidents(ds)
     mine = read_labels(ds)
     for signal in ("metrics", "logs"):
-        ocsf = read_signal(signal, ds).drop_columns(["day"])
+        ocsf = read_signal(signal, ds)
         theirs = label_events(ocsf, signal, incs)
         by_uid = dict(zip(theirs.column("uid").to_pylist(), theirs.column("is_anomaly").to_pylist()))
         sel = mine.filter(pa.compute.equal(mine.column("signal"), signal))

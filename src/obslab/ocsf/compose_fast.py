@@ -88,10 +88,15 @@ def _binary_array(lines: list[bytes]) -> pa.Array:
                                                            pa.py_buffer(data)])
 
 
-def _has_byte(arr: pa.Array, byte: bytes) -> bool:
-    """Whether ``byte`` occurs in the block's data (one memchr instead of a string kernel)."""
+def has_any_byte(arr: pa.Array, chars: bytes) -> bool:
+    """Whether any of ``chars`` occurs in a string/binary array's data buffer: one memchr per
+    char instead of a string kernel. The whole buffer is scanned (also bytes outside a slice):
+    a false yes only costs the kernel it saves."""
     data = arr.buffers()[2]
-    return data is not None and byte in data.to_pybytes()
+    if data is None:
+        return False
+    raw = data.to_pybytes()
+    return any(bytes([c]) in raw for c in chars)
 
 
 def _split_prefix(text: pa.Array) -> tuple[pa.Array, pa.Array]:
@@ -149,9 +154,9 @@ def _parse_block(lines: list[bytes], first_line_no: int) -> pa.RecordBatch:
     except pa.ArrowInvalid:
         raise Unsupported("invalid UTF-8") from None
     line_no = pa.array(np.arange(first_line_no, first_line_no + n_all, dtype=np.int64))
-    if _has_byte(arr, b"\n"):
+    if has_any_byte(arr, b"\n"):
         raise Unsupported("line break inside a line")  # PREFIX_RE's ``.`` stops there
-    if _has_byte(arr, b"\x1b"):
+    if has_any_byte(arr, b"\x1b"):
         text = pc.replace_substring_regex(text, ANSI_RE, "")
     keep = pc.invert(pc.match_substring_regex(text, r"^\s*$"))
     if not pc.all(keep).as_py():  # (no copy in the usual block without blank lines)
@@ -203,7 +208,9 @@ def _parse_block(lines: list[bytes], first_line_no: int) -> pa.RecordBatch:
                       pc.and_(pc.is_null(level), pc.match_substring_regex(head, C.ERROR_TEXT.pattern)))
     is_life = pc.match_substring_regex(head, C.LIFECYCLE.pattern.removeprefix("(?i)"), ignore_case=True)
     inferred = pc.if_else(is_access, "access", pc.if_else(is_error, "error", pc.if_else(is_life, "lifecycle", "other")))
-    service = pc.replace_substring_regex(container, r"[-_][1-9]\d*$", "")
+    # the replica suffix regex runs once per distinct container name, then maps back
+    names = container.dictionary_encode()
+    service = pc.take(pc.replace_substring_regex(names.dictionary, r"[-_][1-9]\d*$", ""), names.indices)
     cols = {
         "time_ms": time_ms,
         "service": service,

@@ -220,12 +220,15 @@ def logs_to_ocsf(flat: pa.Table, source: str = "logs", offset: int = 0,
     is_err = pc.equal(class_uid, 6008)
 
     method = pc.utf8_upper(g["http_method"])
-    msg_l = pc.utf8_lower(pc.fill_null(g["message"], ""))
-    life_act = pc.if_else(
-        pc.match_substring_regex(msg_l, r"\b(stop|stopping|stopped|shut ?down|shutting|exit|exiting|terminat)"),
-        4,
-        pc.if_else(pc.match_substring_regex(msg_l, r"\b(start|starting|started|listening|ready|running|boot)"), 3, 99),
-    )
+    if pc.any(is_life).as_py():
+        msg_l = pc.utf8_lower(pc.fill_null(g["message"], ""))
+        life_act = pc.if_else(
+            pc.match_substring_regex(msg_l, r"\b(stop|stopping|stopped|shut ?down|shutting|exit|exiting|terminat)"),
+            4,
+            pc.if_else(pc.match_substring_regex(msg_l, r"\b(start|starting|started|listening|ready|running|boot)"), 3, 99),
+        )
+    else:  # only read where is_life: skip the message regexes in batches without lifecycle lines
+        life_act = _const(n, 99, pa.int64())
     activity = pc.if_else(
         is_http,
         _lookup(method, C.HTTP_ACTIVITY, default=99),

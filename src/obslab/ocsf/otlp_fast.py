@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from obslab.ocsf.compose_fast import json_block_size
+from obslab.ocsf.compose_fast import has_any_byte, json_block_size
 from obslab.ocsf.flat import FLAT_SPAN, to_batch
 from obslab.ocsf.otlp import ATTR_COLUMNS
 
@@ -73,16 +73,6 @@ def _per_parent(values, parents, n: int, type_):
     return pc.take(values, take).cast(type_)
 
 
-def _has_any_byte(arr: pa.Array, chars: bytes) -> bool:
-    """Whether any of ``chars`` occurs in a string array's data buffer (checked whole, so also
-    bytes outside a slice: a false yes only costs the kernel it saves)."""
-    data = arr.buffers()[2]
-    if data is None:
-        return False
-    raw = data.to_pybytes()
-    return any(bytes([c]) in raw for c in chars)
-
-
 def _value_text(value, n):
     """AnyValue struct -> (text for the column, JSON text for the attributes object)."""
     if value is None or not pa.types.is_struct(value.type):
@@ -95,7 +85,7 @@ def _value_text(value, n):
     si, sd, sb = _as_str(i), _as_str(d), _as_str(b)
     text = pc.coalesce(_as_str(s), si, sd, sb)
     escaped = s
-    if not pa.types.is_string(s.type) or _has_any_byte(s, b'\\"'):  # most blocks need no escaping
+    if not pa.types.is_string(s.type) or has_any_byte(s, b'\\"'):  # most blocks need no escaping
         escaped = pc.replace_substring(pc.replace_substring(s, "\\", "\\\\"), '"', '\\"')
     as_json = pc.coalesce(pc.binary_join_element_wise('"', escaped, '"', ""), si, sd, sb)
     complex_rows = None
