@@ -163,7 +163,7 @@ def read_compose_logs(path: str | os.PathLike, report: ConversionReport | None =
     Blocks of JSON-payload lines take the vectorised path (:mod:`obslab.ocsf.compose_fast`);
     other blocks are parsed line by line here (``fast=False``: always).
     """
-    from obslab.ocsf.compose_fast import Unsupported, parse_block
+    from obslab.ocsf.compose_fast import parse_block
     report = report if report is not None else ConversionReport()
     report.source = report.source or os.fspath(path)
     report.signal = report.signal or "logs"
@@ -181,15 +181,8 @@ def read_compose_logs(path: str | os.PathLike, report: ConversionReport | None =
         if enc and enc[0].startswith("utf-16"):
             report.notes["decoded_" + enc[0]] = 1
         if fast:
-            try:
-                batch = parse_block(lines, first_no)
-            except Unsupported as exc:
-                report.notes["blocks_slow_path"] += 1
-                report.notes.setdefault("slow_path_reason", str(exc))
-            else:
-                report.notes["blocks_fast_path"] += 1
-                report.records_in += batch.num_rows
-                report.records_out += batch.num_rows
+            batch = report.fast_block(parse_block, lines, first_no)
+            if batch is not None:
                 if batch.num_rows:
                     times = batch.column("time_ms")
                     for row in pending:

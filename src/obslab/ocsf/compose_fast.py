@@ -17,15 +17,12 @@ import pyarrow.json as pj
 
 from obslab.ocsf import compose as C
 from obslab.ocsf.flat import FLAT_LOG, to_batch
+from obslab.ocsf.report import Unsupported
 
 PREFIX_RE = r"^(?P<container>[A-Za-z0-9][A-Za-z0-9_.\-]*)\s*\|(?: (?P<payload>.*))?$"
 HEAD_RE = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*\s*$"  # PREFIX_RE up to its "|"
 ANSI_RE = r"\x1b\[[0-9;?]*[A-Za-z]"
 ERROR_LEVELS = ["ERROR", "FATAL", "CRITICAL", "PANIC"]
-
-
-class Unsupported(Exception):
-    """The block needs the general (Python) parser."""
 
 
 def _first_col(table: pa.Table, keys, n: int):

@@ -313,7 +313,7 @@ def read_otlp(path: str | os.PathLike, report: ConversionReport | None = None,
     Blocks of canonical JSON lines take the vectorised path (:mod:`obslab.ocsf.otlp_fast`);
     any block it does not accept is parsed span by span here (``fast=False``: always).
     """
-    from obslab.ocsf.otlp_fast import Unsupported, parse_block
+    from obslab.ocsf.otlp_fast import parse_block
 
     report = report if report is not None else ConversionReport()
     report.source = report.source or os.fspath(path)
@@ -334,15 +334,8 @@ def read_otlp(path: str | os.PathLike, report: ConversionReport | None = None,
                 pass
             saw_content = saw_content or head is not None
         if fast and not first:
-            try:
-                batch = parse_block(lines)
-            except Unsupported as exc:
-                report.notes["blocks_slow_path"] += 1
-                report.notes.setdefault("slow_path_reason", str(exc))
-            else:
-                report.notes["blocks_fast_path"] += 1
-                report.records_in += batch.num_rows
-                report.records_out += batch.num_rows
+            batch = report.fast_block(parse_block, lines)
+            if batch is not None:
                 yield from _flush(out, 1)
                 if batch.num_rows:
                     yield batch

@@ -20,6 +20,7 @@ import pyarrow.json as pj
 
 from obslab.ocsf.compose_fast import has_any_byte, json_block_size
 from obslab.ocsf.flat import FLAT_SPAN, to_batch
+from obslab.ocsf.report import Unsupported
 from obslab.ocsf.otlp import ATTR_COLUMNS
 
 MARKER_RE = r"^(?:anomaly\.|.*x-anomaly-)(?P<m>type|label|root[-_]cause|msg)$"
@@ -27,10 +28,6 @@ SIMPLE_VALUES = ("stringValue", "intValue", "doubleValue", "boolValue")
 
 
 INT_NUMBER = re.compile(rb'"intValue"\s*:\s*(-?\d+)')
-
-
-class Unsupported(Exception):
-    """The block needs the general (Python) parser."""
 
 
 def _field(arr, name: str, n: int | None = None, type_=pa.string()):

@@ -20,6 +20,10 @@ MAX_EXAMPLES = 20
 EXAMPLE_CHARS = 200
 
 
+class Unsupported(Exception):
+    """A fast-path parser refuses a block: the general (Python) parser must read it."""
+
+
 @dataclass
 class ConversionReport:
     source: str = ""
@@ -43,6 +47,20 @@ class ConversionReport:
             elif text is not None:
                 text = str(text)[:EXAMPLE_CHARS]
             self.examples.append({"line": line, "reason": reason, "text": text, "count": count})
+
+    def fast_block(self, parse, *args):
+        """Run a fast-path block parser: its batch, counted in and out, or None (noted) when
+        it refuses the block and the general parser must read it."""
+        try:
+            batch = parse(*args)
+        except Unsupported as exc:
+            self.notes["blocks_slow_path"] += 1
+            self.notes.setdefault("slow_path_reason", str(exc))
+            return None
+        self.notes["blocks_fast_path"] += 1
+        self.records_in += batch.num_rows
+        self.records_out += batch.num_rows
+        return batch
 
     def problem(self, message: str) -> None:
         if message not in self.problems:
