@@ -5,7 +5,9 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-APT_PACKAGES := redis-server prometheus prometheus-redis-exporter prometheus-postgres-exporter postgresql
+APT_PACKAGES := redis-server prometheus prometheus-redis-exporter prometheus-postgres-exporter postgresql \
+	g++ libsimdjson-dev
+NATIVE_SOURCES := setup.py $(wildcard src/obslab/ocsf/native/*.cpp src/obslab/ocsf/native/*.hpp)
 NODE_SERVICES := appendix-code/services/auth-service
 
 .PHONY: book test deps venv apt node clean sample bench
@@ -17,15 +19,18 @@ book: deps ## install what is missing, execute the notebooks on the sample data,
 test: deps ## the whole test suite, notebooks included
 	$(VENV)/bin/pytest -q tests --nbval-lax --nbval-current-env notebooks
 
-deps: venv apt node
+# apt first: the venv's install compiles the converters' simdjson extension
+deps: apt venv node
 
-# The venv is rebuilt when requirements.txt or pyproject.toml change.
+# The venv is rebuilt when requirements.txt, pyproject.toml or the extension sources change.
 venv: $(VENV)/.installed
-$(VENV)/.installed: requirements.txt pyproject.toml
+$(VENV)/.installed: requirements.txt pyproject.toml $(NATIVE_SOURCES)
 	test -x $(PY) || python3 -m venv $(VENV)
 	# pip warns once per package about absent local index folders on some machines: drop that noise only
 	set -o pipefail; $(PIP) install -q -r requirements.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(PIP) install -q --no-deps -e .
+	@# the extension is optional for pip (other platforms); here the fast converters must have it
+	$(PY) -c "import obslab.ocsf._native" || { echo "obslab.ocsf._native did not build (g++, libsimdjson-dev?)"; exit 1; }
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
@@ -33,7 +38,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 apt:
 	@if ! command -v redis-server >/dev/null || ! command -v prometheus >/dev/null \
 	   || ! command -v prometheus-redis-exporter >/dev/null || ! command -v prometheus-postgres-exporter >/dev/null \
-	   || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
+	   || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 \
+	   || ! command -v g++ >/dev/null || ! test -f /usr/include/simdjson.h; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	fi

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from obslab.ocsf.flat import FLAT_SPAN
 from obslab.ocsf.report import ConversionReport
-from obslab.ocsf.textio import iter_line_chunks, read_all_text
+from obslab.ocsf.textio import CHUNK_BYTES, iter_blocks, read_all_text
 
 CHUNK_SPANS = 65536
 MAX_DOC_BYTES = 512 << 20
@@ -307,12 +307,14 @@ def _doc_spans(doc, report: ConversionReport, line_no, out: _Columns) -> None:
 
 
 def read_otlp(path: str | os.PathLike, report: ConversionReport | None = None,
-              chunk_spans: int = CHUNK_SPANS, fast: bool = True) -> Iterator[pa.RecordBatch]:
+              chunk_spans: int = CHUNK_SPANS, fast: bool = True,
+              chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.RecordBatch]:
     """Stream FLAT_SPAN batches from an OTLP JSON file (lines or one document).
 
     Blocks of canonical JSON lines take the vectorised path (:mod:`obslab.ocsf.otlp_fast`);
     any block it does not accept is parsed span by span here (``fast=False``: always).
     """
+    from obslab.ocsf import native
     from obslab.ocsf.otlp_fast import parse_block
 
     report = report if report is not None else ConversionReport()
@@ -324,9 +326,11 @@ def read_otlp(path: str | os.PathLike, report: ConversionReport | None = None,
         return
     first = True
     saw_content = False
-    for first_no, lines in iter_line_chunks(path):
+    use_native = native.available()
+    for block in iter_blocks(path, chunk_bytes):
+        first_no = block.first_line_no
         if first and fast:  # JSON lines (not one pretty document)? then the fast path may try
-            head = next((line for line in lines if line.strip()), None)
+            head = _first_line(block.data)
             try:
                 orjson.loads(head) if head is not None else None
                 first = head is None
@@ -334,12 +338,16 @@ def read_otlp(path: str | os.PathLike, report: ConversionReport | None = None,
                 pass
             saw_content = saw_content or head is not None
         if fast and not first:
-            batch = report.fast_block(parse_block, lines)
+            if use_native:
+                batch = report.fast_block(_native_block, block.data)
+            else:
+                batch = report.fast_block(parse_block, block.lines)
             if batch is not None:
                 yield from _flush(out, 1)
                 if batch.num_rows:
                     yield batch
                 continue
+        lines = block.lines
         for i, line in enumerate(lines):
             if not line.strip():
                 continue
@@ -369,6 +377,27 @@ def read_otlp(path: str | os.PathLike, report: ConversionReport | None = None,
     if not saw_content and first:
         report.problem("no content (blank file)")
     yield from _flush(out, 1)
+
+
+def _first_line(data: bytes) -> bytes | None:
+    """The first non-blank line of a block (None if there is none)."""
+    start = 0
+    while start < len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        line = data[start:end].strip()
+        if line:
+            return line
+        start = end + 1
+    return None
+
+
+def _native_block(data: bytes) -> pa.RecordBatch:
+    """FLAT_SPAN rows of a block by the compiled parser (refuses like otlp_fast.parse_block)."""
+    from obslab.ocsf import native
+    from obslab.ocsf.flat import to_batch
+
+    return to_batch(native.call("parse_otlp_block", data), FLAT_SPAN)
 
 
 def _flush(out: _Columns, minimum: int):

@@ -2,8 +2,8 @@
 
 Handles what real exports contain: a UTF-8 byte-order mark, CRLF line ends, and whole files in
 UTF-16 (a PowerShell ``>`` redirect), detected by BOM or by NUL-byte pattern and decoded on the
-fly. Lines are yielded as UTF-8 ``bytes`` without their line end, in lists of about
-``chunk_bytes`` so callers parse in batches and never hold the whole input.
+fly. Files are read in blocks of whole lines of about ``chunk_bytes`` (UTF-8 bytes) so callers
+parse in batches and never hold the whole input; ``Block.lines`` splits a block into lines.
 """
 
 from __future__ import annotations
@@ -40,21 +40,52 @@ def _strip(line: bytes) -> bytes:
     return line
 
 
-def _strip_all(lines: list[bytes]) -> list[bytes]:
-    """``[_strip(line) for line in lines]``, done by one join and split when no CR is present
+class Block:
+    """Whole lines of a file as UTF-8 bytes (line ends kept; BOM and UTF-16 already handled).
+
+    Native parsers take ``data`` as it is; ``lines`` splits it (without line ends) only for the
+    Python parsers that need a list.
+    """
+
+    __slots__ = ("first_line_no", "data", "_lines")
+
+    def __init__(self, first_line_no: int, data: bytes):
+        self.first_line_no = first_line_no
+        self.data = data
+        self._lines = None
+
+    @property
+    def lines(self) -> list[bytes]:
+        if self._lines is None:
+            self._lines = _split_lines(self.data)
+        return self._lines
+
+    @property
+    def n_lines(self) -> int:
+        if self._lines is not None:
+            return len(self._lines)
+        if not self.data:
+            return 0
+        return self.data.count(b"\n") + (not self.data.endswith(b"\n"))
+
+
+def _split_lines(data: bytes) -> list[bytes]:
+    """Lines without their LF / CRLF ends: one split, plus a strip per line only if CR occurs
     (a Python call per line is most of the reading cost of a million short lines)."""
-    data = b"".join(lines)
-    if not data or b"\r" in data:
-        return [_strip(line) for line in lines]
+    if not data:
+        return []
     out = data.split(b"\n")
     if data.endswith(b"\n"):
         out.pop()  # the last line's end, not an extra line
+    if b"\r" in data:
+        out = [line[:-1] if line.endswith(b"\r") else line for line in out]
     return out
 
 
-def iter_line_chunks(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES,
-                     encoding_out: list | None = None) -> Iterator[tuple[int, list[bytes]]]:
-    """Yield ``(first_line_no, lines)``; line numbers are 1-based and count every line."""
+def iter_blocks(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES,
+                encoding_out: list | None = None) -> Iterator[Block]:
+    """Yield :class:`Block` s of about ``chunk_bytes``; line numbers are 1-based and count every
+    line. A line longer than ``chunk_bytes`` makes a longer block, never a split line."""
     with open(path, "rb") as raw:
         head = raw.read(4096)
         enc = sniff_encoding(head)
@@ -62,33 +93,55 @@ def iter_line_chunks(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES,
             encoding_out.append(enc)
         raw.seek(0)
         if enc.startswith("utf-16"):
-            codec = enc.replace("-bom", "")
-            text = io.TextIOWrapper(raw, encoding=codec, errors="replace", newline="")
-            first = True
-            line_no = 1
-            while True:
-                lines = text.readlines(chunk_bytes // 2)
-                if not lines:
-                    break
-                if first and lines[0].startswith("\ufeff"):
-                    lines[0] = lines[0][1:]
-                first = False
-                out = [_strip(line.encode("utf-8")) for line in lines]
-                yield line_no, out
-                line_no += len(out)
+            yield from _utf16_blocks(raw, enc.replace("-bom", ""), chunk_bytes)
             return
         line_no = 1
+        carry = b""
         first = True
         while True:
-            lines = raw.readlines(chunk_bytes)
-            if not lines:
-                break
-            if first and lines[0].startswith(codecs.BOM_UTF8):
-                lines[0] = lines[0][3:]
-            first = False
-            out = _strip_all(lines)
-            yield line_no, out
-            line_no += len(out)
+            piece = raw.read(chunk_bytes)
+            if first:
+                if piece.startswith(codecs.BOM_UTF8):
+                    piece = piece[3:]
+                first = False
+            if not piece:
+                if carry:
+                    yield Block(line_no, carry)
+                return
+            buf = carry + piece if carry else piece
+            cut = buf.rfind(b"\n") + 1
+            if cut == 0:  # no line end yet: keep reading this (long) line
+                carry = buf
+                continue
+            block = Block(line_no, buf[:cut] if cut < len(buf) else buf)
+            carry = buf[cut:]
+            line_no += block.n_lines
+            yield block
+
+
+def _utf16_blocks(raw, codec: str, chunk_bytes: int) -> Iterator[Block]:
+    text = io.TextIOWrapper(raw, encoding=codec, errors="replace", newline="")
+    first = True
+    line_no = 1
+    while True:
+        lines = text.readlines(chunk_bytes // 2)
+        if not lines:
+            return
+        if first and lines[0].startswith("\ufeff"):
+            lines[0] = lines[0][1:]
+        first = False
+        out = [_strip(line.encode("utf-8")) for line in lines]
+        block = Block(line_no, b"\n".join(out) + b"\n")
+        block._lines = out
+        yield block
+        line_no += len(out)
+
+
+def iter_line_chunks(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES,
+                     encoding_out: list | None = None) -> Iterator[tuple[int, list[bytes]]]:
+    """Yield ``(first_line_no, lines)`` (lines without their ends) per block."""
+    for block in iter_blocks(path, chunk_bytes, encoding_out):
+        yield block.first_line_no, block.lines
 
 
 def read_all_text(path: str | os.PathLike) -> bytes:

@@ -1,0 +1,45 @@
+"""The optional compiled block parsers (``obslab.ocsf._native``, simdjson) and their glue.
+
+The extension is built by ``pip install`` when a C++ compiler and simdjson are present
+(Debian: ``g++ libsimdjson-dev``); without it the fast paths fall back to Arrow's JSON reader.
+Both produce the same FLAT columns (tests/test_ocsf_fastpath.py compares every path).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pyarrow as pa
+
+from obslab.ocsf.report import Unsupported
+
+try:  # the compiled module is optional; OBSLAB_NATIVE=0 switches it off (tests compare paths)
+    from obslab.ocsf import _native
+except ImportError:  # pragma: no cover - depends on the build machine
+    _native = None
+
+KINDS = {"str": pa.string(), "i64": pa.int64(), "f64": pa.float64()}
+
+
+def available() -> bool:
+    return _native is not None and os.environ.get("OBSLAB_NATIVE", "1") != "0"
+
+
+def to_arrays(columns: dict) -> dict[str, pa.Array]:
+    """Column buffers from the extension -> Arrow arrays, without copying."""
+    out = {}
+    for name, (kind, n, validity, offsets, data) in columns.items():
+        bufs = [None if validity is None else pa.py_buffer(validity)]
+        if offsets is not None:
+            bufs.append(pa.py_buffer(offsets))
+        bufs.append(pa.py_buffer(data))
+        out[name] = pa.Array.from_buffers(KINDS[kind], n, bufs)
+    return out
+
+
+def call(parser: str, *args) -> dict[str, pa.Array]:
+    """Run one of the extension's block parsers; its refusal becomes :class:`Unsupported`."""
+    try:
+        return to_arrays(getattr(_native, parser)(*args))
+    except ValueError as exc:
+        raise Unsupported(f"native: {exc}") from None

@@ -1,0 +1,122 @@
+// Column builders shared by the native block parsers: Arrow-layout buffers (bit-packed
+// validity, int32 offsets + UTF-8 data, fixed-width values) handed to Python as bytes and
+// wrapped zero-copy by obslab.ocsf.native.to_arrays.
+#pragma once
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <climits>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace obslab {
+
+// A parser refuses a block: the Python fast/slow path must read it (never a data loss).
+struct Refuse : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class Validity {
+ public:
+  void push(bool valid) {
+    if (n_ % 8 == 0) bits_.push_back(0);
+    if (valid) bits_.back() |= static_cast<uint8_t>(1u << (n_ % 8));
+    else ++nulls_;
+    ++n_;
+  }
+  size_t size() const { return n_; }
+  // None when every row is valid (Arrow then needs no bitmap)
+  PyObject* to_py() const {
+    if (nulls_ == 0) Py_RETURN_NONE;
+    return PyBytes_FromStringAndSize(reinterpret_cast<const char*>(bits_.data()), bits_.size());
+  }
+
+ private:
+  std::vector<uint8_t> bits_;
+  size_t n_ = 0, nulls_ = 0;
+};
+
+class StrCol {
+ public:
+  StrCol() { offsets_.push_back(0); }
+  void add(std::string_view s) {
+    data_.append(s);
+    close();
+  }
+  // append pieces to buf() and then close() for one value built in place
+  std::string& buf() { return data_; }
+  void close() {
+    push_offset();
+    valid_.push(true);
+  }
+  void null() {
+    push_offset();
+    valid_.push(false);
+  }
+  size_t size() const { return valid_.size(); }
+  // ("str", n, validity | None, offsets, data)
+  PyObject* to_py() const {
+    return Py_BuildValue("(snNy#y#)", "str", static_cast<Py_ssize_t>(size()), valid_.to_py(),
+                         reinterpret_cast<const char*>(offsets_.data()),
+                         static_cast<Py_ssize_t>(offsets_.size() * sizeof(int32_t)), data_.data(),
+                         static_cast<Py_ssize_t>(data_.size()));
+  }
+
+ private:
+  void push_offset() {
+    if (data_.size() > static_cast<size_t>(INT32_MAX)) throw Refuse("block too large for int32 offsets");
+    offsets_.push_back(static_cast<int32_t>(data_.size()));
+  }
+  std::string data_;
+  std::vector<int32_t> offsets_;
+  Validity valid_;
+};
+
+template <class T>
+class NumCol {
+ public:
+  explicit NumCol(const char* kind) : kind_(kind) {}
+  void add(T x) {
+    v_.push_back(x);
+    valid_.push(true);
+  }
+  void null() {
+    v_.push_back(T{});
+    valid_.push(false);
+  }
+  size_t size() const { return v_.size(); }
+  // (kind, n, validity | None, None, values)
+  PyObject* to_py() const {
+    // (an empty vector's data() may be null, which y# would turn into None)
+    const char* data = v_.empty() ? "" : reinterpret_cast<const char*>(v_.data());
+    return Py_BuildValue("(snNOy#)", kind_, static_cast<Py_ssize_t>(size()), valid_.to_py(), Py_None, data,
+                         static_cast<Py_ssize_t>(v_.size() * sizeof(T)));
+  }
+
+ private:
+  const char* kind_;
+  std::vector<T> v_;
+  Validity valid_;
+};
+
+using I64Col = NumCol<int64_t>;
+using F64Col = NumCol<double>;
+
+// Set d[name] = col.to_py(); false (Python error set) on failure.
+template <class Col>
+bool put(PyObject* d, const char* name, const Col& col) {
+  PyObject* v = col.to_py();
+  if (v == nullptr) return false;
+  int rc = PyDict_SetItemString(d, name, v);
+  Py_DECREF(v);
+  return rc == 0;
+}
+
+// The block parsers (one per source format), registered by module.cpp.
+PyObject* parse_otlp_block(PyObject* self, PyObject* args);
+PyObject* parse_compose_block(PyObject* self, PyObject* args);
+
+}  // namespace obslab

@@ -1,0 +1,744 @@
+// OTLP JSON lines -> FLAT_SPAN column buffers with simdjson On-Demand.
+//
+// Mirrors obslab/ocsf/otlp.py (_add_span and friends) for the canonical shape our lab and the
+// Collector's file exporter write: camelCase keys, hex ids, int64 as decimal strings or JSON
+// integers, enums as numbers, string/int/bool attribute values. Anything else (snake_case keys,
+// base64 ids, enum names, double or nested attribute values, a line that is not one JSON
+// object, a span the Python path would reject) refuses the whole block with a reason and the
+// Python parser reads it: refusing is always safe, guessing never is.
+#include <simdjson.h>
+
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <tuple>
+#include <cstring>
+#include <string>
+
+#include "columns.hpp"
+
+namespace obslab {
+namespace {
+
+using simdjson::ondemand::json_type;
+using simdjson::ondemand::object;
+using simdjson::ondemand::value;
+
+constexpr int64_t MAX_NANOS = INT64_MAX;  // otlp.py: 0 < t < 2**63
+
+// --- scalars --------------------------------------------------------------------------------
+bool all_digits(std::string_view s) {
+  if (s.empty() || s.size() > 18) return false;  // 18 digits always fit int64
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
+  return true;
+}
+
+// Python int(text) for the plain forms; refuses the rest (spaces, "+", "_", huge values)
+int64_t parse_int_text(std::string_view s) {
+  bool neg = !s.empty() && s[0] == '-';
+  std::string_view digits = neg ? s.substr(1) : s;
+  if (!all_digits(digits)) throw Refuse("integer text the Python path must read");
+  int64_t v = 0;
+  for (char c : digits) v = v * 10 + (c - '0');
+  return neg ? -v : v;
+}
+
+int64_t json_int(value v) {
+  switch (v.type()) {
+    case json_type::string:
+      return parse_int_text(v.get_string());
+    case json_type::number: {
+      int64_t x;
+      if (v.get_int64().get(x)) throw Refuse("non-integer number");
+      return x;
+    }
+    default:
+      throw Refuse("integer of another JSON type");
+  }
+}
+
+// Epoch nanoseconds: decimal text (up to 19 digits) or a JSON integer; -1 when absent/empty
+int64_t nanos(value v) {
+  switch (v.type()) {
+    case json_type::null:
+      return -1;
+    case json_type::string: {
+      std::string_view s = v.get_string();
+      if (s.empty()) return -1;
+      if (s.size() > 19) throw Refuse("time text");
+      unsigned __int128 x = 0;
+      for (char c : s) {
+        if (c < '0' || c > '9') throw Refuse("time text");
+        x = x * 10 + static_cast<unsigned>(c - '0');
+      }
+      if (x > static_cast<unsigned __int128>(MAX_NANOS)) throw Refuse("time out of range");
+      return static_cast<int64_t>(x);
+    }
+    case json_type::number: {
+      int64_t x;
+      if (v.get_int64().get(x)) throw Refuse("time number");
+      return x;
+    }
+    default:
+      throw Refuse("time of another JSON type");
+  }
+}
+
+char hex_lower(char c) {
+  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) return c;
+  if (c >= 'A' && c <= 'F') return static_cast<char>(c - 'A' + 'a');
+  return 0;
+}
+
+// norm_id() for hex ids of the right length, written lower-case into ``out``; false when
+// absent (null, or "" if ``empty_ok``). Base64 and anything else refuse.
+bool hex_id(value v, size_t n_chars, StrCol& out, bool empty_ok) {
+  json_type t = v.type();
+  if (t == json_type::null) return false;
+  if (t != json_type::string) throw Refuse("id of another JSON type");
+  std::string_view raw = v.raw_json_token();  // with its quotes; hex ids have no escapes
+  if (raw.size() == 2 && empty_ok) return false;
+  if (raw.size() != n_chars + 2) throw Refuse("id that is not hex of its length");
+  std::string& buf = out.buf();
+  size_t at = buf.size();
+  buf.append(raw.data() + 1, n_chars);
+  for (size_t i = at; i < buf.size(); ++i) {
+    char c = hex_lower(buf[i]);
+    if (!c) {
+      buf.resize(at);
+      throw Refuse("id that is not hex");
+    }
+    buf[i] = c;
+  }
+  out.close();
+  return true;
+}
+
+// --- attribute values (AnyValue) ------------------------------------------------------------
+struct AnyVal {
+  enum Kind { NONE, STR, INT, DBL, BOOL, EMPTY_LIST, OTHER } kind = NONE;
+  bool from_list = false;  // the first element of an arrayValue (markers accept that)
+  std::string_view str;    // STR: valid until the next line is parsed
+  int64_t i = 0;
+  double d = 0;
+  bool b = false;
+};
+
+// repr(float) (which orjson.dumps matches) where Python writes fixed notation: shortest
+// round-trip digits, ".0" for integral values; outside that range refuse
+void python_float(double d, std::string& out) {
+  double a = std::fabs(d);
+  if (!(a == 0 || (a >= 1e-4 && a < 1e16))) throw Refuse("float outside repr's fixed range");
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed);
+  if (res.ec != std::errc()) throw Refuse("float format");
+  std::string_view s(buf, static_cast<size_t>(res.ptr - buf));
+  out.append(s);
+  if (s.find('.') == std::string_view::npos) out += ".0";
+}
+
+// otlp.any_value(): the first recognised key decides, unknown keys are skipped
+AnyVal any_value(value v) {
+  AnyVal out;
+  if (v.type() == json_type::null) return out;
+  if (v.type() != json_type::object) throw Refuse("attribute value is not an object");
+  for (auto field : v.get_object()) {
+    std::string_view key = field.unescaped_key();
+    value val = field.value();
+    if (key.find('_') != std::string_view::npos) throw Refuse("snake_case attribute value");
+    if (key == "stringValue") {
+      if (val.type() == json_type::null) return out;
+      if (val.type() != json_type::string) throw Refuse("stringValue of another type");
+      out.kind = AnyVal::STR;
+      out.str = val.get_string();
+      return out;
+    }
+    if (key == "intValue") {
+      if (val.type() == json_type::null) return out;
+      out.kind = AnyVal::INT;
+      out.i = json_int(val);
+      return out;
+    }
+    if (key == "boolValue") {
+      if (val.type() != json_type::boolean) throw Refuse("boolValue of another type");
+      out.kind = AnyVal::BOOL;
+      out.b = val.get_bool();
+      return out;
+    }
+    if (key == "arrayValue") {
+      if (val.type() != json_type::object) throw Refuse("arrayValue is not an object");
+      for (auto af : val.get_object()) {
+        if (af.unescaped_key().value() != "values") throw Refuse("arrayValue key");
+        value arr = af.value();
+        if (arr.type() != json_type::array) throw Refuse("arrayValue.values is not an array");
+        for (auto elem : arr.get_array()) {
+          AnyVal first = any_value(elem.value());
+          if (first.from_list || first.kind == AnyVal::EMPTY_LIST) first.kind = AnyVal::OTHER;
+          first.from_list = true;
+          return first;
+        }
+        out.kind = AnyVal::EMPTY_LIST;
+        return out;
+      }
+      throw Refuse("arrayValue without values");
+    }
+    if (key == "doubleValue") {  // float(val) for JSON numbers; text ("NaN", "1.5") refuses
+      if (val.type() == json_type::null) return out;
+      if (val.type() != json_type::number) throw Refuse("doubleValue of another type");
+      out.kind = AnyVal::DBL;
+      out.d = val.get_double();
+      return out;
+    }
+    if (key == "kvlistValue" || key == "bytesValue") {
+      out.kind = AnyVal::OTHER;
+      return out;
+    }
+  }
+  return out;
+}
+
+// str(v) of the Python path for a scalar (None -> false)
+bool python_str(const AnyVal& a, std::string& out) {
+  switch (a.kind) {
+    case AnyVal::NONE:
+      return false;
+    case AnyVal::STR:
+      out.assign(a.str);
+      return true;
+    case AnyVal::INT:
+      out = std::to_string(a.i);
+      return true;
+    case AnyVal::BOOL:
+      out = a.b ? "True" : "False";
+      return true;
+    case AnyVal::DBL:
+      out.clear();
+      python_float(a.d, out);
+      return true;
+    default:
+      throw Refuse("attribute value the Python path must read");
+  }
+}
+
+// --- the attribute keys (otlp.ATTR_COLUMNS, MARKER_FIELDS) ------------------------------------
+enum AttrCol { METHOD, PATH, ROUTE, STATUS, SERVER, DB_SYSTEM, DB_STATEMENT, MESSAGING, N_ATTR_COLS };
+const std::array<std::array<std::string_view, 3>, N_ATTR_COLS> ATTR_KEYS = {{
+    {"http.request.method", "http.method", ""},
+    {"url.path", "http.target", ""},
+    {"http.route", "", ""},
+    {"http.response.status_code", "http.status_code", ""},
+    {"server.address", "net.peer.name", "peer.service"},
+    {"db.system", "db.system.name", ""},
+    {"db.statement", "db.query.text", ""},
+    {"messaging.system", "", ""},
+}};
+const std::array<std::string_view, 4> MARKERS = {"type", "label", "root_cause", "msg"};
+
+bool is_extracted(std::string_view key) {
+  for (const auto& keys : ATTR_KEYS)
+    for (auto k : keys)
+      if (!k.empty() && k == key) return true;
+  return false;
+}
+
+// otlp._marker_key(): 'anomaly.type' / 'x-anomaly-type' / '...header.x-anomaly-type' -> index
+int marker_index(std::string_view key) {
+  auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; };
+  auto find_ci = [&](std::string_view pat) -> size_t {  // ASCII case-insensitive find
+    for (size_t i = 0; i + pat.size() <= key.size(); ++i) {
+      size_t j = 0;
+      while (j < pat.size() && lower(key[i + j]) == pat[j]) ++j;
+      if (j == pat.size()) return i;
+    }
+    return std::string_view::npos;
+  };
+  size_t at = find_ci("anomaly");
+  if (at == std::string_view::npos) return -1;  // (every marker key contains it)
+  for (char c : key)
+    if (static_cast<unsigned char>(c) >= 0x80) throw Refuse("non-ASCII attribute key");
+  std::string_view rest;
+  if (at == 0 && key.size() > 7 && key[7] == '.') {
+    rest = key.substr(8);
+  } else {
+    size_t i = find_ci("x-anomaly-");
+    if (i == std::string_view::npos) return -1;
+    rest = key.substr(i + 10);
+  }
+  for (size_t m = 0; m < MARKERS.size(); ++m) {
+    std::string_view want = MARKERS[m];
+    if (rest.size() != want.size()) continue;
+    size_t j = 0;
+    while (j < want.size() && (rest[j] == '-' ? '_' : lower(rest[j])) == want[j]) ++j;
+    if (j == want.size()) return static_cast<int>(m);
+  }
+  return -1;
+}
+
+// orjson's escaping of a JSON string body
+void json_escape(std::string& out, std::string_view s) {
+  static const char* HEX = "0123456789abcdef";
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out += HEX[c >> 4];
+          out += HEX[c & 15];
+        } else {
+          out += ch;
+        }
+    }
+  }
+}
+
+// --- the columns ----------------------------------------------------------------------------
+struct SpanColumns {
+  I64Col time_ms{"i64"}, end_time_ms{"i64"}, start_time_unix_nano{"i64"}, kind{"i64"}, status_code{"i64"},
+      http_status{"i64"};
+  F64Col duration_ms{"f64"};
+  StrCol trace_id, span_id, parent_span_id, service, host, region, name, status_message, scope, http_method,
+      http_path, http_route, server_address, db_system, db_statement, messaging_system, attributes;
+  std::array<StrCol, 4> markers;
+  std::vector<size_t> span_resource;  // per span: index into resources
+
+  bool to_dict(PyObject* d) const {
+    return put(d, "time_ms", time_ms) && put(d, "end_time_ms", end_time_ms) &&
+           put(d, "start_time_unix_nano", start_time_unix_nano) && put(d, "duration_ms", duration_ms) &&
+           put(d, "trace_id", trace_id) && put(d, "span_id", span_id) && put(d, "parent_span_id", parent_span_id) &&
+           put(d, "service", service) && put(d, "host", host) && put(d, "region", region) && put(d, "name", name) &&
+           put(d, "kind", kind) && put(d, "status_code", status_code) && put(d, "status_message", status_message) &&
+           put(d, "scope", scope) && put(d, "http_method", http_method) && put(d, "http_path", http_path) &&
+           put(d, "http_route", http_route) && put(d, "http_status", http_status) &&
+           put(d, "server_address", server_address) && put(d, "db_system", db_system) &&
+           put(d, "db_statement", db_statement) && put(d, "messaging_system", messaging_system) &&
+           put(d, "attributes", attributes) && put(d, "marker_type", markers[0]) &&
+           put(d, "marker_label", markers[1]) && put(d, "marker_root_cause", markers[2]) &&
+           put(d, "marker_msg", markers[3]);
+  }
+};
+
+struct Resource {  // otlp._resource_info()
+  std::string service = "unknown_service";
+  std::string host, region;
+  bool has_host = false, has_region = false;
+};
+
+struct Attr {
+  std::string_view key;
+  AnyVal val;
+};
+
+// attrs_to_dict(): a list of {"key", "value"} objects; duplicate keys keep the first position
+// and the last value, as a Python dict does
+void read_attrs(value v, std::vector<Attr>& out) {
+  out.clear();
+  if (v.type() == json_type::null) return;
+  if (v.type() != json_type::array) throw Refuse("attributes is not a list");
+  for (auto item : v.get_array()) {
+    value kv = item.value();
+    if (kv.type() != json_type::object) throw Refuse("attribute is not an object");
+    std::string_view key;
+    bool has_key = false;
+    AnyVal val;
+    for (auto field : kv.get_object()) {
+      std::string_view k = field.unescaped_key();
+      if (k == "key") {
+        value kval = field.value();
+        if (kval.type() != json_type::string) throw Refuse("attribute key is not a string");
+        key = kval.get_string();
+        has_key = true;
+      } else if (k == "value") {
+        val = any_value(field.value());
+      }
+    }
+    if (!has_key) throw Refuse("attribute without key");
+    bool dup = false;
+    for (auto& a : out)
+      if (a.key == key) {
+        a.val = val;
+        dup = true;
+        break;
+      }
+    if (!dup) out.push_back({key, val});
+  }
+}
+
+const Attr* find_attr(const std::vector<Attr>& attrs, std::string_view key) {
+  for (const auto& a : attrs)
+    if (a.key == key) return &a;
+  return nullptr;
+}
+
+// resource attributes: only service.name, host.name / k8s.pod.name, cloud.region / region matter
+Resource read_resource(value v, std::vector<Attr>& scratch) {
+  Resource r;
+  if (v.type() == json_type::null) return r;
+  if (v.type() != json_type::object) throw Refuse("resource is not an object");
+  for (auto field : v.get_object()) {
+    std::string_view k = field.unescaped_key();
+    if (k == "attributes") read_attrs(field.value(), scratch);
+    else if (k.find('_') != std::string_view::npos) throw Refuse("snake_case resource key");
+  }
+  auto text = [&](std::string_view key, std::string& out) -> int {  // 0 absent/None, 1 "", 2 value
+    const Attr* a = find_attr(scratch, key);
+    if (!a || a->val.kind == AnyVal::NONE) return 0;
+    if (a->val.kind != AnyVal::STR || a->val.from_list) throw Refuse("non-string resource identity");
+    out.assign(a->val.str);
+    return out.empty() ? 1 : 2;
+  };
+  std::string s;
+  if (text("service.name", s) == 2) r.service = s;
+  // Python's `a or b`: a when truthy, else b (even "" or None)
+  for (auto [first, second, dest, has] :
+       {std::tuple{"host.name", "k8s.pod.name", &r.host, &r.has_host},
+        std::tuple{"cloud.region", "region", &r.region, &r.has_region}}) {
+    std::string a, b;
+    if (text(first, a) == 2) {
+      *dest = a;
+      *has = true;
+    } else {
+      int got = text(second, b);
+      *has = got > 0;
+      *dest = b;
+    }
+  }
+  scratch.clear();
+  return r;
+}
+
+class OtlpBlock {
+ public:
+  void line(simdjson::ondemand::document& doc) {
+    object root = doc.get_object();
+    bool seen = false;
+    for (auto field : root) {
+      std::string_view k = field.unescaped_key();
+      if (k != "resourceSpans") throw Refuse("other top-level keys");
+      value rss = field.value();
+      if (rss.type() != json_type::array) throw Refuse("resourceSpans is not a list");
+      for (auto rs : rss.get_array()) resource_spans(rs.value());
+      seen = true;
+    }
+    if (!seen) throw Refuse("line without resourceSpans");
+    const char* rest;  // past the end of the document there is no location
+    if (doc.current_location().get(rest) == simdjson::SUCCESS) throw Refuse("trailing content after the JSON object");
+  }
+
+  bool finish(PyObject* d) {
+    for (size_t r : c_.span_resource) {
+      const Resource& res = resources_[r];
+      c_.service.add(res.service);
+      if (res.has_host) c_.host.add(res.host);
+      else c_.host.null();
+      if (res.has_region) c_.region.add(res.region);
+      else c_.region.null();
+    }
+    return c_.to_dict(d);
+  }
+
+ private:
+  void resource_spans(value v) {
+    if (v.type() != json_type::object) throw Refuse("resourceSpans entry is not an object");
+    size_t index = resources_.size();
+    resources_.emplace_back();
+    for (auto field : v.get_object()) {
+      std::string_view k = field.unescaped_key();
+      if (k == "resource") {
+        resources_[index] = read_resource(field.value(), scratch_);
+      } else if (k == "scopeSpans") {
+        value list = field.value();
+        if (list.type() == json_type::null) continue;
+        if (list.type() != json_type::array) throw Refuse("scopeSpans is not a list");
+        for (auto ss : list.get_array()) scope_spans(ss.value(), index);
+      } else if (k != "schemaUrl") {
+        throw Refuse("resourceSpans key the Python path must read");
+      }
+    }
+  }
+
+  void scope_spans(value v, size_t resource) {
+    if (v.type() != json_type::object) throw Refuse("scopeSpans entry is not an object");
+    // the scope may come after the spans: fill it in afterwards
+    size_t first = c_.span_resource.size();
+    std::string scope;
+    bool has_scope = false;
+    for (auto field : v.get_object()) {
+      std::string_view k = field.unescaped_key();
+      if (k == "scope") {
+        value sc = field.value();
+        if (sc.type() == json_type::null) continue;
+        if (sc.type() != json_type::object) throw Refuse("scope is not an object");
+        for (auto sf : sc.get_object()) {
+          if (sf.unescaped_key().value() != "name") continue;
+          value nm = sf.value();
+          if (nm.type() == json_type::null) continue;
+          if (nm.type() != json_type::string) throw Refuse("scope name is not a string");
+          std::string_view s = nm.get_string();
+          scope.assign(s);
+          has_scope = !s.empty();
+        }
+      } else if (k == "spans") {
+        value list = field.value();
+        if (list.type() == json_type::null) continue;
+        if (list.type() != json_type::array) throw Refuse("spans is not a list");
+        for (auto sp : list.get_array()) span(sp.value(), resource);
+      } else if (k != "schemaUrl") {
+        throw Refuse("scopeSpans key the Python path must read");
+      }
+    }
+    for (size_t i = first; i < c_.span_resource.size(); ++i) {
+      if (has_scope) c_.scope.add(scope);
+      else c_.scope.null();
+    }
+  }
+
+  void span(value v, size_t resource) {
+    if (v.type() != json_type::object) throw Refuse("span is not an object");
+    // ids go straight into their columns (a refusal drops the whole block, so a span is
+    // never half-added); the other columns are appended once the span is known to be good
+    bool has_trace = false, has_span = false, has_parent = false, seen_parent = false, has_msg = false;
+    int64_t start = -1, end = -1, kind = 0, code = 0;
+    std::string_view name, msg;
+    attrs_.clear();
+    for (auto field : v.get_object()) {
+      std::string_view k = field.unescaped_key();
+      value val = field.value();
+      if (k.find('_') != std::string_view::npos) throw Refuse("snake_case span key");
+      if (k == "traceId") {
+        if (has_trace) throw Refuse("repeated traceId");
+        has_trace = hex_id(val, 32, c_.trace_id, false);
+      } else if (k == "spanId") {
+        if (has_span) throw Refuse("repeated spanId");
+        has_span = hex_id(val, 16, c_.span_id, false);
+      } else if (k == "parentSpanId") {
+        if (seen_parent) throw Refuse("repeated parentSpanId");
+        seen_parent = true;
+        has_parent = hex_id(val, 16, c_.parent_span_id, true);
+      } else if (k == "name") {
+        name = val.type() == json_type::string ? std::string_view(val.get_string()) : std::string_view();
+      } else if (k == "kind") {
+        if (val.type() == json_type::null) kind = 0;
+        else if (val.type() == json_type::number) kind = json_int(val);
+        else throw Refuse("span kind name");
+      } else if (k == "startTimeUnixNano") {
+        start = nanos(val);
+      } else if (k == "endTimeUnixNano") {
+        end = nanos(val);
+      } else if (k == "attributes") {
+        read_attrs(val, attrs_);
+      } else if (k == "status") {
+        if (val.type() == json_type::null) continue;
+        if (val.type() != json_type::object) throw Refuse("status is not an object");
+        for (auto sf : val.get_object()) {
+          std::string_view sk = sf.unescaped_key();
+          value sv = sf.value();
+          if (sk == "code") {
+            if (sv.type() == json_type::null) code = 0;
+            else if (sv.type() == json_type::number) code = json_int(sv);
+            else throw Refuse("status code name");
+          } else if (sk == "message") {
+            if (sv.type() == json_type::null) continue;
+            if (sv.type() != json_type::string) throw Refuse("status message is not a string");
+            msg = sv.get_string();
+            has_msg = !msg.empty();
+          }
+        }
+      }
+    }
+    // spans otlp.py would reject go there, with their reasons and line numbers
+    if (!has_trace || !has_span) throw Refuse("span without ids");
+    if (start <= 0) throw Refuse("span without a start time");
+    if (end <= 0) end = start;
+
+    c_.time_ms.add(start / 1000000);
+    c_.end_time_ms.add(end / 1000000);
+    c_.start_time_unix_nano.add(start);
+    c_.duration_ms.add(static_cast<double>(end - start) / 1e6);
+    if (!has_parent) c_.parent_span_id.null();
+    c_.name.add(name);
+    c_.kind.add(kind >= 0 && kind <= 5 ? kind : 0);
+    c_.status_code.add(code >= 0 && code <= 2 ? code : 0);
+    if (has_msg) c_.status_message.add(msg);
+    else c_.status_message.null();
+    c_.span_resource.push_back(resource);
+    attribute_columns();
+  }
+
+  void attribute_columns() {
+    std::array<const Attr*, N_ATTR_COLS> found{};
+    for (size_t col = 0; col < N_ATTR_COLS; ++col)
+      for (auto k : ATTR_KEYS[col]) {
+        if (k.empty()) break;
+        if (const Attr* a = find_attr(attrs_, k)) {
+          found[col] = a;
+          break;
+        }
+      }
+    auto plain = [&](const Attr* a) -> const AnyVal* {  // value or null for a column
+      if (!a || a->val.kind == AnyVal::NONE) return nullptr;
+      if (a->val.from_list) throw Refuse("list value in a mapped attribute");
+      return &a->val;
+    };
+    // http_method: str(m).upper()
+    if (const AnyVal* m = plain(found[METHOD])) {
+      python_str(*m, tmp_);
+      for (char& c : tmp_) {
+        if (static_cast<unsigned char>(c) >= 0x80) throw Refuse("non-ASCII method");
+        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+      }
+      c_.http_method.add(tmp_);
+    } else {
+      c_.http_method.null();
+    }
+    // http_path / http_route: strings only (the path without its query), else null
+    for (auto [col, out, cut] : {std::tuple{PATH, &c_.http_path, true}, std::tuple{ROUTE, &c_.http_route, false}}) {
+      const Attr* a = found[col];
+      if (a && a->val.kind == AnyVal::STR && !a->val.from_list) {
+        std::string_view s = a->val.str;
+        if (cut) s = s.substr(0, s.find('?'));
+        out->add(s);
+      } else {
+        if (a && a->val.kind == AnyVal::OTHER) throw Refuse("attribute value the Python path must read");
+        // (a number or bool path is not a string: null, as in otlp.py)
+        out->null();
+      }
+    }
+    // http_status: int(code) within int32, else null
+    {
+      const Attr* a = found[STATUS];
+      int64_t v = 0;
+      bool ok = false;
+      if (a && a->val.kind != AnyVal::NONE) {
+        if (a->val.from_list || a->val.kind == AnyVal::EMPTY_LIST) ok = false;  // int(list): TypeError -> None
+        else if (a->val.kind == AnyVal::INT) { v = a->val.i; ok = true; }
+        else if (a->val.kind == AnyVal::BOOL) { v = a->val.b; ok = true; }
+        else if (a->val.kind == AnyVal::DBL) {  // int(float) truncates
+          if (!(std::fabs(a->val.d) < 9e18)) throw Refuse("status code out of range");
+          v = static_cast<int64_t>(a->val.d);
+          ok = true;
+        }
+        else if (a->val.kind == AnyVal::STR) { v = parse_int_text(a->val.str); ok = true; }
+        else throw Refuse("status code the Python path must read");
+      }
+      if (ok && v >= INT32_MIN && v <= INT32_MAX) c_.http_status.add(v);
+      else c_.http_status.null();
+    }
+    for (auto [col, out] : {std::tuple{SERVER, &c_.server_address}, std::tuple{DB_SYSTEM, &c_.db_system},
+                            std::tuple{DB_STATEMENT, &c_.db_statement}, std::tuple{MESSAGING, &c_.messaging_system}}) {
+      const AnyVal* val = plain(found[col]);
+      if (val && python_str(*val, tmp_)) out->add(tmp_);
+      else out->null();
+    }
+    // markers leave the attributes; the mapped keys too; the rest becomes one JSON object
+    std::array<bool, 4> has_marker{};
+    std::array<std::string, 4> marker;
+    std::string& rest = tmp2_;
+    rest.clear();
+    for (const Attr& a : attrs_) {
+      int m = marker_index(a.key);
+      if (m >= 0) {
+        if (a.val.kind == AnyVal::EMPTY_LIST) {
+          marker[m] = "[]";
+          has_marker[m] = true;
+        } else {
+          has_marker[m] = python_str(a.val, marker[m]);
+        }
+        continue;
+      }
+      if (is_extracted(a.key)) continue;
+      for (char ch : a.key)
+        if (ch == '"' || ch == '\\' || static_cast<unsigned char>(ch) < 0x20) throw Refuse("key needs escaping");
+      if (a.val.from_list || a.val.kind == AnyVal::EMPTY_LIST || a.val.kind == AnyVal::OTHER)
+        throw Refuse("nested or double attribute value");
+      rest += rest.empty() ? "{\"" : ",\"";
+      rest += a.key;
+      rest += "\":";
+      switch (a.val.kind) {
+        case AnyVal::NONE: rest += "null"; break;
+        case AnyVal::STR:
+          rest += '"';
+          json_escape(rest, a.val.str);
+          rest += '"';
+          break;
+        case AnyVal::INT: rest += std::to_string(a.val.i); break;
+        case AnyVal::DBL: python_float(a.val.d, rest); break;
+        case AnyVal::BOOL: rest += a.val.b ? "true" : "false"; break;
+        default: break;
+      }
+    }
+    if (rest.empty()) {
+      c_.attributes.null();
+    } else {
+      rest += '}';
+      c_.attributes.add(rest);
+    }
+    for (size_t m = 0; m < 4; ++m) {
+      if (has_marker[m]) c_.markers[m].add(marker[m]);
+      else c_.markers[m].null();
+    }
+  }
+
+  SpanColumns c_;
+  std::vector<Resource> resources_;
+  std::vector<Attr> attrs_, scratch_;
+  std::string tmp_, tmp2_;
+};
+
+}  // namespace
+
+// parse_otlp_block(data: bytes) -> {column: buffers}; ValueError(reason) refuses the block.
+// ``data`` is whole lines (LF or CRLF); blank lines are skipped.
+PyObject* parse_otlp_block(PyObject*, PyObject* args) {
+  const char* buf;
+  Py_ssize_t len;
+  if (!PyArg_ParseTuple(args, "y#", &buf, &len)) return nullptr;
+  try {
+    simdjson::padded_string padded(buf, static_cast<size_t>(len));
+    simdjson::ondemand::parser parser;
+    OtlpBlock block;
+    const char* p = padded.data();
+    const char* end = p + len;
+    size_t capacity = padded.size() + simdjson::SIMDJSON_PADDING;
+    while (p < end) {
+      const char* nl = static_cast<const char*>(memchr(p, '\n', static_cast<size_t>(end - p)));
+      const char* stop = nl ? nl : end;
+      const char* s = p;
+      const char* e = stop;
+      while (s < e && (*s == ' ' || *s == '\t' || *s == '\r')) ++s;
+      while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r')) --e;
+      if (e > s) {
+        if (*s != '{') throw Refuse("a line is not a JSON object");
+        size_t cap = capacity - static_cast<size_t>(s - padded.data());
+        auto doc = parser.iterate(s, static_cast<size_t>(e - s), cap);
+        simdjson::ondemand::document d = std::move(doc.value());
+        block.line(d);
+      }
+      p = nl ? nl + 1 : end;
+    }
+    PyObject* d = PyDict_New();
+    if (d == nullptr) return nullptr;
+    if (!block.finish(d)) {
+      Py_DECREF(d);
+      return nullptr;
+    }
+    return d;
+  } catch (const Refuse& e) {
+    PyErr_SetString(PyExc_ValueError, e.what());
+  } catch (const simdjson::simdjson_error& e) {
+    PyErr_Format(PyExc_ValueError, "JSON: %s", e.what());
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+  }
+  return nullptr;
+}
+
+}  // namespace obslab

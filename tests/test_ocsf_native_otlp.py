@@ -1,0 +1,221 @@
+"""The compiled OTLP block parser (obslab.ocsf._native) gives exactly what otlp.py gives.
+
+Every case either passes the native parser and equals the per-span Python parser, or is refused
+and read by the Python parser: the converted table is the same either way, and the report says
+which path read it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from obslab.ocsf import ConversionReport, native, read_otlp
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "raw" / "traces.jsonl"
+T0 = 1_763_000_000_000_000_000
+
+
+@pytest.fixture(autouse=True)
+def _native_on(monkeypatch):
+    assert native._native is not None, "obslab.ocsf._native was not built (needs g++ and libsimdjson-dev)"
+    monkeypatch.setenv("OBSLAB_NATIVE", "1")
+
+
+def _read(path: Path, fast: bool = True):
+    rep = ConversionReport()
+    table = pa.Table.from_batches(list(read_otlp(path, rep, fast=fast)), schema=None) \
+        if path.stat().st_size else None
+    return table, rep
+
+
+def _compare(path: Path) -> ConversionReport:
+    fast, rep = _read(path)
+    slow, slow_rep = _read(path, fast=False)
+    assert rep.balanced and slow_rep.balanced
+    assert (rep.records_in, rep.records_out, rep.rejected) == (slow_rep.records_in, slow_rep.records_out,
+                                                               slow_rep.rejected)
+    if slow is None or slow.num_rows == 0:
+        assert fast is None or fast.num_rows == 0
+        return rep
+    assert fast.num_rows == slow.num_rows
+    for name in slow.column_names:
+        assert fast.column(name).to_pylist() == slow.column(name).to_pylist(), name
+    return rep
+
+
+def _span(**over) -> dict:
+    span = {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+            "parentSpanId": "eee19b7ec3c1b173", "name": "GET /api", "kind": 2,
+            "startTimeUnixNano": str(T0), "endTimeUnixNano": str(T0 + 1_500_000),
+            "attributes": [{"key": "http.request.method", "value": {"stringValue": "GET"}},
+                           {"key": "url.path", "value": {"stringValue": "/api/items?id=3"}},
+                           {"key": "http.response.status_code", "value": {"intValue": "200"}}],
+            "status": {}}
+    span.update(over)
+    return span
+
+
+def _line(spans, resource_attrs=None, scope=None) -> str:
+    if resource_attrs is None:
+        resource_attrs = [{"key": "service.name", "value": {"stringValue": "web-api"}}]
+    ss = {"scope": {"name": "flask"} if scope is None else scope, "spans": spans}
+    return json.dumps({"resourceSpans": [{"resource": {"attributes": resource_attrs}, "scopeSpans": [ss]}]})
+
+
+def _attr(key, value) -> dict:
+    return {"key": key, "value": value}
+
+
+# (name, line, whether the native parser must accept it)
+CASES = [
+    ("plain", _line([_span()]), True),
+    ("upper-case ids", _line([_span(traceId="5B8EFFF798038103D269B633813FC60C", spanId="EEE19B7EC3C1B174")]), True),
+    ("root span", _line([_span(parentSpanId="")]), True),
+    ("no parent key", _line([{k: v for k, v in _span().items() if k != "parentSpanId"}]), True),
+    ("no end", _line([{k: v for k, v in _span().items() if k != "endTimeUnixNano"}]), True),
+    ("empty end", _line([_span(endTimeUnixNano="")]), True),
+    ("numeric times", _line([_span(startTimeUnixNano=T0, endTimeUnixNano=T0 + 5)]), True),
+    ("end before start", _line([_span(endTimeUnixNano=str(T0 - 10**6))]), True),
+    ("kind out of range", _line([_span(kind=9)]), True),
+    ("error status", _line([_span(status={"code": 2, "message": "boom"})]), True),
+    ("status empty message", _line([_span(status={"code": 1, "message": ""})]), True),
+    ("name missing", _line([{k: v for k, v in _span().items() if k != "name"}]), True),
+    ("name a number", _line([_span(name=5)]), True),
+    ("extra span fields", _line([_span(flags=256, traceState="", droppedAttributesCount=0,
+                                       events=[{"timeUnixNano": str(T0), "name": "exception",
+                                                "attributes": [_attr("exception.type", {"stringValue": "X"})]}],
+                                       links=[])]), True),
+    ("node int", _line([_span(attributes=[_attr("http.status_code", {"intValue": 503}),
+                                          _attr("net.peer.port", {"intValue": 5432})])]), True),
+    ("int text forms", _line([_span(attributes=[_attr("a", {"intValue": "007"}), _attr("b", {"intValue": "-0"})])]), True),
+    ("int text the Python way only", _line([_span(attributes=[_attr("a", {"intValue": " 7"})])]), False),
+    ("doubles", _line([_span(attributes=[_attr("r", {"doubleValue": v}) for v in (0.25, 3, -0.0, 1e-4, 123.456)] +
+                             [_attr("ratio", {"doubleValue": 1e15})])]), True),
+    ("double out of fixed range", _line([_span(attributes=[_attr("r", {"doubleValue": 1e20})])]), False),
+    ("double as text", _line([_span(attributes=[_attr("r", {"doubleValue": "NaN"})])]), False),
+    ("bools", _line([_span(attributes=[_attr("f", {"boolValue": True}), _attr("g", {"boolValue": False})])]), True),
+    ("bool method", _line([_span(attributes=[_attr("http.method", {"boolValue": True})])]), True),
+    ("double status", _line([_span(attributes=[_attr("http.status_code", {"doubleValue": 404.7})])]), True),
+    ("text status", _line([_span(attributes=[_attr("http.status_code", {"stringValue": "abc"})])]), False),
+    ("huge status", _line([_span(attributes=[_attr("http.status_code", {"intValue": "99999999999"})])]), True),
+    ("int path", _line([_span(attributes=[_attr("url.path", {"intValue": 5})])]), True),
+    ("duplicate keys", _line([_span(attributes=[_attr("a", {"stringValue": "1"}), _attr("b", {"intValue": 2}),
+                                                _attr("a", {"stringValue": "3"})])]), True),
+    ("old and new names", _line([_span(attributes=[_attr("http.method", {"stringValue": "post"}),
+                                                   _attr("http.request.method", {"stringValue": "get"}),
+                                                   _attr("http.target", {"stringValue": "/old"}),
+                                                   _attr("peer.service", {"stringValue": "db"})])]), True),
+    ("null value", _line([_span(attributes=[_attr("a", None), _attr("http.route", {"stringValue": None}),
+                                            {"key": "b"}])]), True),
+    ("markers", _line([_span(attributes=[_attr("anomaly.type", {"stringValue": "cpu"}),
+                                         _attr("http.request.header.x-anomaly-label", {"arrayValue": {"values": [
+                                             {"stringValue": "1"}, {"stringValue": "2"}]}}),
+                                         _attr("X-Anomaly-Root-Cause", {"intValue": 7}),
+                                         _attr("anomaly.msg", {"arrayValue": {"values": []}}),
+                                         _attr("anomaly.other", {"stringValue": "stays"})])]), True),
+    ("marker overwritten by null", _line([_span(attributes=[_attr("anomaly.type", {"stringValue": "cpu"}),
+                                                            _attr("x-anomaly-type", None)])]), True),
+    ("array attribute", _line([_span(attributes=[_attr("a", {"arrayValue": {"values": [{"stringValue": "x"}]}})])]), False),
+    ("kvlist attribute", _line([_span(attributes=[_attr("a", {"kvlistValue": {"values": []}})])]), False),
+    ("escapes and unicode", _line([_span(name="caf\u00e9 \U0001F600", attributes=[
+        _attr("note", {"stringValue": 'say "hi" \\ \u00fc \t\n\r\x01\x1f\x7f \u2028'})])]), True),
+    ("key needs escaping", _line([_span(attributes=[_attr('we"ird', {"stringValue": "x"})])]), False),
+    ("resource identity", _line([_span()], [_attr("service.name", {"stringValue": ""}),
+                                            _attr("host.name", {"stringValue": ""}),
+                                            _attr("k8s.pod.name", {"stringValue": "pod-1"}),
+                                            _attr("region", {"stringValue": ""}),
+                                            _attr("process.command_args", {"arrayValue": {"values": [
+                                                {"stringValue": "python"}]}})]), True),
+    ("resource host only", _line([_span()], [_attr("host.name", {"stringValue": "h1"}),
+                                             _attr("cloud.region", {"stringValue": "eu"})]), True),
+    ("int service name", _line([_span()], [_attr("service.name", {"intValue": 5})]), False),
+    ("no scope", _line([_span()], scope={}), True),
+    ("empty scope name", _line([_span()], scope={"name": ""}), True),
+    ("base64 ids", _line([_span(traceId="W47/95gDgQPSabYzgT/GDA==", spanId="7uGbfsPBsXQ=")]), False),
+    ("short id", _line([_span(spanId="abc")]), False),
+    ("missing start", _line([{k: v for k, v in _span().items() if k != "startTimeUnixNano"}]), False),
+    ("kind name", _line([_span(kind="SPAN_KIND_SERVER")]), False),
+    ("snake case span", _line([{"trace_id": "5b8efff798038103d269b633813fc60c", "span_id": "eee19b7ec3c1b174",
+                                "start_time_unix_nano": str(T0), "name": "x"}]), False),
+    ("two objects on a line", _line([_span()]) + " " + _line([_span()]), False),
+    ("truncated", _line([_span()])[:-7], False),
+    ("null line", "null", False),
+    ("logs not traces", json.dumps({"resourceLogs": []}), False),
+    ("empty resourceSpans", json.dumps({"resourceSpans": []}), True),
+]
+
+
+@pytest.mark.parametrize("name,line,accepted", CASES, ids=[c[0] for c in CASES])
+def test_case_equals_python_path(tmp_path, name, line, accepted):
+    path = tmp_path / "t.jsonl"
+    path.write_text(_line([_span(name="first")]) + "\n" + line + "\n\n")
+    rep = _compare(path)
+    assert rep.notes["blocks_fast_path"] == int(accepted), (name, rep.notes)
+
+
+def test_crlf_and_blank_lines(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(("\r\n".join([_line([_span()]), "", "  ", _line([_span(name="b")])]) + "\r\n").encode())
+    rep = _compare(path)
+    assert rep.notes["blocks_fast_path"] == 1 and rep.records_out == 2
+
+
+def test_real_lab_sample_takes_the_native_path():
+    rep = _compare(SAMPLE)
+    assert rep.records_out > 500
+    assert rep.notes["blocks_fast_path"] >= 1 and not rep.notes["blocks_slow_path"], rep.notes
+
+
+def test_many_blocks(tmp_path):
+    """Spans of a multi-block file keep their order and count across block boundaries."""
+    rng = random.Random(4)
+    path = tmp_path / "t.jsonl"
+    with open(path, "w") as f:
+        for i in range(300):
+            f.write(_line([_span(spanId=f"{rng.getrandbits(64):016x}", name=f"op{i}")]) + "\n")
+    rep = ConversionReport()
+    fast = pa.Table.from_batches(list(read_otlp(path, rep, chunk_bytes=4096)))
+    slow = pa.Table.from_batches(list(read_otlp(path, fast=False)))
+    assert rep.notes["blocks_fast_path"] > 10 and not rep.notes["blocks_slow_path"]
+    assert fast.column("name").to_pylist() == slow.column("name").to_pylist() == [f"op{i}" for i in range(300)]
+    assert fast.equals(slow)
+
+
+VALUES = st.one_of(
+    st.builds(lambda s: {"stringValue": s}, st.text(max_size=8)),
+    st.builds(lambda i: {"intValue": i}, st.integers(-10**12, 10**12)),
+    st.builds(lambda i: {"intValue": str(i)}, st.integers(-10**5, 10**5)),
+    st.builds(lambda d: {"doubleValue": d}, st.floats(allow_nan=False, allow_infinity=False)),
+    st.builds(lambda b: {"boolValue": b}, st.booleans()),
+    st.builds(lambda xs: {"arrayValue": {"values": [{"stringValue": x} for x in xs]}}, st.lists(st.text(max_size=3), max_size=2)),
+    st.just({}), st.none(),
+)
+KEYS = st.sampled_from(["http.method", "http.request.method", "url.path", "http.target", "http.route",
+                        "http.status_code", "http.response.status_code", "server.address", "peer.service",
+                        "db.system", "db.statement", "messaging.system", "anomaly.type", "x-anomaly-label",
+                        "http.request.header.x-anomaly-root-cause", "anomaly.msg", "note", "a", "b"])
+SPANS = st.builds(
+    lambda attrs, kind, code, parent, end: _span(
+        attributes=[_attr(k, v) for k, v in attrs], kind=kind, status={"code": code},
+        parentSpanId=parent, endTimeUnixNano=end),
+    st.lists(st.tuples(KEYS, VALUES), max_size=6), st.integers(-1, 7), st.integers(-1, 3),
+    st.sampled_from(["", "eee19b7ec3c1b173", "EEE19B7EC3C1B173", "xyz"]),
+    st.sampled_from(["", str(T0 + 7), "0", "-5", T0 + 9]),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spans=st.lists(SPANS, min_size=1, max_size=4), cut=st.integers(0, 40))
+def test_fuzz_equals_python_path(tmp_path_factory, spans, cut):
+    """Random spans, and the same line cut short: never a crash, always the Python result."""
+    path = tmp_path_factory.mktemp("fz") / "t.jsonl"
+    line = _line(spans)
+    path.write_text(line + "\n" + line[: max(1, len(line) - cut)] + "\n")
+    _compare(path)
