@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from obslab.ocsf.flat import FLAT_LOG
 from obslab.ocsf.report import ConversionReport
-from obslab.ocsf.textio import iter_line_chunks
+from obslab.ocsf.textio import iter_blocks
 from obslab.ocsf.timeparse import any_time_ms, parse_iso_ms, search_time_ms
 
 CHUNK_BYTES = 8 << 20
@@ -117,7 +117,7 @@ def _json_record(obj: dict) -> dict:
         "level": _level(_first(obj, LEVEL_KEYS)),
         "message": _str(_first(obj, MESSAGE_KEYS)),
         "logger": _str(_first(obj, LOGGER_KEYS)),
-        "event": obj.get("event") if obj.get("event") in EVENTS else None,
+        "event": obj.get("event") if isinstance(obj.get("event"), str) and obj.get("event") in EVENTS else None,
         "host": _str(_first(obj, ("host", "hostname", "host.name"))),
         "region": _str(obj.get("region")),
         "trace_id": _str(_first(obj, ("trace_id", "traceId", "trace.id", "otelTraceID"))),
@@ -160,9 +160,11 @@ def read_compose_logs(path: str | os.PathLike, report: ConversionReport | None =
                       ) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
     """Stream ``(FLAT_LOG batch, time_inferred bool array)`` pairs from a Compose log file.
 
-    Blocks of JSON-payload lines take the vectorised path (:mod:`obslab.ocsf.compose_fast`);
-    other blocks are parsed line by line here (``fast=False``: always).
+    Blocks of JSON-payload lines take a fast path: the compiled parser when it is built
+    (:func:`_native_block`), else the vectorised one (:mod:`obslab.ocsf.compose_fast`); other
+    blocks are parsed line by line here (``fast=False``: always).
     """
+    from obslab.ocsf import native
     from obslab.ocsf.compose_fast import parse_block
     report = report if report is not None else ConversionReport()
     report.source = report.source or os.fspath(path)
@@ -177,11 +179,16 @@ def read_compose_logs(path: str | os.PathLike, report: ConversionReport | None =
     cols = out.cols
     fields = ("level", "message", "logger", "event", "host", "region", "trace_id", "span_id",
               "http_method", "http_path", "http_status", "duration_ms", "error_type")
-    for first_no, lines in iter_line_chunks(path, chunk_bytes, enc):
+    use_native = native.available()
+    for block in iter_blocks(path, chunk_bytes, enc):
+        first_no = block.first_line_no
         if enc and enc[0].startswith("utf-16"):
             report.notes["decoded_" + enc[0]] = 1
         if fast:
-            batch = report.fast_block(parse_block, lines, first_no)
+            if use_native:
+                batch = report.fast_block(_native_block, block.data, first_no)
+            else:
+                batch = report.fast_block(parse_block, block.lines, first_no)
             if batch is not None:
                 if batch.num_rows:
                     times = batch.column("time_ms")
@@ -195,7 +202,7 @@ def read_compose_logs(path: str | os.PathLike, report: ConversionReport | None =
                 if batch.num_rows:
                     yield batch, pa.array(np.zeros(batch.num_rows, dtype=bool))
                 continue
-        for i, raw in enumerate(lines):
+        for i, raw in enumerate(block.lines):
             line = raw.decode("utf-8", "replace")
             if "\x1b" in line:
                 line = ANSI.sub("", line)
@@ -267,3 +274,25 @@ def read_compose_logs(path: str | os.PathLike, report: ConversionReport | None =
         report.notes["time_from_file_mtime"] += len(pending)
     if len(out):
         yield out.batch()
+
+
+def _native_block(data: bytes, first_line_no: int) -> pa.RecordBatch:
+    """FLAT_LOG rows of a block by the compiled parser (native/compose.cpp; refuses what it
+    cannot reproduce exactly). Rows whose message regexes need Unicode rules come back with a
+    null ``event``: :func:`_classify` decides those."""
+    from obslab.ocsf import native
+    from obslab.ocsf.flat import to_batch
+
+    cols = native.call("parse_compose_block", data, first_line_no)
+    event = cols["event"]
+    if event.null_count:
+        todo = np.flatnonzero(np.asarray(event.is_null()))
+        take = pa.array(todo)
+        level, message, method, status = (cols[k].take(take).to_pylist()
+                                          for k in ("level", "message", "http_method", "http_status"))
+        values = event.to_pylist()
+        for j, row in enumerate(todo):
+            values[row] = _classify({"level": level[j], "message": message[j], "http_method": method[j],
+                                     "http_status": status[j]})
+        cols["event"] = pa.array(values, pa.string())
+    return to_batch(cols, FLAT_LOG)

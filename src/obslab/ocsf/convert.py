@@ -27,6 +27,37 @@ RAW_FILES = {"logs": "logs.txt", "traces": "traces.jsonl", "metrics": "metrics.j
 # zstd-1 is as small as the defaults but faster; dictionary pages and per-column statistics
 # cost ~25% of the write and gain nothing here (zstd already packs repeats; readers prune on time)
 WRITER_OPTIONS = dict(compression="zstd", compression_level=1, use_dictionary=False, write_statistics=["time"])
+# leaf names of high-entropy ids: length-prefixed in one block, zstd only sees the hex digits
+ID_LEAVES = {"uid", "parent_uid", "correlation_uid"}
+
+
+def _leaves(fields, prefix=""):
+    for f in fields:
+        path = prefix + f.name
+        if pa.types.is_struct(f.type):
+            yield from _leaves(f.type, path + ".")
+        elif not pa.types.is_list(f.type):
+            yield path, f.type
+
+
+def column_encodings(schema: pa.Schema) -> dict:
+    """Parquet encodings per leaf: delta for integers and times (constant ids and near-sorted
+    times pack to almost nothing, ~3x faster than plain + zstd) and delta lengths for ids (the
+    uid's shared source prefix also delta-packs); the rest stays plain + zstd. Standard
+    Parquet v2 encodings: pyarrow, DuckDB, Spark and polars read them."""
+    out = {}
+    for path, type_ in _leaves(schema):
+        leaf = path.rsplit(".", 1)[-1]
+        if pa.types.is_integer(type_) or pa.types.is_timestamp(type_):
+            out[path] = "DELTA_BINARY_PACKED"
+        elif pa.types.is_string(type_) and leaf in ID_LEAVES:
+            out[path] = "DELTA_BYTE_ARRAY" if path == "metadata.uid" else "DELTA_LENGTH_BYTE_ARRAY"
+    return out
+
+
+def writer_options(schema: pa.Schema) -> dict:
+    """``pq.ParquetWriter`` keyword arguments for an OCSF table of ``schema``."""
+    return dict(WRITER_OPTIONS, column_encoding=column_encodings(schema))
 
 
 def iter_ocsf(signal: str, src: str | os.PathLike, report: ConversionReport, source: str | None = None):
@@ -68,7 +99,7 @@ def convert_file(signal: str, src: str | os.PathLike, out: str | os.PathLike, *,
     rng = random.Random(seed)
     samples = []
     tmp = Path(f"{os.fspath(out)}.partial")
-    writer = pq.ParquetWriter(tmp, schema, **WRITER_OPTIONS)
+    writer = pq.ParquetWriter(tmp, schema, **writer_options(schema))
     ok = False
     try:
         for table, flat in iter_ocsf(signal, src, report):

@@ -66,7 +66,15 @@ class Block:
             return len(self._lines)
         if not self.data:
             return 0
-        return self.data.count(b"\n") + (not self.data.endswith(b"\n"))
+        return _count_newlines(self.data) + (not self.data.endswith(b"\n"))
+
+
+def _count_newlines(data: bytes) -> int:
+    try:
+        from obslab.ocsf._native import count_newlines
+    except ImportError:
+        return data.count(b"\n")
+    return count_newlines(data)
 
 
 def _split_lines(data: bytes) -> list[bytes]:
@@ -96,25 +104,18 @@ def iter_blocks(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES,
             yield from _utf16_blocks(raw, enc.replace("-bom", ""), chunk_bytes)
             return
         line_no = 1
-        carry = b""
         first = True
         while True:
-            piece = raw.read(chunk_bytes)
+            data = raw.read(chunk_bytes)
             if first:
-                if piece.startswith(codecs.BOM_UTF8):
-                    piece = piece[3:]
+                if data.startswith(codecs.BOM_UTF8):
+                    data = data[3:]
                 first = False
-            if not piece:
-                if carry:
-                    yield Block(line_no, carry)
+            if not data:
                 return
-            buf = carry + piece if carry else piece
-            cut = buf.rfind(b"\n") + 1
-            if cut == 0:  # no line end yet: keep reading this (long) line
-                carry = buf
-                continue
-            block = Block(line_no, buf[:cut] if cut < len(buf) else buf)
-            carry = buf[cut:]
+            if not data.endswith(b"\n"):
+                data += raw.readline()  # finish the last line (one copy, not a carry per block)
+            block = Block(line_no, data)
             line_no += block.n_lines
             yield block
 

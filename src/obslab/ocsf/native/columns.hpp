@@ -28,6 +28,11 @@ class Validity {
     ++n_;
   }
   size_t size() const { return n_; }
+  void reserve(size_t n) { bits_.reserve((n + 7) / 8); }
+  void clear() {  // (keeps the memory for the next block)
+    bits_.clear();
+    n_ = nulls_ = 0;
+  }
   // None when every row is valid (Arrow then needs no bitmap)
   PyObject* to_py() const {
     if (nulls_ == 0) Py_RETURN_NONE;
@@ -57,6 +62,18 @@ class StrCol {
     valid_.push(false);
   }
   size_t size() const { return valid_.size(); }
+  // room for n values of ``bytes`` in all (fewer reallocations and copies of big columns)
+  void reserve(size_t n, size_t bytes) {
+    offsets_.reserve(n + 1);
+    data_.reserve(bytes);
+    valid_.reserve(n);
+  }
+  void clear() {
+    data_.clear();
+    offsets_.assign(1, 0);
+    valid_.clear();
+  }
+  size_t capacity_bytes() const { return data_.capacity() + offsets_.capacity() * sizeof(int32_t); }
   // ("str", n, validity | None, offsets, data)
   PyObject* to_py() const {
     return Py_BuildValue("(snNy#y#)", "str", static_cast<Py_ssize_t>(size()), valid_.to_py(),
@@ -88,6 +105,14 @@ class NumCol {
     valid_.push(false);
   }
   size_t size() const { return v_.size(); }
+  void reserve(size_t n) {
+    v_.reserve(n);
+    valid_.reserve(n);
+  }
+  void clear() {
+    v_.clear();
+    valid_.clear();
+  }
   // (kind, n, validity | None, None, values)
   PyObject* to_py() const {
     // (an empty vector's data() may be null, which y# would turn into None)

@@ -1,10 +1,700 @@
-// Compose log lines -> FLAT_LOG column buffers (being written: refuses every block for now).
+// Compose log lines -> FLAT_LOG column buffers with simdjson (DOM: every value is validated,
+// as orjson validates it).
+//
+// Mirrors the per-line parser in obslab/ocsf/compose.py (read_compose_logs, _json_record,
+// _classify, timeparse.any_time_ms) for lines ``<container> | {JSON object with a time}``, with
+// ANSI colour codes, blank lines and CRLF. Anything whose result this file cannot reproduce
+// exactly refuses the whole block with a reason, and the Python parser reads it: plain-text or
+// ``--timestamps`` payloads, unprefixed lines, JSON the Python path would reject (no usable
+// time), time strings that are not plain ASCII ISO 8601, nested ``http`` objects, floats or
+// nested values where Python would print them, non-ASCII text that Python would upper-case,
+// invalid UTF-8. Refusing is always safe, guessing never is.
+//
+// One job stays in Python: the message regexes of _classify (ERROR_TEXT, LIFECYCLE) when the
+// first 200 characters of a message are not ASCII (Unicode \b and case folding). Such rows get
+// a null ``event`` and compose._native_block classifies them with compose._classify.
+#include <simdjson.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "columns.hpp"
 
 namespace obslab {
+namespace {
 
-PyObject* parse_compose_block(PyObject*, PyObject*) {
-  PyErr_SetString(PyExc_ValueError, "native compose parser not built yet");
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+// --- the keys compose.py reads (top level of the JSON object) -------------------------------
+// groups in compose.py's order: _first() takes the first present, non-null, non-"" value
+const std::string_view KEYS[] = {
+    // 0..7 TIME_KEYS
+    "timestamp", "time", "ts", "@timestamp", "t", "datetime", "date", "asctime",
+    // 8..15 LEVEL_KEYS
+    "level", "lvl", "severity", "levelname", "log_level", "loglevel", "log_type", "s",
+    // 16..20 MESSAGE_KEYS
+    "message", "msg", "event_message", "log", "text",
+    // 21..25 LOGGER_KEYS
+    "logger", "logger_name", "name", "c", "component",
+    // 26..28 host
+    "host", "hostname", "host.name",
+    // 29..32 trace id
+    "trace_id", "traceId", "trace.id", "otelTraceID",
+    // 33..36 span id
+    "span_id", "spanId", "span.id", "otelSpanID",
+    // 37..40 method
+    "method", "http_method", "http.method", "http.request.method",
+    // 41..45 path
+    "path", "http_path", "http.target", "url.path", "route",
+    // 46..50 status
+    "status", "status_code", "http_status", "http.status_code", "http.response.status_code",
+    // 51..54 duration
+    "duration_ms", "latency_ms", "elapsed_ms", "response_time_ms",
+    // 55..58 error type
+    "error_type", "error.type", "exc_type", "exception_type",
+    // 59..62 single keys (obj.get)
+    "event", "region", "error", "http"};
+constexpr int N_KEYS = sizeof(KEYS) / sizeof(KEYS[0]);
+struct Group {
+  int first, n;
+};
+constexpr Group TIME{0, 8}, LEVEL{8, 8}, MESSAGE{16, 5}, LOGGER{21, 5}, HOST{26, 3}, TRACE{29, 4}, SPAN{33, 4},
+    METHOD{37, 4}, PATH{41, 5}, STATUS{46, 5}, DURATION{51, 4}, ERROR_TYPE{55, 4};
+constexpr int EVENT = 59, REGION = 60, ERROR = 61, HTTP = 62;
+
+// key -> index: open addressing on length and three bytes, so an unknown key usually costs
+// one table probe and no comparison
+class KeyIndex {
+ public:
+  KeyIndex() {
+    table_.fill(-1);
+    for (int i = 0; i < N_KEYS; ++i) {
+      size_t h = hash(KEYS[i]);
+      while (table_[h] >= 0) h = (h + 1) & MASK;
+      table_[h] = static_cast<int8_t>(i);
+    }
+  }
+  int find(std::string_view k) const {
+    if (k.empty()) return -1;
+    for (size_t h = hash(k);; h = (h + 1) & MASK) {
+      int i = table_[h];
+      if (i < 0) return -1;
+      std::string_view c = KEYS[i];
+      if (c.size() == k.size() && std::memcmp(c.data(), k.data(), k.size()) == 0) return i;
+    }
+  }
+
+ private:
+  static constexpr size_t MASK = 1023;
+  static size_t hash(std::string_view k) {
+    auto b = [&](size_t i) { return static_cast<size_t>(static_cast<unsigned char>(k[i])); };
+    return (k.size() * 131 + b(0) * 31 + b(k.size() - 1) * 7 + b(k.size() / 2) * 3) & MASK;
+  }
+  std::array<int8_t, MASK + 1> table_;
+};
+const KeyIndex KEY_INDEX;
+
+// --- characters -----------------------------------------------------------------------------
+// str.isspace() for ASCII (what str.strip()/lstrip() and the regex \s remove)
+inline bool py_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f); }
+inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
+inline bool name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_' || c == '.' || c == '-';
+}
+inline bool word_char(char c) {  // regex \w for ASCII
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_';
+}
+inline char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+bool ascii(std::string_view s) {
+  for (char c : s)
+    if (static_cast<unsigned char>(c) >= 0x80) return false;
+  return true;
+}
+
+// --- times (timeparse.any_time_ms) ----------------------------------------------------------
+int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {  // H. Hinnant's algorithm
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+bool leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+int month_days(int y, int m) {
+  static const int DAYS[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  return m == 2 && leap(y) ? 29 : DAYS[m - 1];
+}
+
+inline int two(const char* p) { return (p[0] - '0') * 10 + (p[1] - '0'); }
+
+// timeparse.parse_iso_ms(value.strip()) for ASCII text; anything else refuses (the Python
+// path would go on to float() and search_time_ms)
+int64_t iso_ms(std::string_view s) {
+  if (!ascii(s)) throw Refuse("non-ASCII time text");
+  while (!s.empty() && py_space(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && py_space(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  // (\d{4})[-/](\d{2})[-/](\d{2})[T ](\d{2}):(\d{2}):(\d{2})
+  if (s.size() < 19) throw Refuse("time format");
+  const char* c = s.data();
+  bool digits = true;
+  for (int at : {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18}) digits &= is_digit(c[at]);
+  if (!digits || (c[4] != '-' && c[4] != '/') || (c[7] != '-' && c[7] != '/') || (c[10] != 'T' && c[10] != ' ') ||
+      c[13] != ':' || c[16] != ':')
+    throw Refuse("time format");
+  int y = two(s.data()) * 100 + two(s.data() + 2), mo = two(s.data() + 5), d = two(s.data() + 8);
+  int h = two(s.data() + 11), mi = two(s.data() + 14), sec = two(s.data() + 17);
+  size_t i = 19;
+  int frac = 0;  // (?:[.,](\d+))? -> int((frac + "00")[:3])
+  if (i + 1 < s.size() && (s[i] == '.' || s[i] == ',') && is_digit(s[i + 1])) {
+    ++i;
+    int n = 0;
+    while (i < s.size() && is_digit(s[i])) {
+      if (n < 3) frac = frac * 10 + (s[i] - '0');
+      ++n;
+      ++i;
+    }
+    for (; n < 3; ++n) frac *= 10;
+  }
+  if (i < s.size() && py_space(static_cast<unsigned char>(s[i]))) ++i;  // \s?
+  int offset_min = 0;  // (Z|z|[+-]\d{2}:?\d{2}|UTC)?
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+    int sign = s[i] == '-' ? -1 : 1;
+    std::string_view r = s.substr(i + 1);
+    if (r.size() >= 2 && is_digit(r[0]) && is_digit(r[1])) {
+      int oh = two(r.data()), om = -1;
+      if (r.size() >= 5 && r[2] == ':' && is_digit(r[3]) && is_digit(r[4])) om = two(r.data() + 3);
+      else if (r.size() >= 4 && is_digit(r[2]) && is_digit(r[3])) om = two(r.data() + 2);
+      if (om >= 0) {
+        if (oh * 60 + om >= 24 * 60) throw Refuse("time zone offset out of range");  // timezone() raises
+        offset_min = sign * (oh * 60 + om);
+      }
+    }
+  }
+  // datetime() raises on these: the Python path then tries other readings
+  if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > month_days(y, mo) || h > 23 || mi > 59) throw Refuse("time out of range");
+  int64_t minute_s = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 + h * 3600 + mi * 60 -
+                     offset_min * 60;
+  return minute_s * 1000 + sec * 1000 + frac;
+}
+
+// Python's float floor division (floatobject.c _float_div_mod), so results match to the bit
+double py_floordiv(double vx, double wx) {
+  double mod = std::fmod(vx, wx);
+  double div = (vx - mod) / wx;
+  if (mod != 0) {
+    if ((wx < 0) != (mod < 0)) div -= 1.0;
+  }
+  double floordiv;
+  if (div != 0) {
+    floordiv = std::floor(div);
+    if (div - floordiv > 0.5) floordiv += 1.0;
+  } else {
+    floordiv = std::copysign(0.0, vx / wx);
+  }
+  return floordiv;
+}
+
+// timeparse.epoch_to_ms(float(value)); None refuses (the Python path rejects the line)
+int64_t epoch_ms(double v) {
+  if (v != v || v <= 0 || v >= 9e18) throw Refuse("JSON log without a usable time");
+  if (v > 1e17) return static_cast<int64_t>(py_floordiv(v, 1000000.0));
+  if (v > 1e14) return static_cast<int64_t>(py_floordiv(v, 1000.0));
+  if (v > 1e11) return static_cast<int64_t>(v);
+  return static_cast<int64_t>(v * 1000);
+}
+
+int64_t time_ms(const element& v) {
+  switch (v.type()) {
+    case element_type::STRING:
+      return iso_ms(v.get_string().value_unsafe());
+    case element_type::INT64:
+      return epoch_ms(static_cast<double>(v.get_int64().value_unsafe()));
+    case element_type::UINT64:
+      return epoch_ms(static_cast<double>(v.get_uint64().value_unsafe()));
+    case element_type::DOUBLE:
+      return epoch_ms(v.get_double().value_unsafe());
+    default:  // bool, list: no time; {"$date": ...}: left to the Python path
+      throw Refuse("time value the Python path must read");
+  }
+}
+
+// --- scalars --------------------------------------------------------------------------------
+// int(text) for "-?[0-9]+"; other text (spaces, "+", "_", words) refuses. -> in int32 range?
+bool int_text(std::string_view s, int64_t& out) {
+  bool neg = !s.empty() && s[0] == '-';
+  std::string_view digits = neg ? s.substr(1) : s;
+  if (digits.empty()) throw Refuse("integer text the Python path must read");
+  int64_t v = 0;
+  for (char c : digits) {
+    if (!is_digit(c)) throw Refuse("integer text the Python path must read");
+    if (v < (int64_t{1} << 40)) v = v * 10 + (c - '0');  // saturates far outside int32
+  }
+  out = neg ? -v : v;
+  return true;
+}
+
+// float(text) for plain decimal text; other text ("nan", " 1", "1_0", ".5") refuses
+double float_text(std::string_view s) {
+  size_t i = 0, n = s.size();
+  if (i < n && s[i] == '-') ++i;
+  size_t d0 = i;
+  while (i < n && is_digit(s[i])) ++i;
+  bool ok = i > d0;
+  if (ok && i < n && s[i] == '.') {
+    size_t f0 = ++i;
+    while (i < n && is_digit(s[i])) ++i;
+    ok = i > f0;
+  }
+  if (ok && i < n && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < n && (s[i] == '+' || s[i] == '-')) ++i;
+    size_t e0 = i;
+    while (i < n && is_digit(s[i])) ++i;
+    ok = i > e0;
+  }
+  if (!ok || i != n) throw Refuse("number text the Python path must read");
+  double v;
+  auto res = std::from_chars(s.data(), s.data() + n, v);
+  if (res.ec != std::errc() || res.ptr != s.data() + n || !std::isfinite(v)) throw Refuse("number text out of range");
+  return v;
+}
+
+// Python truthiness of a JSON value (containers: refuse, their length is not needed anywhere)
+bool truthy(const element& v) {
+  switch (v.type()) {
+    case element_type::STRING: return !v.get_string().value_unsafe().empty();
+    case element_type::INT64: return v.get_int64().value_unsafe() != 0;
+    case element_type::UINT64: return true;
+    case element_type::DOUBLE: return v.get_double().value_unsafe() != 0;
+    case element_type::BOOL: return v.get_bool().value_unsafe();
+    case element_type::NULL_VALUE: return false;
+    default: throw Refuse("nested value the Python path must read");
+  }
+}
+
+// compose._str: the string itself, else orjson.dumps(value) (ints, bools); false for None.
+// Floats and nested values refuse (their JSON text is orjson's, not the input's). ``out`` is
+// a view of the value or of ``buf``.
+bool py_str(const element& v, std::string& buf, std::string_view& out) {
+  switch (v.type()) {
+    case element_type::NULL_VALUE: return false;
+    case element_type::STRING: out = v.get_string().value_unsafe(); return true;
+    case element_type::INT64: buf = std::to_string(v.get_int64().value_unsafe()); break;
+    case element_type::UINT64: buf = std::to_string(v.get_uint64().value_unsafe()); break;
+    case element_type::BOOL: buf = v.get_bool().value_unsafe() ? "true" : "false"; break;
+    default: throw Refuse("float or nested value the Python path must print");
+  }
+  out = buf;
+  return true;
+}
+
+// str(value).upper() for strings, ints and bools (non-ASCII and floats refuse)
+void py_upper_str(const element& v, std::string& out) {
+  switch (v.type()) {
+    case element_type::STRING: {
+      std::string_view s = v.get_string().value_unsafe();
+      if (!ascii(s)) throw Refuse("non-ASCII text Python would upper-case");
+      out.assign(s);
+      break;
+    }
+    case element_type::INT64: out = std::to_string(v.get_int64().value_unsafe()); break;
+    case element_type::UINT64: out = std::to_string(v.get_uint64().value_unsafe()); break;
+    case element_type::BOOL: out = v.get_bool().value_unsafe() ? "True" : "False"; break;
+    default: throw Refuse("float or nested value the Python path must print");
+  }
+  for (char& c : out)
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+}
+
+// --- classification (compose._classify, ERROR_TEXT, LIFECYCLE) on ASCII text ----------------
+// \b(Traceback \(most recent call last\)|Exception|Error:|panic:)
+bool error_text(std::string_view s) {
+  static const std::string_view ALTS[] = {"Traceback (most recent call last)", "Exception", "Error:", "panic:"};
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c != 'T' && c != 'E' && c != 'p') continue;
+    if (i > 0 && word_char(s[i - 1])) continue;
+    for (auto a : ALTS)
+      if (s.size() - i >= a.size() && std::memcmp(s.data() + i, a.data(), a.size()) == 0) return true;
+  }
+  return false;
+}
+
+// (?i)\b(started|starting|...)\b
+bool lifecycle_text(std::string_view s) {
+  static const std::string_view ALTS[] = {"started",      "starting",        "startup complete", "listening on",
+                                          "ready to accept", "ready for start", "shutting down",    "shutdown",
+                                          "stopped",      "stopping",        "exiting",          "server restarted",
+                                          "booting"};
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = lower(s[i]);
+    if (c != 's' && c != 'l' && c != 'r' && c != 'e' && c != 'b') continue;
+    if (i > 0 && word_char(s[i - 1])) continue;
+    for (auto a : ALTS) {
+      if (a[0] != c || s.size() - i < a.size()) continue;
+      size_t j = 1;
+      while (j < a.size() && lower(s[i + j]) == a[j]) ++j;
+      if (j < a.size()) continue;
+      size_t end = i + a.size();
+      if (end == s.size() || !word_char(s[end])) return true;
+    }
+  }
+  return false;
+}
+
+// --- the columns ----------------------------------------------------------------------------
+struct LogColumns {
+  I64Col time_ms{"i64"}, http_status{"i64"}, line_no{"i64"};
+  F64Col duration_ms{"f64"};
+  StrCol service, container, level, message, logger, event, host, region, trace_id, span_id, http_method, http_path,
+      error_type, payload;
+
+  void clear() {
+    for (I64Col* col : {&time_ms, &http_status, &line_no}) col->clear();
+    duration_ms.clear();
+    for (StrCol* col : strs()) col->clear();
+  }
+  size_t capacity_bytes() const {
+    size_t n = 0;
+    for (const StrCol* col : const_cast<LogColumns*>(this)->strs()) n += col->capacity_bytes();
+    return n;
+  }
+  std::array<StrCol*, 14> strs() {
+    return {&service, &container, &level, &message, &logger, &event, &host, &region, &trace_id, &span_id,
+            &http_method, &http_path, &error_type, &payload};
+  }
+
+  bool to_dict(PyObject* d) const {
+    return put(d, "time_ms", time_ms) && put(d, "service", service) && put(d, "container", container) &&
+           put(d, "level", level) && put(d, "message", message) && put(d, "logger", logger) &&
+           put(d, "event", event) && put(d, "host", host) && put(d, "region", region) &&
+           put(d, "trace_id", trace_id) && put(d, "span_id", span_id) && put(d, "http_method", http_method) &&
+           put(d, "http_path", http_path) && put(d, "http_status", http_status) &&
+           put(d, "duration_ms", duration_ms) && put(d, "error_type", error_type) && put(d, "payload", payload) &&
+           put(d, "line_no", line_no);
+  }
+};
+
+class ComposeBlock {
+ public:
+
+  // every line of ``data`` (LF or CRLF ends; blank lines skipped but counted)
+  void run(const char* data, size_t len, int64_t first_line_no) {
+    if (!allocated_) {  // max depth 64 (orjson nests to 1024): deeper JSON is refused
+      if (parser_.allocate(1 << 16, 64)) throw std::bad_alloc();
+      allocated_ = true;
+    }
+    c_.clear();
+    reserve(data, len);
+    const char* end = data + len;
+    const char* p = data;
+    int64_t line_no = first_line_no;
+    while (p < end) {
+      const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+      const char* stop = nl ? nl : end;
+      const char* e = stop;
+      if (e > p && e[-1] == '\r') --e;  // textio strips one CR
+      if (std::memchr(p, 0x1b, static_cast<size_t>(e - p)) != nullptr) {
+        strip_ansi(p, e);
+        line(ansi_.data(), ansi_.data() + ansi_.size(), line_no, ansi_.data() + ansi_.size());
+      } else {
+        line(p, e, line_no, end);
+      }
+      ++line_no;
+      p = nl ? nl + 1 : end;
+    }
+  }
+
+  bool finish(PyObject* d) const { return c_.to_dict(d); }
+
+  // the columns' memory stays for the next block (fresh pages cost more than parsing), up to
+  // a bound: after a huge block it goes back
+  void release_if_large() {
+    if (c_.capacity_bytes() > (size_t{96} << 20)) c_ = LogColumns();
+  }
+
+  // one allocation per column for the usual block: payloads take most of the block's bytes
+  void reserve(const char* data, size_t len) {
+    size_t n = static_cast<size_t>(std::count(data, data + len, '\n')) + 1;
+    for (I64Col* col : {&c_.time_ms, &c_.http_status, &c_.line_no}) col->reserve(n);
+    c_.duration_ms.reserve(n);
+    c_.payload.reserve(n, len);
+    c_.container.reserve(n, n * 16);
+    c_.service.reserve(n, n * 16);
+    c_.message.reserve(n, n * 24);
+    for (StrCol* col : {&c_.level, &c_.event, &c_.http_method}) col->reserve(n, n * 6);
+    for (StrCol* col : {&c_.trace_id, &c_.span_id, &c_.http_path})
+      col->reserve(n, col == &c_.trace_id ? n * 32 : n * 16);
+    for (StrCol* col : {&c_.logger, &c_.host, &c_.region, &c_.error_type}) col->reserve(n, 0);
+  }
+
+ private:
+  // compose.ANSI.sub("", line): one left-to-right pass, as re.sub does
+  void strip_ansi(const char* p, const char* e) {
+    ansi_.clear();
+    while (p < e) {
+      if (*p == 0x1b && p + 1 < e && p[1] == '[') {
+        const char* q = p + 2;
+        while (q < e && (is_digit(*q) || *q == ';' || *q == '?')) ++q;
+        if (q < e && ((*q >= 'A' && *q <= 'Z') || (*q >= 'a' && *q <= 'z'))) {
+          p = q + 1;
+          continue;
+        }
+      }
+      ansi_ += *p++;
+    }
+  }
+
+  // one line [p, e) (line end removed); ``readable`` is how far memory may be read (padding)
+  void line(const char* p, const char* e, int64_t line_no, const char* readable) {
+    const char* s = p;
+    while (s < e && py_space(static_cast<unsigned char>(*s))) ++s;
+    if (s == e) return;  // blank: skipped, still counted
+    // PREFIX: ([A-Za-z0-9][A-Za-z0-9_.\-]*)\s*\|(?: (.*)|)$
+    const char* q = p;
+    if (q == e || !(word_char(*q) && *q != '_')) throw Refuse("unprefixed line");
+    while (q < e && name_char(*q)) ++q;
+    std::string_view container(p, static_cast<size_t>(q - p));
+    while (q < e && (*q == ' ' || *q == '\t')) ++q;
+    if (q == e || *q != '|') throw Refuse("unprefixed line");
+    ++q;
+    if (q == e || *q != ' ') throw Refuse("line without a JSON payload");
+    ++q;
+    std::string_view payload(q, static_cast<size_t>(e - q));
+    // payload.lstrip() must start a JSON object; orjson allows JSON whitespace after it
+    const char* j = q;
+    while (j < e && py_space(static_cast<unsigned char>(*j))) ++j;
+    if (j == e || *j != '{') throw Refuse("plain-text payload");
+    const char* je = e;
+    while (je > j && (je[-1] == ' ' || je[-1] == '\t' || je[-1] == '\r')) --je;
+    size_t jlen = static_cast<size_t>(je - j);
+    bool padded = static_cast<size_t>(readable - je) >= simdjson::SIMDJSON_PADDING;
+    element root;
+    if (parser_.parse(j, jlen, !padded).get(root)) throw Refuse("payload is not valid JSON");
+    simdjson::dom::object obj;
+    if (root.get_object().get(obj)) throw Refuse("payload is not a JSON object");
+    record(obj, line_no, container, payload);
+  }
+
+  const element* first(Group g) const {
+    for (int k = g.first; k < g.first + g.n; ++k) {
+      if (!present_[k]) continue;
+      const element& v = slot_[k];
+      element_type t = v.type();
+      if (t == element_type::NULL_VALUE) continue;
+      if (t == element_type::STRING && v.get_string().value_unsafe().empty()) continue;
+      return &v;
+    }
+    return nullptr;
+  }
+
+  void add_str(StrCol& col, const element* v) {
+    std::string_view text;
+    if (v != nullptr && py_str(*v, tmp_, text)) col.add(text);
+    else col.null();
+  }
+
+  // compose._json_record + _classify for one object; the row is appended only once it is
+  // known to be good (a refusal drops the whole block anyway)
+  void record(simdjson::dom::object obj, int64_t line_no, std::string_view container, std::string_view payload) {
+    present_.fill(false);
+    for (auto field : obj) {
+      int k = KEY_INDEX.find(field.key);
+      if (k >= 0) {
+        slot_[k] = field.value;  // duplicate keys: the last value wins, as in a dict
+        present_[k] = true;
+      }
+    }
+    if (present_[HTTP] && slot_[HTTP].type() == element_type::OBJECT) throw Refuse("nested http object");
+    const element* tv = first(TIME);
+    if (tv == nullptr) throw Refuse("JSON log without a usable time");
+    int64_t t = time_ms(*tv);
+
+    // level: _level(_first(LEVEL_KEYS))
+    bool has_level = false;
+    if (const element* lv = first(LEVEL)) {
+      py_upper_str(*lv, level_);
+      has_level = true;
+      std::string_view txt = level_;  // SHORT_LEVELS
+      if (txt[0] == 'D' && txt.size() <= 2) level_ = "DEBUG";
+      else if (txt.size() <= 7) {
+        if (txt == "I") level_ = "INFO";
+        else if (txt == "W" || txt == "WARNING") level_ = "WARN";
+        else if (txt == "E" || txt == "ERR") level_ = "ERROR";
+        else if (txt == "F") level_ = "FATAL";
+        else if (txt == "CRIT") level_ = "CRITICAL";
+      }
+    }
+    // http: `_first(...) or http.get(...)`; a falsy first value gives None (no http object)
+    bool has_method = false;
+    const element* mv = first(METHOD);
+    if (mv != nullptr && truthy(*mv)) {
+      py_upper_str(*mv, method_);
+      has_method = true;
+    }
+    const element* pv = first(PATH);
+    if (pv != nullptr && !truthy(*pv)) pv = nullptr;
+    bool has_status = false;
+    int64_t status = 0;
+    if (const element* sv = first(STATUS)) {
+      switch (sv->type()) {  // _int(): int(value) in int32 range, else None
+        case element_type::STRING:
+          has_status = int_text(sv->get_string().value_unsafe(), status);
+          break;
+        case element_type::INT64:
+          status = sv->get_int64().value_unsafe();
+          has_status = status != 0;
+          break;
+        case element_type::BOOL:
+          status = 1;
+          has_status = sv->get_bool().value_unsafe();
+          break;
+        case element_type::DOUBLE: {
+          double d = sv->get_double().value_unsafe();
+          if (d != 0 && d > -2147483649.0 && d < 2147483648.0) {
+            status = static_cast<int64_t>(d);  // int() truncates
+            has_status = true;
+          }
+          break;
+        }
+        default:  // huge ints: out of range; lists and objects: int() raises TypeError
+          break;
+      }
+      if (has_status && (status < INT32_MIN || status > INT32_MAX)) has_status = false;
+    }
+    bool has_duration = false;
+    double duration = 0;
+    if (const element* dv = first(DURATION)) {
+      switch (dv->type()) {  // _float(): float(value), None on TypeError
+        case element_type::STRING: duration = float_text(dv->get_string().value_unsafe()); has_duration = true; break;
+        case element_type::INT64: duration = static_cast<double>(dv->get_int64().value_unsafe()); has_duration = true; break;
+        case element_type::UINT64: duration = static_cast<double>(dv->get_uint64().value_unsafe()); has_duration = true; break;
+        case element_type::DOUBLE: duration = dv->get_double().value_unsafe(); has_duration = true; break;
+        case element_type::BOOL: duration = dv->get_bool().value_unsafe() ? 1.0 : 0.0; has_duration = true; break;
+        default: break;
+      }
+    }
+    // event: obj.get("event") if it is one of EVENTS
+    std::string_view event;
+    if (present_[EVENT] && slot_[EVENT].type() == element_type::STRING) {
+      std::string_view ev = slot_[EVENT].get_string().value_unsafe();
+      if (ev == "access" || ev == "lifecycle" || ev == "error" || ev == "other") event = ev;
+    }
+    // error_type: _first(...), else error.get("type") when error is an object
+    const element* etv = first(ERROR_TYPE);
+    bool err_from_obj = false;
+    element err_type;
+    if (etv == nullptr && present_[ERROR] && slot_[ERROR].type() == element_type::OBJECT) {
+      simdjson::dom::object eo = slot_[ERROR].get_object().value_unsafe();
+      for (auto f : eo)
+        if (f.key == "type") {
+          err_type = f.value;
+          err_from_obj = true;
+        }
+      if (err_from_obj) etv = &err_type;
+    }
+    const element* msg = first(MESSAGE);
+
+    // all reads that may refuse are done above or are pure formatting below: append the row
+    c_.time_ms.add(t);
+    std::string_view service = container;  // REPLICA: [-_][1-9]\d*$ removed
+    {
+      size_t i = container.size();
+      while (i > 0 && is_digit(container[i - 1])) --i;
+      if (i < container.size() && i >= 1 && container[i] != '0' && (container[i - 1] == '-' || container[i - 1] == '_'))
+        service = container.substr(0, i - 1);
+    }
+    c_.service.add(service);
+    c_.container.add(container);
+    if (has_level) c_.level.add(level_);
+    else c_.level.null();
+    std::string_view msg_text;
+    bool has_msg = msg != nullptr && py_str(*msg, msg_, msg_text);
+    if (has_msg) c_.message.add(msg_text);
+    else c_.message.null();
+    add_str(c_.logger, first(LOGGER));
+    add_str(c_.host, first(HOST));
+    add_str(c_.region, present_[REGION] ? &slot_[REGION] : nullptr);
+    add_str(c_.trace_id, first(TRACE));
+    add_str(c_.span_id, first(SPAN));
+    if (has_method) c_.http_method.add(method_);
+    else c_.http_method.null();
+    add_str(c_.http_path, pv);
+    if (has_status) c_.http_status.add(status);
+    else c_.http_status.null();
+    if (has_duration) c_.duration_ms.add(duration);
+    else c_.duration_ms.null();
+    add_str(c_.error_type, etv);
+    c_.payload.add(payload);
+    c_.line_no.add(line_no);
+
+    // _classify
+    std::string_view lv = level_;
+    if (!event.empty()) {
+      c_.event.add(event);
+    } else if (has_method && has_status) {
+      c_.event.add("access");
+    } else if (has_level && (lv == "ERROR" || lv == "FATAL" || lv == "CRITICAL" || lv == "PANIC")) {
+      c_.event.add("error");
+    } else {
+      std::string_view head = has_msg ? msg_text.substr(0, 200) : std::string_view();
+      if (!ascii(head)) c_.event.null();  // Unicode \b / case folding: compose._classify decides
+      else if (!has_level && error_text(head)) c_.event.add("error");
+      else if (lifecycle_text(head)) c_.event.add("lifecycle");
+      else c_.event.add("other");
+    }
+  }
+
+  simdjson::dom::parser parser_;
+  bool allocated_ = false;
+  LogColumns c_;
+  std::array<element, N_KEYS> slot_;
+  std::array<bool, N_KEYS> present_{};
+  std::string ansi_, tmp_, level_, method_, msg_;
+};
+
+}  // namespace
+
+// parse_compose_block(data: bytes, first_line_no: int) -> {column: buffers}; ValueError(reason)
+// refuses the block. ``data`` is whole lines (textio.Block.data: UTF-8, BOM removed).
+PyObject* parse_compose_block(PyObject*, PyObject* args) {
+  const char* buf;
+  Py_ssize_t len;
+  long long first_line_no;
+  if (!PyArg_ParseTuple(args, "y#L", &buf, &len, &first_line_no)) return nullptr;
+  // one per thread, reused: its parser and column buffers keep their memory between blocks
+  // (held by pointer: one thread-local lookup per call, not one per member access)
+  static thread_local std::unique_ptr<ComposeBlock> owner;
+  if (!owner) owner = std::make_unique<ComposeBlock>();
+  ComposeBlock& block = *owner;
+  try {
+    if (!simdjson::validate_utf8(buf, static_cast<size_t>(len))) throw Refuse("invalid UTF-8");
+    block.run(buf, static_cast<size_t>(len), first_line_no);
+    PyObject* d = PyDict_New();
+    bool ok = d != nullptr && block.finish(d);
+    block.release_if_large();
+    if (!ok) {
+      Py_XDECREF(d);
+      return nullptr;
+    }
+    return d;
+  } catch (const Refuse& e) {
+    block.release_if_large();
+    PyErr_SetString(PyExc_ValueError, e.what());
+  } catch (const simdjson::simdjson_error& e) {
+    PyErr_Format(PyExc_ValueError, "JSON: %s", e.what());
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+  }
   return nullptr;
 }
 
