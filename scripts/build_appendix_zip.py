@@ -33,7 +33,8 @@ EXCLUDED_DIRS = {
     "node_modules", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".venv",
     "venv", ".ipynb_checkpoints", "telemetry", "runs", "output", "out", ".git",
 }
-EXCLUDED_SUFFIXES = {".pyc", ".pyo", ".log", ".parquet"}
+# (.so: the converters' extension is built for this machine; the zipped library runs without it)
+EXCLUDED_SUFFIXES = {".pyc", ".pyo", ".log", ".parquet", ".so"}
 EXCLUDED_NAMES = {".DS_Store", ".installed", ".env.local"}
 FIXED_DATE = (2020, 1, 1, 0, 0, 0)  # zip timestamps: fixed, so the archive is reproducible
 

@@ -49,8 +49,10 @@ def test_zip_holds_appendix_and_library(unzipped):
     names = zipfile.ZipFile(path).namelist()
     assert f"{builder.TOP}/lib/obslab/__init__.py" in names
     assert f"{builder.TOP}/lib/obslab/data.py" in names
-    for banned in ("node_modules", "__pycache__", ".pyc"):
+    for banned in ("node_modules", "__pycache__", ".pyc", ".so"):
         assert not [n for n in names if banned in n], banned
+    # the converters' extension ships as source (it is compiled for the machine that builds it)
+    assert f"{builder.TOP}/lib/obslab/ocsf/native/otlp.cpp" in names
     # every shipped appendix file is in the zip, under the same relative path
     expected = {f"{builder.TOP}/{p.relative_to(builder.APPENDIX).as_posix()}"
                 for p in builder.iter_files(builder.APPENDIX)}

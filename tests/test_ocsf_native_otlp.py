@@ -144,6 +144,7 @@ CASES = [
     ("kind name", _line([_span(kind="SPAN_KIND_SERVER")]), False),
     ("snake case span", _line([{"trace_id": "5b8efff798038103d269b633813fc60c", "span_id": "eee19b7ec3c1b174",
                                 "start_time_unix_nano": str(T0), "name": "x"}]), False),
+    ("escaped key", _line([_span()]).replace('"parentSpanId"', '"parent\\u0053panId"'), False),
     ("two objects on a line", _line([_span()]) + " " + _line([_span()]), False),
     ("truncated", _line([_span()])[:-7], False),
     ("null line", "null", False),

@@ -26,6 +26,19 @@ using simdjson::ondemand::value;
 
 constexpr int64_t MAX_NANOS = INT64_MAX;  // otlp.py: 0 < t < 2**63
 
+// A field's key as written, without the unescaping copy. A key with an escape refuses: a raw
+// comparison then never misses a key the Python parser would match.
+std::string_view raw_key(simdjson::simdjson_result<simdjson::ondemand::field>& field) {
+  simdjson::ondemand::raw_json_string key = field.key();  // (throws on a JSON error)
+  const char* start = key.raw();
+  const char* end = start;
+  while (*end != '"') {
+    if (*end == '\\') throw Refuse("escaped JSON key");
+    ++end;
+  }
+  return {start, static_cast<size_t>(end - start)};
+}
+
 // --- scalars --------------------------------------------------------------------------------
 bool all_digits(std::string_view s) {
   if (s.empty() || s.size() > 18) return false;  // 18 digits always fit int64
@@ -154,7 +167,7 @@ AnyVal any_value(value v) {
   if (v.type() == json_type::null) return out;
   if (v.type() != json_type::object) throw Refuse("attribute value is not an object");
   for (auto field : v.get_object()) {
-    std::string_view key = field.unescaped_key();
+    std::string_view key = raw_key(field);
     value val = field.value();
     if (key.find('_') != std::string_view::npos) throw Refuse("snake_case attribute value");
     if (key == "stringValue") {
@@ -179,7 +192,7 @@ AnyVal any_value(value v) {
     if (key == "arrayValue") {
       if (val.type() != json_type::object) throw Refuse("arrayValue is not an object");
       for (auto af : val.get_object()) {
-        if (af.unescaped_key().value() != "values") throw Refuse("arrayValue key");
+        if (raw_key(af) != "values") throw Refuse("arrayValue key");
         value arr = af.value();
         if (arr.type() != json_type::array) throw Refuse("arrayValue.values is not an array");
         for (auto elem : arr.get_array()) {
@@ -369,7 +382,7 @@ void read_attrs(value v, std::vector<Attr>& out) {
     bool has_key = false;
     AnyVal val;
     for (auto field : kv.get_object()) {
-      std::string_view k = field.unescaped_key();
+      std::string_view k = raw_key(field);
       if (k == "key") {
         value kval = field.value();
         if (kval.type() != json_type::string) throw Refuse("attribute key is not a string");
@@ -403,7 +416,7 @@ Resource read_resource(value v, std::vector<Attr>& scratch) {
   if (v.type() == json_type::null) return r;
   if (v.type() != json_type::object) throw Refuse("resource is not an object");
   for (auto field : v.get_object()) {
-    std::string_view k = field.unescaped_key();
+    std::string_view k = raw_key(field);
     if (k == "attributes") read_attrs(field.value(), scratch);
     else if (k.find('_') != std::string_view::npos) throw Refuse("snake_case resource key");
   }
@@ -442,7 +455,7 @@ class OtlpBlock {
     object root = doc.get_object();
     bool seen = false;
     for (auto field : root) {
-      std::string_view k = field.unescaped_key();
+      std::string_view k = raw_key(field);
       if (k != "resourceSpans") throw Refuse("other top-level keys");
       value rss = field.value();
       if (rss.type() != json_type::array) throw Refuse("resourceSpans is not a list");
@@ -472,7 +485,7 @@ class OtlpBlock {
     size_t index = resources_.size();
     resources_.emplace_back();
     for (auto field : v.get_object()) {
-      std::string_view k = field.unescaped_key();
+      std::string_view k = raw_key(field);
       if (k == "resource") {
         resources_[index] = read_resource(field.value(), scratch_);
       } else if (k == "scopeSpans") {
@@ -493,13 +506,13 @@ class OtlpBlock {
     std::string scope;
     bool has_scope = false;
     for (auto field : v.get_object()) {
-      std::string_view k = field.unescaped_key();
+      std::string_view k = raw_key(field);
       if (k == "scope") {
         value sc = field.value();
         if (sc.type() == json_type::null) continue;
         if (sc.type() != json_type::object) throw Refuse("scope is not an object");
         for (auto sf : sc.get_object()) {
-          if (sf.unescaped_key().value() != "name") continue;
+          if (raw_key(sf) != "name") continue;
           value nm = sf.value();
           if (nm.type() == json_type::null) continue;
           if (nm.type() != json_type::string) throw Refuse("scope name is not a string");
@@ -531,7 +544,7 @@ class OtlpBlock {
     std::string_view name, msg;
     attrs_.clear();
     for (auto field : v.get_object()) {
-      std::string_view k = field.unescaped_key();
+      std::string_view k = raw_key(field);
       value val = field.value();
       if (k.find('_') != std::string_view::npos) throw Refuse("snake_case span key");
       if (k == "traceId") {
@@ -560,7 +573,7 @@ class OtlpBlock {
         if (val.type() == json_type::null) continue;
         if (val.type() != json_type::object) throw Refuse("status is not an object");
         for (auto sf : val.get_object()) {
-          std::string_view sk = sf.unescaped_key();
+          std::string_view sk = raw_key(sf);
           value sv = sf.value();
           if (sk == "code") {
             if (sv.type() == json_type::null) code = 0;

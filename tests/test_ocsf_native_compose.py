@@ -1,0 +1,411 @@
+"""The compiled Compose block parser (native/compose.cpp) gives exactly what compose.py gives.
+
+Every case either passes the native parser and equals the per-line Python parser, or is refused
+and read by the Python parser: the converted table is the same either way, and the report says
+which path read it. The comparison reads with ``OBSLAB_NATIVE=0`` and ``fast=False``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from obslab.ocsf import ConversionReport, native, read_compose_logs
+from obslab.ocsf.report import Unsupported
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample" / "raw" / "logs.txt"
+FIXTURES = Path("/work/shared/fixtures") / "compose_logs"
+T = "2025-11-13T02:03:04.567Z"
+
+
+@pytest.fixture(autouse=True)
+def _native_on(monkeypatch):
+    assert native._native is not None, "obslab.ocsf._native was not built (needs g++ and libsimdjson-dev)"
+    monkeypatch.setenv("OBSLAB_NATIVE", "1")
+
+
+def _read(path: Path, native_on: bool, **kw):
+    """(table or None, time_inferred list, report) with the native parser on, or the Python
+    per-line parser alone."""
+    with pytest.MonkeyPatch.context() as mp:  # (also inside hypothesis tests)
+        mp.setenv("OBSLAB_NATIVE", "1" if native_on else "0")
+        rep = ConversionReport()
+        pairs = list(read_compose_logs(path, rep, fast=native_on, **kw))
+    table = pa.Table.from_batches([b for b, _ in pairs]) if pairs else None
+    inferred = [x for _, i in pairs for x in i.to_pylist()]
+    return table, inferred, rep
+
+
+def _compare(path: Path, **kw) -> ConversionReport:
+    fast, fast_inf, rep = _read(path, True, **kw)
+    slow, slow_inf, slow_rep = _read(path, False, **kw)
+    assert rep.balanced and slow_rep.balanced
+    assert (rep.records_in, rep.records_out, rep.rejected) == (slow_rep.records_in, slow_rep.records_out,
+                                                               slow_rep.rejected)
+    assert rep.reasons == slow_rep.reasons
+    assert fast_inf == slow_inf
+    if slow is None or slow.num_rows == 0:
+        assert fast is None or fast.num_rows == 0
+        return rep
+    assert fast.schema == slow.schema
+    assert fast.num_rows == slow.num_rows
+    for name in slow.column_names:
+        assert _values(fast.column(name)) == _values(slow.column(name)), name
+    return rep
+
+
+def _values(col) -> list:
+    """Python values, with NaN made comparable (float("nan") != itself)."""
+    return [v if v == v else "NaN" for v in col.to_pylist()]
+
+
+def _accepts(data: bytes) -> bool:
+    try:
+        native.call("parse_compose_block", data, 1)
+    except Unsupported:
+        return False
+    return True
+
+
+def _write_logs():
+    spec = importlib.util.spec_from_file_location("bench_convert", ROOT / "bench" / "convert.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.write_logs
+
+
+def test_extension_is_built_and_used():
+    assert native.available()
+    cols = native.call("parse_compose_block", f'web-api-1 | {{"time": "{T}", "msg": "hi"}}\n'.encode(), 7)
+    assert set(cols) == set(pa.schema(native_fields()).names)
+    assert cols["line_no"].to_pylist() == [7] and cols["service"].to_pylist() == ["web-api"]
+
+
+def native_fields():
+    from obslab.ocsf.flat import FLAT_LOG
+
+    return list(FLAT_LOG)
+
+
+def test_bench_generator_equal(tmp_path):
+    path = tmp_path / "logs.txt"
+    _write_logs()(path, 20_000, seed=3)
+    rep = _compare(path)
+    assert rep.notes["blocks_fast_path"] == 1 and not rep.notes["blocks_slow_path"]
+    rep = _compare(path, chunk_bytes=300_000)  # several blocks, line numbers carried across
+    assert rep.notes["blocks_fast_path"] > 5 and not rep.notes["blocks_slow_path"]
+
+
+@pytest.mark.skipif(not FIXTURES.exists(), reason="shared fixtures not present")
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*.log")) if FIXTURES.exists() else [])
+def test_real_fixtures_equal(name):
+    path = FIXTURES / name
+    _compare(path)
+    _compare(path, chunk_bytes=2048)  # small blocks: the JSON-only ones go native
+
+
+@pytest.mark.skipif(not FIXTURES.exists(), reason="shared fixtures not present")
+def test_real_json_app_logs_go_native():
+    """The colour-prefixed JSON app logs of a real project: their pure-JSON blocks are accepted."""
+    rep = _compare(FIXTURES / "gologs_colored_json_app_logs_lines1-9000.log", chunk_bytes=2048)
+    assert rep.notes["blocks_fast_path"] > 10, rep.notes
+
+
+def test_sample_logs_equal():
+    _compare(SAMPLE)
+    _compare(SAMPLE, chunk_bytes=4096)
+
+
+def _obj(**over) -> str:
+    rec = {"timestamp": T, "level": "info", "message": "request done"}
+    rec.update(over)
+    return json.dumps(rec)
+
+
+# (name, payload (or the whole line when the name starts with "!"), whether the native parser
+# must accept it)
+CASES = [
+    ("plain", _obj(), True),
+    ("offset with colon", _obj(timestamp="2025-01-01T10:00:00+05:30"), True),
+    ("offset without colon", _obj(timestamp="2025-01-01T10:00:00.5-0800"), True),
+    ("space separator comma fraction", _obj(timestamp="2025/01/01 10:00:00,123456789"), True),
+    ("UTC after a space", _obj(timestamp=" 2025-01-01 10:00:00 UTC "), True),
+    ("seconds past 59", _obj(timestamp="2025-01-01T10:00:75Z"), True),
+    ("partial offset ignored", _obj(timestamp="2025-01-01T10:00:00+05:3"), True),
+    ("leap day", _obj(timestamp="2024-02-29T23:59:59.999Z"), True),
+    ("epoch s", _obj(timestamp=1763000000), True),
+    ("epoch ms", _obj(timestamp=1763000000123), True),
+    ("epoch us", _obj(timestamp=1763000000123456), True),
+    ("epoch ns", _obj(timestamp=1763000000123456789), True),
+    ("epoch float s", _obj(timestamp=1763000000.123456), True),
+    ("epoch float ms", _obj(timestamp=1763000000123.9), True),
+    ("other time keys", json.dumps({"@timestamp": T, "msg": "x"}), True),
+    ("empty time falls to next key", json.dumps({"timestamp": "", "time": None, "ts": T, "msg": "x"}), True),
+    ("mongo t key as text", json.dumps({"t": T, "s": "I", "c": "NETWORK", "msg": "Listening on"}), True),
+    ("level warning", _obj(level="warning"), True),
+    ("level D1", _obj(level="D1"), True),
+    ("level ERR", _obj(level="ERR"), True),
+    ("level crit", _obj(level="crit"), True),
+    ("level number", _obj(level=30), True),
+    ("level bool", _obj(level=True), True),
+    ("level PANIC", _obj(level="panic", message="boom"), True),
+    ("severity key", json.dumps({"time": T, "severity": "E", "msg": "x"}), True),
+    ("no level, traceback", _obj(level=None, message="Traceback (most recent call last):"), True),
+    ("no level, Error:", _obj(level=None, message="Error: disk full"), True),
+    ("no level, ValueError: (no word boundary)", _obj(level=None, message="ValueError: bad"), True),
+    ("no level, Exceptional", _obj(level=None, message="Exceptional"), True),
+    ("no level, panic:", _obj(level=None, message="x panic: y"), True),
+    ("lifecycle any case", _obj(message="Server STARTED on 8080"), True),
+    ("lifecycle word boundary", _obj(message="restarted"), True),
+    ("server restarted", _obj(message="the server restarted"), True),
+    ("listening on", _obj(message="Listening on :80"), True),
+    ("lifecycle past 200 chars", _obj(message="x" * 195 + " started"), True),
+    ("lifecycle cut at 200 chars", _obj(message="x" * 192 + " started" + "y"), True),
+    ("non-ASCII message: classified in Python", _obj(message="café ſtarted"), True),
+    ("non-ASCII before a keyword", _obj(level=None, message="éException here"), True),
+    ("non-ASCII after 200 chars", _obj(message="s" * 200 + " é started"), True),
+    ("message int", _obj(message=42), True),
+    ("message bool", _obj(message=False), True),
+    ("empty message falls back", _obj(message="", msg="second"), True),
+    ("null message", _obj(message=None), True),
+    ("escapes", _obj(message="say \"hi\"\n\ttab \\ \u00e9 \u2603 \U0001F600"), True),
+    ("NUL escape", _obj(message="a\u0000b"), True),
+    ("logger keys", json.dumps({"time": T, "name": "app.db", "component": "x", "msg": "m"}), True),
+    ("logger int", json.dumps({"time": T, "logger": 7, "msg": "m"}), True),
+    ("duplicate keys: last wins", '{"time": "%s", "level": "info", "level": "error", "msg": "a", "msg": "b"}' % T, True),
+    ("access", _obj(method="get", path="/a?b=1", status=200, duration_ms=1.25), True),
+    ("status text", _obj(method="POST", path="/a", status="503"), True),
+    ("status zero is None", _obj(method="GET", status=0), True),
+    ("status float truncates", _obj(method="GET", status=200.7), True),
+    ("status bool", _obj(method="GET", status=True), True),
+    ("status out of int32", _obj(method="GET", status=3_000_000_000), True),
+    ("status huge text", _obj(method="GET", status="99999999999999999999999"), True),
+    ("status list", _obj(method="GET", status=[1]), True),
+    ("status object", _obj(method="GET", status={}), True),
+    ("method zero", _obj(method=0, status=200), True),
+    ("method false", _obj(method=False, status=200), True),
+    ("method true", _obj(method=True, status=200), True),
+    ("path zero", _obj(path=0), True),
+    ("path int", _obj(path=12), True),
+    ("path bool", _obj(path=True), True),
+    ("dotted http keys", json.dumps({"time": T, "http.request.method": "get", "url.path": "/x",
+                                     "http.response.status_code": 201}), True),
+    ("http text value", _obj(http="GET /"), True),
+    ("duration text", _obj(duration_ms="1.5e3"), True),
+    ("duration int", _obj(latency_ms=7), True),
+    ("duration bool", _obj(elapsed_ms=True), True),
+    ("duration list", _obj(duration_ms=[1]), True),
+    ("duration big int", _obj(duration_ms=2**63 + 5), True),
+    ("event lifecycle", _obj(event="lifecycle", method="GET", status=200), True),
+    ("event unknown", _obj(event="bogus"), True),
+    ("event object", _obj(event={"a": 1}), True),
+    ("event list", _obj(event=[1]), True),
+    ("error object type", _obj(error={"type": "ValueError", "type2": 1}), True),
+    ("error object null type", _obj(error={"type": None}), True),
+    ("error object empty type", _obj(error={"type": ""}), True),
+    ("error object duplicate type", '{"time": "%s", "error": {"type": "A", "type": "B"}}' % T, True),
+    ("error type key wins", _obj(error_type="KeyError", error={"type": "ValueError"}), True),
+    ("empty error type key", _obj(error_type="", error={"type": "ValueError"}), True),
+    ("error text", _obj(error="boom"), True),
+    ("region empty", _obj(region=""), True),
+    ("region int", _obj(region=5), True),
+    ("ids", _obj(trace_id="A" * 32, spanId="b" * 16, host="h1", hostname="h2"), True),
+    ("unknown nested values", _obj(extra={"a": [1, 2.5, {"b": None}]}, more=[1e300, -0.0]), True),
+    ("big int elsewhere", '{"time": "%s", "n": 18446744073709551615}' % T, True),
+    ("unicode key", _obj(**{"clé": "v"}), True),
+    ("escaped key", '{"tim\\u0065": "%s", "msg": "x"}' % T, True),
+    ("leading and trailing blanks", "  " + _obj() + " \t ", True),
+    ("!colour codes", "\x1b[36mweb-api-1  |\x1b[0m " + _obj(), True),
+    ("!colour codes in the payload", "web-1 | \x1b[1m" + _obj() + "\x1b[0m", True),
+    ("!tab before the bar", "db_12\t| " + _obj(), True),
+    ("!replica zero kept", "web-0 | " + _obj(), True),
+    ("!dotted name", "x.y-2 | " + _obj(), True),
+    ("!double CR", "web-1 | " + _obj() + "\r", True),
+    # refused: the Python path must read them (most of these it keeps as text or rejects)
+    ("plain text", "GET /x 200", False),
+    ("--timestamps", "2025-08-18T22:10:11.275876972Z " + _obj(), False),
+    ("no time", json.dumps({"msg": "x"}), False),
+    ("time of no known format", _obj(timestamp="yesterday"), False),
+    ("impossible date", _obj(timestamp="2025-02-30T00:00:00Z"), False),
+    ("numeric time text", _obj(timestamp="1763000000"), False),
+    ("time true", _obj(timestamp=True), False),
+    ("negative epoch", _obj(timestamp=-5), False),
+    ("offset out of range", _obj(timestamp="2025-01-01T10:00:00+24:00"), False),
+    ("non-ASCII time", _obj(timestamp="2025-01-01T10:00:00Z\u00e9"), False),
+    ("mongo $date", json.dumps({"t": {"$date": T}, "msg": "x"}), False),
+    ("http object", _obj(http={"method": "GET", "status": 200}), False),
+    ("float message", _obj(message=1.5), False),
+    ("object message", _obj(message={"a": 1}), False),
+    ("non-ASCII level", _obj(level="ünfo"), False),
+    ("float level", _obj(level=1.5), False),
+    ("non-ASCII method", _obj(method="gét"), False),
+    ("status words", _obj(method="GET", status="OK"), False),
+    ("status spaced", _obj(method="GET", status=" 200"), False),
+    ("duration words", _obj(duration_ms="fast"), False),
+    ("duration nan text", _obj(duration_ms="nan"), False),
+    ("float path", _obj(path=1.5), False),
+    ("invalid JSON", '{"time": "%s", "msg": "x",}' % T, False),
+    ("truncated JSON", _obj()[:-1], False),
+    ("trailing junk", _obj() + " x", False),
+    ("lone surrogate", '{"time": "%s", "msg": "\\ud800"}' % T, False),
+    ("bad escape", '{"time": "%s", "msg": "\\q"}' % T, False),
+    ("big int in a field", '{"time": "%s", "n": 18446744073709551616}' % T, False),
+    ("deep nesting", '{"time": "%s", "n": %s}' % (T, "[" * 100 + "]" * 100), False),
+    ("array payload", "[1, 2]", False),
+    ("empty payload", "", False),
+    ("!unprefixed", "Attaching to web-1", False),
+    ("!no space after the bar", "web-1 |" + _obj(), False),
+    ("!bar only", "web-1 |", False),
+    ("!leading space", " web-1 | " + _obj(), False),
+    ("!vertical tab before the bar", "web-1\x0b| " + _obj(), False),
+]
+
+
+def _case_line(name: str, text: str) -> str:
+    return text if name.startswith("!") else "web-api-1  | " + text
+
+
+@pytest.mark.parametrize("name,text,accepted", CASES, ids=[c[0] for c in CASES])
+def test_edge_case(tmp_path, name, text, accepted):
+    good = "auth-1 | " + json.dumps({"time": "2025-01-01T00:00:00Z", "msg": "ok"})
+    data = "\n".join([good, _case_line(name, text), "", good]) + "\n"
+    assert _accepts(data.encode()) is accepted, name
+    path = tmp_path / "logs.txt"
+    path.write_bytes(data.encode())
+    rep = _compare(path)
+    assert rep.notes["blocks_fast_path" if accepted else "blocks_slow_path"] == 1
+
+
+def test_blank_lines_crlf_and_line_numbers(tmp_path):
+    rows = ["", "   ", "\t", "web-1 | " + _obj(), "\x1b[0m", "db-1 | " + _obj(level="error")]
+    path = tmp_path / "logs.txt"
+    path.write_bytes(("\r\n".join(rows) + "\r\n").encode())
+    rep = _compare(path)
+    assert rep.notes["blocks_fast_path"] == 1
+    table, _, _ = _read(path, True)
+    assert table.column("line_no").to_pylist() == [4, 6]
+    assert not table.column("payload")[0].as_py().endswith("\r")
+    path.write_bytes(("\n".join(rows)).encode())  # no final line end
+    _compare(path)
+
+
+def test_invalid_utf8_is_refused(tmp_path):
+    data = b'web-1 | {"time": "2025-01-01T00:00:00Z", "msg": "caf\xff"}\n'
+    data += b"web-1 | " + _obj().encode() + b"\n"
+    assert not _accepts(data)
+    path = tmp_path / "logs.txt"
+    path.write_bytes(data)
+    _compare(path)
+
+
+def test_utf16_and_bom_files(tmp_path):
+    text = "\n".join("web-1 | " + _obj(message=f"m{i} é") for i in range(50)) + "\n"
+    for name, data in (("bom", b"\xef\xbb\xbf" + text.encode()), ("utf16", text.encode("utf-16"))):
+        path = tmp_path / name
+        path.write_bytes(data)
+        rep = _compare(path)
+        assert rep.notes["blocks_fast_path"] == 1, name
+
+
+def test_mixed_blocks_keep_order_and_backfill(tmp_path):
+    """Plain-text blocks (Python) and JSON blocks (native) interleave; leading untimed text lines
+    are backfilled from the first native block's time."""
+    rows = []
+    for i in range(300):
+        if (i // 50) % 2:
+            rows.append("web-1 | " + json.dumps({"time": f"2025-01-01T00:00:{i % 60:02d}Z", "msg": f"m{i}"}))
+        else:
+            rows.append(f"web-1 | plain {i}")
+    path = tmp_path / "mixed.txt"
+    path.write_text("\n".join(rows) + "\n")
+    rep = _compare(path, chunk_bytes=600)
+    assert rep.notes["blocks_fast_path"] > 0 and rep.notes["blocks_slow_path"] > 0
+
+
+# --- fuzz ---------------------------------------------------------------------------------------
+KNOWN_KEYS = ["timestamp", "time", "ts", "t", "@timestamp", "level", "lvl", "severity", "s", "message", "msg",
+              "log", "logger", "name", "c", "event", "host", "region", "trace_id", "spanId", "method",
+              "http.method", "path", "route", "status", "status_code", "duration_ms", "latency_ms", "error_type",
+              "error", "http"]
+TIMES = [T, "2025-01-01 10:00:00,5 +0130", "2025-13-01T00:00:00Z", "1763000000", "", " ", "nope",
+         "2025-01-01T10:00:00UTC", "2024-02-29T00:00:00-23:59"]
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=False),
+                    st.text(max_size=12), st.sampled_from(TIMES),
+                    st.sampled_from(["info", "WARNING", "E", "d", "GET", "access", "lifecycle", "started",
+                                     "Error: x", "Traceback (most recent call last)", "200", "1.5", "ſtarted"]))
+values = st.recursive(scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(
+    st.sampled_from(["type", "method", "status", "$date"]) | st.text(max_size=4), c, max_size=3), max_leaves=6)
+objects = st.dictionaries(st.sampled_from(KNOWN_KEYS) | st.text(max_size=6), values, max_size=7)
+names = st.sampled_from(["web-api-1", "db_2", "x", "web-0", "a.b-10", "\x1b[36mweb-1  ", "-bad", "9z"])
+
+
+@st.composite
+def log_lines(draw) -> bytes:
+    kind = draw(st.sampled_from(["json", "json", "json", "timed", "truncated", "text", "bytes", "blank"]))
+    name = draw(names)
+    sep = draw(st.sampled_from(["  | ", " | ", "\t| ", "|", "| \x1b[0m", " |  "]))
+    if kind in ("json", "truncated", "timed"):
+        obj = draw(objects)
+        if kind == "timed" or draw(st.booleans()):
+            obj = {"time": draw(st.sampled_from(TIMES[:2])), **obj}
+        body = json.dumps(obj, ensure_ascii=draw(st.booleans()))
+        if kind == "truncated":
+            body = body[: draw(st.integers(0, len(body)))]
+        line = (name + sep + body).encode("utf-8", "surrogatepass")
+    elif kind == "text":
+        line = (name + sep + draw(st.text(max_size=30))).encode("utf-8", "surrogatepass")
+    elif kind == "bytes":
+        line = draw(st.binary(max_size=30))
+    else:
+        line = draw(st.sampled_from([b"", b"  ", b"\t\r"]))
+    return line.replace(b"\n", b" ")
+
+
+@settings(max_examples=250, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(lines=st.lists(log_lines(), min_size=1, max_size=12), crlf=st.booleans(), chunk=st.sampled_from([64, 1 << 20]))
+def test_fuzz_native_equals_python(lines, crlf, chunk):
+    data = (b"\r\n" if crlf else b"\n").join(lines) + b"\n"
+    fd, name = tempfile.mkstemp()
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        rep = _compare(Path(name), chunk_bytes=chunk)
+        assert rep.records_in == rep.records_out + rep.rejected
+    finally:
+        os.unlink(name)
+
+
+@st.composite
+def timed_json_lines(draw) -> bytes:
+    """Well-formed Compose JSON lines with a usable time: most blocks of them go native."""
+    plain = st.one_of(st.text(max_size=12), st.integers(-2**40, 2**40), st.booleans(), st.none(), st.sampled_from(
+        ["info", "WARNING", "E", "GET", "access", "started", "Error: x", "200", "1.5", "ſtarted", "/a?b"]), values)
+    obj = draw(st.dictionaries(st.sampled_from(KNOWN_KEYS[5:]) | st.text(max_size=6), plain, max_size=7))
+    obj = {draw(st.sampled_from(["time", "timestamp", "ts", "t"])): draw(st.sampled_from(TIMES[:2] + [
+        1763000000.5, 1763000000123, "2025-06-30 23:59:59.1+02:00"])), **obj}
+    name = draw(st.sampled_from(["web-api-1", "db_2", "x", "web-0", "a.b-10", "\x1b[36mweb-1  "]))
+    sep = draw(st.sampled_from(["  | ", " | ", "\t| ", "| \x1b[0m", " |  "]))
+    return (name + sep + json.dumps(obj, ensure_ascii=draw(st.booleans()))).encode()
+
+
+@settings(max_examples=250, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(lines=st.lists(timed_json_lines(), min_size=1, max_size=8))
+def test_fuzz_json_lines_native_equals_python(lines):
+    fd, name = tempfile.mkstemp()
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"\n".join(lines) + b"\n")
+        _compare(Path(name))
+    finally:
+        os.unlink(name)
