@@ -33,20 +33,21 @@ def _native_on(monkeypatch):
     monkeypatch.setenv("OBSLAB_NATIVE", "1")
 
 
-def _read(path: Path, native_on: bool, **kw):
+def _read(path: Path, native_on: bool, fast: bool | None = None, **kw):
     """(table or None, time_inferred list, report) with the native parser on, or the Python
-    per-line parser alone."""
+    per-line parser alone (``fast=True`` with native off: the Arrow fast path)."""
     with pytest.MonkeyPatch.context() as mp:  # (also inside hypothesis tests)
         mp.setenv("OBSLAB_NATIVE", "1" if native_on else "0")
         rep = ConversionReport()
-        pairs = list(read_compose_logs(path, rep, fast=native_on, **kw))
+        pairs = list(read_compose_logs(path, rep, fast=native_on if fast is None else fast, **kw))
     table = pa.Table.from_batches([b for b, _ in pairs]) if pairs else None
     inferred = [x for _, i in pairs for x in i.to_pylist()]
     return table, inferred, rep
 
 
-def _compare(path: Path, **kw) -> ConversionReport:
-    fast, fast_inf, rep = _read(path, True, **kw)
+def _compare(path: Path, arrow: bool = False, **kw) -> ConversionReport:
+    """Native (or, with ``arrow``, the Arrow fast path) against the per-line parser."""
+    fast, fast_inf, rep = _read(path, not arrow, fast=True, **kw)
     slow, slow_inf, slow_rep = _read(path, False, **kw)
     assert rep.balanced and slow_rep.balanced
     assert (rep.records_in, rep.records_out, rep.rejected) == (slow_rep.records_in, slow_rep.records_out,
@@ -103,6 +104,8 @@ def test_bench_generator_equal(tmp_path):
     assert rep.notes["blocks_fast_path"] == 1 and not rep.notes["blocks_slow_path"]
     rep = _compare(path, chunk_bytes=300_000)  # several blocks, line numbers carried across
     assert rep.notes["blocks_fast_path"] > 5 and not rep.notes["blocks_slow_path"]
+    rep = _compare(path, arrow=True)  # the fallback when the extension is not built agrees too
+    assert rep.notes["blocks_fast_path"] == 1 and not rep.notes["blocks_slow_path"]
 
 
 @pytest.mark.skipif(not FIXTURES.exists(), reason="shared fixtures not present")
@@ -220,6 +223,8 @@ CASES = [
     ("region int", _obj(region=5), True),
     ("ids", _obj(trace_id="A" * 32, spanId="b" * 16, host="h1", hostname="h2"), True),
     ("unknown nested values", _obj(extra={"a": [1, 2.5, {"b": None}]}, more=[1e300, -0.0]), True),
+    ("tiny float status", '{"time": "%s", "method": "GET", "status": 1e-400}' % T, True),
+    ("minus zero message", '{"time": "%s", "msg": -0}' % T, True),
     ("big int elsewhere", '{"time": "%s", "n": 18446744073709551615}' % T, True),
     ("unicode key", _obj(**{"clé": "v"}), True),
     ("escaped key", '{"tim\\u0065": "%s", "msg": "x"}' % T, True),
@@ -258,6 +263,8 @@ CASES = [
     ("trailing junk", _obj() + " x", False),
     ("lone surrogate", '{"time": "%s", "msg": "\\ud800"}' % T, False),
     ("bad escape", '{"time": "%s", "msg": "\\q"}' % T, False),
+    ("float overflow", '{"time": "%s", "n": 1e400}' % T, False),
+    ("negative big int", '{"time": "%s", "n": -9223372036854775809}' % T, False),
     ("big int in a field", '{"time": "%s", "n": 18446744073709551616}' % T, False),
     ("deep nesting", '{"time": "%s", "n": %s}' % (T, "[" * 100 + "]" * 100), False),
     ("array payload", "[1, 2]", False),

@@ -62,6 +62,13 @@ def _struct(fields: dict, type_: pa.StructType, valid) -> pa.StructArray:
     return pa.StructArray.from_arrays(arrays, fields=list(type_), mask=mask)
 
 
+def _per_distinct(values: pa.Array, fn) -> pa.Array:
+    """``fn`` on the distinct values only, spread back to the rows (nulls stay null): for costly
+    kernels on columns that repeat a few values."""
+    enc = pc.dictionary_encode(values)
+    return fn(enc.dictionary).take(enc.indices)
+
+
 def _nulls(n: int, type_) -> pa.Array:
     return pa.nulls(n, type=type_)
 
@@ -86,29 +93,46 @@ def _col(table: pa.Table, name: str) -> pa.Array:
     return _single(table.column(name))
 
 
-def _captions(class_uid: pa.Array, activity_id: pa.Array, severity_id: pa.Array, status_id):
-    """Class, category, activity, type and severity/status captions from the ids."""
-    type_uid = pc.add(pc.multiply(class_uid, 100), activity_id)
-    type_names, act_names = {}, {}
-    for cls, acts in C.ACTIVITIES.items():
-        for aid, name in acts.items():
-            type_names[cls * 100 + aid] = C.type_name(cls, aid)
-            act_names[cls * 100 + aid] = name
-    category_uid = _lookup(class_uid, {k: v[2] for k, v in C.CLASSES.items()})
-    out = {
-        "class_uid": class_uid,
-        "class_name": _lookup(class_uid, {k: v[0] for k, v in C.CLASSES.items()}, pa.string()),
-        "category_uid": category_uid,
-        "category_name": _lookup(category_uid, C.CATEGORIES, pa.string()),
-        "activity_id": activity_id,
-        "activity_name": _lookup(type_uid, act_names, pa.string()),
-        "type_uid": type_uid,
-        "type_name": _lookup(type_uid, type_names, pa.string()),
-        "severity_id": severity_id,
-        "severity": _lookup(severity_id, C.SEVERITIES, pa.string()),
-        "status_id": status_id,
-        "status": _lookup(status_id, C.STATUSES, pa.string()),
+def _caption_row(cls: int, act: int, sev: int, status) -> dict:
+    """The captions of one (class, activity, severity, status) combination (None: unknown)."""
+    cls_info = C.CLASSES.get(cls)
+    category = cls_info[2] if cls_info else None
+    act_name = C.ACTIVITIES.get(cls, {}).get(act)
+    return {
+        "class_name": cls_info[0] if cls_info else None,
+        "category_uid": category,
+        "category_name": C.CATEGORIES.get(category),
+        "activity_name": act_name,
+        "type_uid": cls * 100 + act,
+        "type_name": C.type_name(cls, act) if act_name is not None else None,
+        "severity": C.SEVERITIES.get(sev),
+        "status": None if status is None else C.STATUSES.get(status),
     }
+
+
+CAPTION_TYPES = {"class_name": pa.string(), "category_uid": pa.int64(), "category_name": pa.string(),
+                 "activity_name": pa.string(), "type_uid": pa.int64(), "type_name": pa.string(),
+                 "severity": pa.string(), "status": pa.string()}
+
+
+def _captions(class_uid: pa.Array, activity_id: pa.Array, severity_id: pa.Array, status_id):
+    """Class, category, activity, type and severity/status captions from the ids.
+
+    A batch holds a handful of distinct id combinations: their captions are looked up once in
+    Python and spread to the rows with one ``take`` per column (one hash pass in all)."""
+    status = pc.fill_null(status_id, -1)
+    key = pc.add(pc.multiply(pc.add(pc.multiply(pc.add(pc.multiply(class_uid, 1000), activity_id), 1000),
+                                    severity_id), 1000), pc.add(status, 1))
+    enc = pc.dictionary_encode(key)
+    rows = []
+    for k in enc.dictionary.to_pylist():
+        k, st = divmod(k, 1000)
+        k, sev = divmod(k, 1000)
+        cls, act = divmod(k, 1000)
+        rows.append(_caption_row(cls, act, sev, None if st == 0 else st - 1))
+    out = {"class_uid": class_uid, "activity_id": activity_id, "severity_id": severity_id, "status_id": status_id}
+    for name, type_ in CAPTION_TYPES.items():
+        out[name] = pa.array([r[name] for r in rows], type_).take(enc.indices)
     return out
 
 
@@ -308,7 +332,8 @@ def spans_to_ocsf(flat: pa.Table, source: str = "traces", offset: int = 0, provi
     method = pc.utf8_upper(g["http_method"])
     is_http = pc.and_(pc.is_valid(method), pc.is_in(kind, value_set=pa.array([2, 3], pa.int64())))
     class_uid = pc.if_else(is_http, 4002, 6003).cast(pa.int64())
-    verb = pc.utf8_upper(pc.extract_regex(pc.fill_null(g["db_statement"], ""), r"^\s*(?P<v>[A-Za-z]+)").field("v"))
+    verb = _per_distinct(g["db_statement"],  # (statements repeat: the regex runs once per text)
+                         lambda v: pc.utf8_upper(pc.extract_regex(v, r"^\s*(?P<v>[A-Za-z]+)").field("v")))
     api_act = _lookup(pc.coalesce(method, verb), C.API_ACTIVITY, default=99)
     activity = pc.if_else(is_http, _lookup(method, C.HTTP_ACTIVITY, default=99), api_act).cast(pa.int64())
     code = pc.fill_null(g["status_code"].cast(pa.int64()), 0)

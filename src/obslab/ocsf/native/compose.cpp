@@ -87,7 +87,10 @@ class KeyIndex {
       int i = table_[h];
       if (i < 0) return -1;
       std::string_view c = KEYS[i];
-      if (c.size() == k.size() && std::memcmp(c.data(), k.data(), k.size()) == 0) return i;
+      if (c.size() != k.size()) continue;
+      size_t j = 0;  // (keys are short: a loop beats a memcmp call)
+      while (j < k.size() && c[j] == k[j]) ++j;
+      if (j == k.size()) return i;
     }
   }
 
@@ -105,17 +108,31 @@ const KeyIndex KEY_INDEX;
 // str.isspace() for ASCII (what str.strip()/lstrip() and the regex \s remove)
 inline bool py_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f); }
 inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
-inline bool name_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_' || c == '.' || c == '-';
-}
+struct NameChars {  // [A-Za-z0-9_.\-] as a table (the prefix scan runs on every line)
+  std::array<bool, 256> ok{};
+  NameChars() {
+    for (int c = 0; c < 256; ++c)
+      ok[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+              c == '-';
+  }
+};
+const NameChars NAME_CHARS;
+inline bool name_char(char c) { return NAME_CHARS.ok[static_cast<unsigned char>(c)]; }
 inline bool word_char(char c) {  // regex \w for ASCII
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_';
 }
 inline char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-bool ascii(std::string_view s) {
-  for (char c : s)
-    if (static_cast<unsigned char>(c) >= 0x80) return false;
-  return true;
+bool ascii(std::string_view s) {  // eight bytes at a time
+  const char* p = s.data();
+  size_t n = s.size(), i = 0;
+  uint64_t high = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    high |= w;
+  }
+  for (; i < n; ++i) high |= static_cast<unsigned char>(p[i]);
+  return (high & 0x8080808080808080ull) == 0;
 }
 
 // --- times (timeparse.any_time_ms) ----------------------------------------------------------
@@ -386,6 +403,7 @@ struct LogColumns {
 
 class ComposeBlock {
  public:
+  bool busy = false;  // between run() and the end of finish()
 
   // every line of ``data`` (LF or CRLF ends; blank lines skipped but counted)
   void run(const char* data, size_t len, int64_t first_line_no) {
@@ -398,12 +416,13 @@ class ComposeBlock {
     const char* end = data + len;
     const char* p = data;
     int64_t line_no = first_line_no;
+    const bool has_esc = std::memchr(data, 0x1b, len) != nullptr;  // (per line only if any)
     while (p < end) {
       const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
       const char* stop = nl ? nl : end;
       const char* e = stop;
       if (e > p && e[-1] == '\r') --e;  // textio strips one CR
-      if (std::memchr(p, 0x1b, static_cast<size_t>(e - p)) != nullptr) {
+      if (has_esc && std::memchr(p, 0x1b, static_cast<size_t>(e - p)) != nullptr) {
         strip_ansi(p, e);
         line(ansi_.data(), ansi_.data() + ansi_.size(), line_no, ansi_.data() + ansi_.size());
       } else {
@@ -424,7 +443,8 @@ class ComposeBlock {
 
   // one allocation per column for the usual block: payloads take most of the block's bytes
   void reserve(const char* data, size_t len) {
-    size_t n = static_cast<size_t>(std::count(data, data + len, '\n')) + 1;
+    size_t n = 1;
+    for (const char* p = data; (p = static_cast<const char*>(std::memchr(p, '\n', data + len - p))) != nullptr; ++p) ++n;
     for (I64Col* col : {&c_.time_ms, &c_.http_status, &c_.line_no}) col->reserve(n);
     c_.duration_ms.reserve(n);
     c_.payload.reserve(n, len);
@@ -604,7 +624,7 @@ class ComposeBlock {
     }
     const element* msg = first(MESSAGE);
 
-    // all reads that may refuse are done above or are pure formatting below: append the row
+    // append the row (a refusal below still drops the whole block: no half row escapes)
     c_.time_ms.add(t);
     std::string_view service = container;  // REPLICA: [-_][1-9]\d*$ removed
     {
@@ -674,21 +694,25 @@ PyObject* parse_compose_block(PyObject*, PyObject* args) {
   // one per thread, reused: its parser and column buffers keep their memory between blocks
   // (held by pointer: one thread-local lookup per call, not one per member access)
   static thread_local std::unique_ptr<ComposeBlock> owner;
-  if (!owner) owner = std::make_unique<ComposeBlock>();
-  ComposeBlock& block = *owner;
   try {
+    if (!owner) owner = std::make_unique<ComposeBlock>();
+    // a re-entrant call (Python code run by an allocation, e.g. a finalizer) gets its own
+    std::unique_ptr<ComposeBlock> spare = owner->busy ? std::make_unique<ComposeBlock>() : nullptr;
+    ComposeBlock& block = spare ? *spare : *owner;
+    struct Busy {
+      ComposeBlock& b;
+      explicit Busy(ComposeBlock& block) : b(block) { b.busy = true; }
+      ~Busy() {  // (also on a refusal)
+        b.busy = false;
+        b.release_if_large();
+      }
+    } busy(block);
     if (!simdjson::validate_utf8(buf, static_cast<size_t>(len))) throw Refuse("invalid UTF-8");
     block.run(buf, static_cast<size_t>(len), first_line_no);
     PyObject* d = PyDict_New();
-    bool ok = d != nullptr && block.finish(d);
-    block.release_if_large();
-    if (!ok) {
-      Py_XDECREF(d);
-      return nullptr;
-    }
+    if (d != nullptr && !block.finish(d)) Py_CLEAR(d);
     return d;
   } catch (const Refuse& e) {
-    block.release_if_large();
     PyErr_SetString(PyExc_ValueError, e.what());
   } catch (const simdjson::simdjson_error& e) {
     PyErr_Format(PyExc_ValueError, "JSON: %s", e.what());
