@@ -6,8 +6,8 @@ checks names, types, enums and required attributes. In code we check what it can
 (class, category, activity, type, severity, status) matches its id in the official schema,
 and that a row fills only columns its class has. Null Arrow values are absent attributes.
 
-Pure-Python jsonschema does ~1k events/s: tests validate every event of small fixtures, bulk
-conversions a random sample (``sample=N``).
+The JSON Schema checks run compiled (``jsonschema-rs``, some 100k events/s): tests validate
+every event of their fixtures, bulk conversions a random sample (``sample=N``).
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ def official_schema() -> dict:
 
 @functools.lru_cache(maxsize=32)
 def _validator(class_name: str, profiles: tuple):
-    import jsonschema
+    import jsonschema_rs
     from ocsf_json_schema import OcsfJsonSchemaEmbedded
 
     schema = OcsfJsonSchemaEmbedded(official_schema()).get_class_schema(class_name, profiles=list(profiles))
-    return jsonschema.Draft202012Validator(schema)
+    return jsonschema_rs.Draft202012Validator(schema)
 
 
 @functools.lru_cache(maxsize=1)
@@ -80,7 +80,7 @@ def check_event(event: dict, signal: str | None = None) -> list[str]:
         return [f"unknown class_uid {cls_uid!r}"]
     profiles = tuple(sorted((event.get("metadata") or {}).get("profiles") or []))
     for err in _validator(caps["name"], profiles).iter_errors(event):
-        path = "/".join(str(p) for p in err.absolute_path) or "(event)"
+        path = "/".join(str(p) for p in err.instance_path) or "(event)"
         errors.append(f"schema {caps['name']}: {path}: {err.message[:160]}")
     act = event.get("activity_id")
     if event.get("type_uid") != (cls_uid * 100 + act if isinstance(act, int) else None):
