@@ -36,8 +36,8 @@ def test_cascade_secondary_labels_its_own_target():
     assert root.to_pylist() == ["db", "db", "db"]
 
 
-def _spans(markers):
-    rows = [dict(time_ms=T0 + 150 + i, end_time_ms=T0 + 151 + i, duration_ms=1.0, trace_id="a" * 32,
+def _spans(markers, start=T0 + 150):
+    rows = [dict(time_ms=start + i, end_time_ms=T0 + 151 + i, duration_ms=1.0, trace_id="a" * 32,
                  span_id=f"{i:016x}", service="web-api", name="GET /", kind=2, marker_type=m) for i, m in enumerate(markers)]
     return pa.Table.from_pylist(rows, schema=FLAT_SPAN)
 
@@ -51,6 +51,16 @@ def test_markers_make_spans_anomalous_and_none_does_not():
     row = labels.to_pylist()[0]
     assert row["fault_id"] == "latency_spike" and row["incident_id"] == "inc-1" and row["root_cause_service"] == "db"
     assert labels.column("uid").to_pylist() == pc.struct_field(ocsf.column("metadata"), "uid").to_pylist()
+
+
+def test_marked_request_in_flight_after_the_revert_keeps_its_incident():
+    """A span that started just after the fault was reverted (the request carried the marker)
+    belongs to that fault's incident during its cooldown; another fault's marker does not."""
+    flat = _spans(["latency_spike", "cpu_hog"], start=T0 + 250)  # after end (200), before cooldown end (300)
+    labels = label_events(spans_to_ocsf(flat, "t.jsonl"), "traces", [INC], flat).to_pylist()
+    assert [r["is_anomaly"] for r in labels] == [True, True]
+    assert labels[0]["incident_id"] == "inc-1" and labels[0]["root_cause_service"] == "db"
+    assert labels[1]["incident_id"] is None and labels[1]["fault_id"] == "cpu_hog"
 
 
 def test_evaluation_subset_is_seeded_and_stratified():

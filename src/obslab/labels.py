@@ -104,16 +104,22 @@ def label_rows(uid, time, service, signal: str, incidents=None, markers=None) ->
         mtype = pc.if_else(pc.is_in(pc.utf8_lower(mtype), value_set=unmarked), pa.scalar(None, pa.string()), mtype)
         mlabel = pc.if_else(pc.is_in(pc.utf8_lower(mlabel), value_set=unmarked), pa.scalar(None, pa.string()), mlabel)
         marked = pc.or_(pc.is_valid(mtype), pc.is_valid(mlabel))
-        # incident active at the span's time, any service (markers travel with the request)
+        # incident active at the span's time, any service (markers travel with the request);
+        # then, for requests still in flight when the fault was reverted, the incident of the
+        # marker's own fault whose cooldown covers the span
+        marker_fault = pc.coalesce(mtype, mlabel)
         by_time_id, by_time_root = none, none
-        for inc in incidents:
-            active = pc.and_(pc.greater_equal(time, inc.start_ms), pc.less(time, inc.end_ms))
-            free = pc.is_null(by_time_id)
-            by_time_id = pc.if_else(pc.and_(active, free), inc.incident_id, by_time_id)
-            by_time_root = pc.if_else(pc.and_(active, free), inc.root_cause, by_time_root)
+        for window_end in ("end_ms", "cooldown_end_ms"):
+            for inc in incidents:
+                active = pc.and_(pc.greater_equal(time, inc.start_ms), pc.less(time, getattr(inc, window_end)))
+                if window_end == "cooldown_end_ms":
+                    active = pc.and_(active, pc.fill_null(pc.equal(marker_fault, inc.fault_id), False))
+                free = pc.is_null(by_time_id)
+                by_time_id = pc.if_else(pc.and_(active, free), inc.incident_id, by_time_id)
+                by_time_root = pc.if_else(pc.and_(active, free), inc.root_cause, by_time_root)
         is_anomaly = pc.or_(is_anomaly, marked)
         phase = pc.if_else(marked, "fault", phase)
-        fault_id = pc.if_else(marked, pc.coalesce(mtype, mlabel), fault_id)
+        fault_id = pc.if_else(marked, marker_fault, fault_id)
         incident_id = pc.if_else(marked, pc.coalesce(incident_id, by_time_id), incident_id)
         root = pc.if_else(marked, pc.coalesce(mroot, root, by_time_root), root)
     return pa.Table.from_arrays(
