@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from obslab.ocsf import ConversionReport, native, read_compose_logs
+from obslab.ocsf.flat import FLAT_LOG
 from obslab.ocsf.report import Unsupported
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,14 +88,8 @@ def _write_logs():
 def test_extension_is_built_and_used():
     assert native.available()
     cols = native.call("parse_compose_block", f'web-api-1 | {{"time": "{T}", "msg": "hi"}}\n'.encode(), 7)
-    assert set(cols) == set(pa.schema(native_fields()).names)
+    assert set(cols) == set(FLAT_LOG.names)
     assert cols["line_no"].to_pylist() == [7] and cols["service"].to_pylist() == ["web-api"]
-
-
-def native_fields():
-    from obslab.ocsf.flat import FLAT_LOG
-
-    return list(FLAT_LOG)
 
 
 def test_bench_generator_equal(tmp_path):
@@ -416,3 +411,15 @@ def test_fuzz_json_lines_native_equals_python(lines):
         _compare(Path(name))
     finally:
         os.unlink(name)
+
+
+def test_blank_block_between_untimed_and_timed_lines(tmp_path):
+    """A fast block of blank lines must not flush rows still waiting for a time (regression:
+    IndexError when the next timed block backfilled them)."""
+    path = tmp_path / "logs.txt"
+    path.write_text("web-1 | plain text\n" + "\n" * 80 + "web-1 | " + _obj() + "\n")
+    rep = _compare(path, chunk_bytes=16)
+    assert rep.notes["blocks_fast_path"] > 1
+    table, inferred, _ = _read(path, True, chunk_bytes=16)
+    assert table.column("line_no").to_pylist() == [1, 82] and inferred == [True, False]
+    assert table.column("time_ms")[0] == table.column("time_ms")[1]

@@ -96,8 +96,9 @@ CASES = [
                                           _attr("net.peer.port", {"intValue": 5432})])]), True),
     ("int text forms", _line([_span(attributes=[_attr("a", {"intValue": "007"}), _attr("b", {"intValue": "-0"})])]), True),
     ("int text the Python way only", _line([_span(attributes=[_attr("a", {"intValue": " 7"})])]), False),
-    ("doubles", _line([_span(attributes=[_attr("r", {"doubleValue": v}) for v in (0.25, 3, -0.0, 1e-4, 123.456)] +
+    ("doubles", _line([_span(attributes=[_attr("r", {"doubleValue": v}) for v in (0.25, 3, 0.0, 1e-4, 123.456)] +
                              [_attr("ratio", {"doubleValue": 1e15})])]), True),
+    ("negative zero", _line([_span(attributes=[_attr("r", {"doubleValue": -0.0})])]), False),
     ("double out of fixed range", _line([_span(attributes=[_attr("r", {"doubleValue": 1e20})])]), False),
     ("double as text", _line([_span(attributes=[_attr("r", {"doubleValue": "NaN"})])]), False),
     ("bools", _line([_span(attributes=[_attr("f", {"boolValue": True}), _attr("g", {"boolValue": False})])]), True),
@@ -144,7 +145,10 @@ CASES = [
     ("kind name", _line([_span(kind="SPAN_KIND_SERVER")]), False),
     ("snake case span", _line([{"trace_id": "5b8efff798038103d269b633813fc60c", "span_id": "eee19b7ec3c1b174",
                                 "start_time_unix_nano": str(T0), "name": "x"}]), False),
-    ("escaped key", _line([_span()]).replace('"parentSpanId"', '"parent\\u0053panId"'), False),
+    ("escaped key", _line([_span()]).replace('"parentSpanId"', '"parent\\u0053panId"'), True),
+    # values the parser does not read must still be valid JSON (orjson rejects the whole line)
+    ("bad atom in a skipped field", _line([_span()]).replace('"kind": 2', '"flags": tru, "kind": 2'), False),
+    ("bad number in skipped events", _line([_span(events=[])]).replace('"events": []', '"events": [01]'), False),
     ("two objects on a line", _line([_span()]) + " " + _line([_span()]), False),
     ("truncated", _line([_span()])[:-7], False),
     ("null line", "null", False),

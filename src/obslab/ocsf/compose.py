@@ -196,7 +196,7 @@ def read_compose_logs(path: str | os.PathLike, report: ConversionReport | None =
                         cols["time_ms"][row] = times[0].as_py()
                     pending.clear()
                     last_time = times[-1].as_py()
-                if len(out):
+                if len(out) and not pending:  # (a block of blank lines leaves pending rows in place)
                     yield out.batch()
                     cols = out.cols
                 if batch.num_rows:

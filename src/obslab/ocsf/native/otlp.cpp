@@ -1,4 +1,5 @@
-// OTLP JSON lines -> FLAT_SPAN column buffers with simdjson On-Demand.
+// OTLP JSON lines -> FLAT_SPAN column buffers with simdjson's DOM parser (every value of a
+// line is validated, as orjson does, even the ones we do not read).
 //
 // Mirrors obslab/ocsf/otlp.py (_add_span and friends) for the canonical shape our lab and the
 // Collector's file exporter write: camelCase keys, hex ids, int64 as decimal strings or JSON
@@ -20,24 +21,16 @@
 namespace obslab {
 namespace {
 
-using simdjson::ondemand::json_type;
-using simdjson::ondemand::object;
-using simdjson::ondemand::value;
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+using simdjson::dom::key_value_pair;
+
+// An element's object / array by value: range-for over ``e.get_object().value()`` would keep a
+// reference into a temporary that dies before the loop runs
+simdjson::dom::object as_object(element e) { return e.get_object().value(); }
+simdjson::dom::array as_array(element e) { return e.get_array().value(); }
 
 constexpr int64_t MAX_NANOS = INT64_MAX;  // otlp.py: 0 < t < 2**63
-
-// A field's key as written, without the unescaping copy. A key with an escape refuses: a raw
-// comparison then never misses a key the Python parser would match.
-std::string_view raw_key(simdjson::simdjson_result<simdjson::ondemand::field>& field) {
-  simdjson::ondemand::raw_json_string key = field.key();  // (throws on a JSON error)
-  const char* start = key.raw();
-  const char* end = start;
-  while (*end != '"') {
-    if (*end == '\\') throw Refuse("escaped JSON key");
-    ++end;
-  }
-  return {start, static_cast<size_t>(end - start)};
-}
 
 // --- scalars --------------------------------------------------------------------------------
 bool all_digits(std::string_view s) {
@@ -57,27 +50,24 @@ int64_t parse_int_text(std::string_view s) {
   return neg ? -v : v;
 }
 
-int64_t json_int(value v) {
+int64_t json_int(element v) {
   switch (v.type()) {
-    case json_type::string:
-      return parse_int_text(v.get_string());
-    case json_type::number: {
-      int64_t x;
-      if (v.get_int64().get(x)) throw Refuse("non-integer number");
-      return x;
-    }
-    default:
-      throw Refuse("integer of another JSON type");
+    case element_type::STRING:
+      return parse_int_text(v.get_string().value());
+    case element_type::INT64:
+      return v.get_int64().value();
+    default:  // floats, integers past int64, other types
+      throw Refuse("integer the Python path must read");
   }
 }
 
 // Epoch nanoseconds: decimal text (up to 19 digits) or a JSON integer; -1 when absent/empty
-int64_t nanos(value v) {
+int64_t nanos(element v) {
   switch (v.type()) {
-    case json_type::null:
+    case element_type::NULL_VALUE:
       return -1;
-    case json_type::string: {
-      std::string_view s = v.get_string();
+    case element_type::STRING: {
+      std::string_view s = v.get_string().value();
       if (s.empty()) return -1;
       if (s.size() > 19) throw Refuse("time text");
       unsigned __int128 x = 0;
@@ -88,11 +78,8 @@ int64_t nanos(value v) {
       if (x > static_cast<unsigned __int128>(MAX_NANOS)) throw Refuse("time out of range");
       return static_cast<int64_t>(x);
     }
-    case json_type::number: {
-      int64_t x;
-      if (v.get_int64().get(x)) throw Refuse("time number");
-      return x;
-    }
+    case element_type::INT64:
+      return v.get_int64().value();
     default:
       throw Refuse("time of another JSON type");
   }
@@ -112,17 +99,17 @@ const HexTable HEX;
 
 // norm_id() for hex ids of the right length, written lower-case into ``out``; false when
 // absent (null, or "" if ``empty_ok``). Base64 and anything else refuse.
-bool hex_id(value v, size_t n_chars, StrCol& out, bool empty_ok) {
-  json_type t = v.type();
-  if (t == json_type::null) return false;
-  if (t != json_type::string) throw Refuse("id of another JSON type");
-  std::string_view raw = v.raw_json_token();  // with its quotes; hex ids have no escapes
-  if (raw.size() == 2 && empty_ok) return false;
-  if (raw.size() != n_chars + 2) throw Refuse("id that is not hex of its length");
+bool hex_id(element v, size_t n_chars, StrCol& out, bool empty_ok) {
+  element_type t = v.type();
+  if (t == element_type::NULL_VALUE) return false;
+  if (t != element_type::STRING) throw Refuse("id of another JSON type");
+  std::string_view s = v.get_string().value();
+  if (s.empty() && empty_ok) return false;
+  if (s.size() != n_chars) throw Refuse("id that is not hex of its length");
   std::string& buf = out.buf();
   size_t at = buf.size();
   buf.resize(at + n_chars);
-  const auto* src = reinterpret_cast<const unsigned char*>(raw.data() + 1);
+  const auto* src = reinterpret_cast<const unsigned char*>(s.data());
   char* dst = &buf[at];
   bool bad = false;
   for (size_t i = 0; i < n_chars; ++i) {
@@ -162,41 +149,41 @@ void python_float(double d, std::string& out) {
 }
 
 // otlp.any_value(): the first recognised key decides, unknown keys are skipped
-AnyVal any_value(value v) {
+AnyVal any_value(element v) {
   AnyVal out;
-  if (v.type() == json_type::null) return out;
-  if (v.type() != json_type::object) throw Refuse("attribute value is not an object");
-  for (auto field : v.get_object()) {
-    std::string_view key = raw_key(field);
-    value val = field.value();
+  if (v.is_null()) return out;
+  if (v.type() != element_type::OBJECT) throw Refuse("attribute value is not an object");
+  for (key_value_pair field : as_object(v)) {
+    std::string_view key = field.key;
+    element val = field.value;
+    element_type t = val.type();
     if (key.find('_') != std::string_view::npos) throw Refuse("snake_case attribute value");
     if (key == "stringValue") {
-      if (val.type() == json_type::null) return out;
-      if (val.type() != json_type::string) throw Refuse("stringValue of another type");
+      if (t == element_type::NULL_VALUE) return out;
+      if (t != element_type::STRING) throw Refuse("stringValue of another type");
       out.kind = AnyVal::STR;
-      out.str = val.get_string();
+      out.str = val.get_string().value();
       return out;
     }
     if (key == "intValue") {
-      if (val.type() == json_type::null) return out;
+      if (t == element_type::NULL_VALUE) return out;
       out.kind = AnyVal::INT;
       out.i = json_int(val);
       return out;
     }
     if (key == "boolValue") {
-      if (val.type() != json_type::boolean) throw Refuse("boolValue of another type");
+      if (t != element_type::BOOL) throw Refuse("boolValue of another type");
       out.kind = AnyVal::BOOL;
-      out.b = val.get_bool();
+      out.b = val.get_bool().value();
       return out;
     }
     if (key == "arrayValue") {
-      if (val.type() != json_type::object) throw Refuse("arrayValue is not an object");
-      for (auto af : val.get_object()) {
-        if (raw_key(af) != "values") throw Refuse("arrayValue key");
-        value arr = af.value();
-        if (arr.type() != json_type::array) throw Refuse("arrayValue.values is not an array");
-        for (auto elem : arr.get_array()) {
-          AnyVal first = any_value(elem.value());
+      if (t != element_type::OBJECT) throw Refuse("arrayValue is not an object");
+      for (key_value_pair af : as_object(val)) {
+        if (af.key != "values") throw Refuse("arrayValue key");
+        if (af.value.type() != element_type::ARRAY) throw Refuse("arrayValue.values is not an array");
+        for (element elem : as_array(af.value)) {
+          AnyVal first = any_value(elem);
           if (first.from_list || first.kind == AnyVal::EMPTY_LIST) first.kind = AnyVal::OTHER;
           first.from_list = true;
           return first;
@@ -207,10 +194,13 @@ AnyVal any_value(value v) {
       throw Refuse("arrayValue without values");
     }
     if (key == "doubleValue") {  // float(val) for JSON numbers; text ("NaN", "1.5") refuses
-      if (val.type() == json_type::null) return out;
-      if (val.type() != json_type::number) throw Refuse("doubleValue of another type");
+      if (t == element_type::NULL_VALUE) return out;
+      if (t != element_type::INT64 && t != element_type::UINT64 && t != element_type::DOUBLE)
+        throw Refuse("doubleValue of another type");
       out.kind = AnyVal::DBL;
-      out.d = val.get_double();
+      out.d = val.get_double().value();
+      // simdjson reads the integer -0 as -0.0, orjson as 0: leave the sign question to Python
+      if (out.d == 0 && std::signbit(out.d)) throw Refuse("negative zero");
       return out;
     }
     if (key == "kvlistValue" || key == "bytesValue") {
@@ -371,25 +361,22 @@ struct Attr {
 
 // attrs_to_dict(): a list of {"key", "value"} objects; duplicate keys keep the first position
 // and the last value, as a Python dict does
-void read_attrs(value v, std::vector<Attr>& out) {
+void read_attrs(element v, std::vector<Attr>& out) {
   out.clear();
-  if (v.type() == json_type::null) return;
-  if (v.type() != json_type::array) throw Refuse("attributes is not a list");
-  for (auto item : v.get_array()) {
-    value kv = item.value();
-    if (kv.type() != json_type::object) throw Refuse("attribute is not an object");
+  if (v.is_null()) return;
+  if (v.type() != element_type::ARRAY) throw Refuse("attributes is not a list");
+  for (element kv : as_array(v)) {
+    if (kv.type() != element_type::OBJECT) throw Refuse("attribute is not an object");
     std::string_view key;
     bool has_key = false;
     AnyVal val;
-    for (auto field : kv.get_object()) {
-      std::string_view k = raw_key(field);
-      if (k == "key") {
-        value kval = field.value();
-        if (kval.type() != json_type::string) throw Refuse("attribute key is not a string");
-        key = kval.get_string();
+    for (key_value_pair field : as_object(kv)) {
+      if (field.key == "key") {
+        if (field.value.type() != element_type::STRING) throw Refuse("attribute key is not a string");
+        key = field.value.get_string().value();
         has_key = true;
-      } else if (k == "value") {
-        val = any_value(field.value());
+      } else if (field.key == "value") {
+        val = any_value(field.value);
       }
     }
     if (!has_key) throw Refuse("attribute without key");
@@ -411,14 +398,13 @@ const Attr* find_attr(const std::vector<Attr>& attrs, std::string_view key) {
 }
 
 // resource attributes: only service.name, host.name / k8s.pod.name, cloud.region / region matter
-Resource read_resource(value v, std::vector<Attr>& scratch) {
+Resource read_resource(element v, std::vector<Attr>& scratch) {
   Resource r;
-  if (v.type() == json_type::null) return r;
-  if (v.type() != json_type::object) throw Refuse("resource is not an object");
-  for (auto field : v.get_object()) {
-    std::string_view k = raw_key(field);
-    if (k == "attributes") read_attrs(field.value(), scratch);
-    else if (k.find('_') != std::string_view::npos) throw Refuse("snake_case resource key");
+  if (v.is_null()) return r;
+  if (v.type() != element_type::OBJECT) throw Refuse("resource is not an object");
+  for (key_value_pair field : as_object(v)) {
+    if (field.key == "attributes") read_attrs(field.value, scratch);
+    else if (field.key.find('_') != std::string_view::npos) throw Refuse("snake_case resource key");
   }
   auto text = [&](std::string_view key, std::string& out) -> int {  // 0 absent/None, 1 "", 2 value
     const Attr* a = find_attr(scratch, key);
@@ -451,20 +437,16 @@ class OtlpBlock {
  public:
   explicit OtlpBlock(size_t bytes) { c_.reserve(bytes / 256); }  // ~400 bytes per span in practice
 
-  void line(simdjson::ondemand::document& doc) {
-    object root = doc.get_object();
+  void line(element doc) {
+    if (doc.type() != element_type::OBJECT) throw Refuse("a line is not a JSON object");
     bool seen = false;
-    for (auto field : root) {
-      std::string_view k = raw_key(field);
-      if (k != "resourceSpans") throw Refuse("other top-level keys");
-      value rss = field.value();
-      if (rss.type() != json_type::array) throw Refuse("resourceSpans is not a list");
-      for (auto rs : rss.get_array()) resource_spans(rs.value());
+    for (key_value_pair field : as_object(doc)) {
+      if (field.key != "resourceSpans") throw Refuse("other top-level keys");
+      if (field.value.type() != element_type::ARRAY) throw Refuse("resourceSpans is not a list");
+      for (element rs : as_array(field.value)) resource_spans(rs);
       seen = true;
     }
     if (!seen) throw Refuse("line without resourceSpans");
-    const char* rest;  // past the end of the document there is no location
-    if (doc.current_location().get(rest) == simdjson::SUCCESS) throw Refuse("trailing content after the JSON object");
   }
 
   bool finish(PyObject* d) {
@@ -480,52 +462,46 @@ class OtlpBlock {
   }
 
  private:
-  void resource_spans(value v) {
-    if (v.type() != json_type::object) throw Refuse("resourceSpans entry is not an object");
+  void resource_spans(element v) {
+    if (v.type() != element_type::OBJECT) throw Refuse("resourceSpans entry is not an object");
     size_t index = resources_.size();
     resources_.emplace_back();
-    for (auto field : v.get_object()) {
-      std::string_view k = raw_key(field);
-      if (k == "resource") {
-        resources_[index] = read_resource(field.value(), scratch_);
-      } else if (k == "scopeSpans") {
-        value list = field.value();
-        if (list.type() == json_type::null) continue;
-        if (list.type() != json_type::array) throw Refuse("scopeSpans is not a list");
-        for (auto ss : list.get_array()) scope_spans(ss.value(), index);
-      } else if (k != "schemaUrl") {
+    for (key_value_pair field : as_object(v)) {
+      if (field.key == "resource") {
+        resources_[index] = read_resource(field.value, scratch_);
+      } else if (field.key == "scopeSpans") {
+        if (field.value.is_null()) continue;
+        if (field.value.type() != element_type::ARRAY) throw Refuse("scopeSpans is not a list");
+        for (element ss : as_array(field.value)) scope_spans(ss, index);
+      } else if (field.key != "schemaUrl") {
         throw Refuse("resourceSpans key the Python path must read");
       }
     }
   }
 
-  void scope_spans(value v, size_t resource) {
-    if (v.type() != json_type::object) throw Refuse("scopeSpans entry is not an object");
+  void scope_spans(element v, size_t resource) {
+    if (v.type() != element_type::OBJECT) throw Refuse("scopeSpans entry is not an object");
     // the scope may come after the spans: fill it in afterwards
     size_t first = c_.span_resource.size();
     std::string scope;
     bool has_scope = false;
-    for (auto field : v.get_object()) {
-      std::string_view k = raw_key(field);
-      if (k == "scope") {
-        value sc = field.value();
-        if (sc.type() == json_type::null) continue;
-        if (sc.type() != json_type::object) throw Refuse("scope is not an object");
-        for (auto sf : sc.get_object()) {
-          if (raw_key(sf) != "name") continue;
-          value nm = sf.value();
-          if (nm.type() == json_type::null) continue;
-          if (nm.type() != json_type::string) throw Refuse("scope name is not a string");
-          std::string_view s = nm.get_string();
-          scope.assign(s);
-          has_scope = !s.empty();
+    for (key_value_pair field : as_object(v)) {
+      if (field.key == "scope") {
+        element sc = field.value;
+        if (sc.is_null()) continue;
+        if (sc.type() != element_type::OBJECT) throw Refuse("scope is not an object");
+        for (key_value_pair sf : as_object(sc)) {
+          if (sf.key != "name" || sf.value.is_null()) continue;
+          if (sf.value.type() != element_type::STRING) throw Refuse("scope name is not a string");
+          std::string_view nm = sf.value.get_string().value();
+          scope.assign(nm);
+          has_scope = !nm.empty();
         }
-      } else if (k == "spans") {
-        value list = field.value();
-        if (list.type() == json_type::null) continue;
-        if (list.type() != json_type::array) throw Refuse("spans is not a list");
-        for (auto sp : list.get_array()) span(sp.value(), resource);
-      } else if (k != "schemaUrl") {
+      } else if (field.key == "spans") {
+        if (field.value.is_null()) continue;
+        if (field.value.type() != element_type::ARRAY) throw Refuse("spans is not a list");
+        for (element sp : as_array(field.value)) span(sp, resource);
+      } else if (field.key != "schemaUrl") {
         throw Refuse("scopeSpans key the Python path must read");
       }
     }
@@ -535,17 +511,17 @@ class OtlpBlock {
     }
   }
 
-  void span(value v, size_t resource) {
-    if (v.type() != json_type::object) throw Refuse("span is not an object");
+  void span(element v, size_t resource) {
+    if (v.type() != element_type::OBJECT) throw Refuse("span is not an object");
     // ids go straight into their columns (a refusal drops the whole block, so a span is
     // never half-added); the other columns are appended once the span is known to be good
     bool has_trace = false, has_span = false, has_parent = false, seen_parent = false, has_msg = false;
     int64_t start = -1, end = -1, kind = 0, code = 0;
     std::string_view name, msg;
     attrs_.clear();
-    for (auto field : v.get_object()) {
-      std::string_view k = raw_key(field);
-      value val = field.value();
+    for (key_value_pair field : as_object(v)) {
+      std::string_view k = field.key;
+      element val = field.value;
       if (k.find('_') != std::string_view::npos) throw Refuse("snake_case span key");
       if (k == "traceId") {
         if (has_trace) throw Refuse("repeated traceId");
@@ -558,11 +534,11 @@ class OtlpBlock {
         seen_parent = true;
         has_parent = hex_id(val, 16, c_.parent_span_id, true);
       } else if (k == "name") {
-        name = val.type() == json_type::string ? std::string_view(val.get_string()) : std::string_view();
+        name = val.type() == element_type::STRING ? val.get_string().value() : std::string_view();
       } else if (k == "kind") {
-        if (val.type() == json_type::null) kind = 0;
-        else if (val.type() == json_type::number) kind = json_int(val);
-        else throw Refuse("span kind name");
+        if (val.is_null()) kind = 0;
+        else if (val.type() == element_type::INT64) kind = val.get_int64().value();
+        else throw Refuse("span kind the Python path must read");
       } else if (k == "startTimeUnixNano") {
         start = nanos(val);
       } else if (k == "endTimeUnixNano") {
@@ -570,19 +546,18 @@ class OtlpBlock {
       } else if (k == "attributes") {
         read_attrs(val, attrs_);
       } else if (k == "status") {
-        if (val.type() == json_type::null) continue;
-        if (val.type() != json_type::object) throw Refuse("status is not an object");
-        for (auto sf : val.get_object()) {
-          std::string_view sk = raw_key(sf);
-          value sv = sf.value();
-          if (sk == "code") {
-            if (sv.type() == json_type::null) code = 0;
-            else if (sv.type() == json_type::number) code = json_int(sv);
-            else throw Refuse("status code name");
-          } else if (sk == "message") {
-            if (sv.type() == json_type::null) continue;
-            if (sv.type() != json_type::string) throw Refuse("status message is not a string");
-            msg = sv.get_string();
+        if (val.is_null()) continue;
+        if (val.type() != element_type::OBJECT) throw Refuse("status is not an object");
+        for (key_value_pair sf : as_object(val)) {
+          element sv = sf.value;
+          if (sf.key == "code") {
+            if (sv.is_null()) code = 0;
+            else if (sv.type() == element_type::INT64) code = sv.get_int64().value();
+            else throw Refuse("status code the Python path must read");
+          } else if (sf.key == "message") {
+            if (sv.is_null()) continue;
+            if (sv.type() != element_type::STRING) throw Refuse("status message is not a string");
+            msg = sv.get_string().value();
             has_msg = !msg.empty();
           }
         }
@@ -741,11 +716,11 @@ PyObject* parse_otlp_block(PyObject*, PyObject* args) {
     padded.resize(static_cast<size_t>(len) + simdjson::SIMDJSON_PADDING);
     memcpy(padded.data(), buf, static_cast<size_t>(len));
     memset(padded.data() + len, 0, simdjson::SIMDJSON_PADDING);
-    static simdjson::ondemand::parser parser;
+    // (the GIL is held for the whole call: these statics are never used by two threads)
+    static simdjson::dom::parser parser;
     OtlpBlock block(static_cast<size_t>(len));
     const char* p = padded.data();
     const char* end = p + len;
-    size_t capacity = padded.size();
     while (p < end) {
       const char* nl = static_cast<const char*>(memchr(p, '\n', static_cast<size_t>(end - p)));
       const char* stop = nl ? nl : end;
@@ -755,10 +730,8 @@ PyObject* parse_otlp_block(PyObject*, PyObject* args) {
       while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r')) --e;
       if (e > s) {
         if (*s != '{') throw Refuse("a line is not a JSON object");
-        size_t cap = capacity - static_cast<size_t>(s - padded.data());
-        auto doc = parser.iterate(s, static_cast<size_t>(e - s), cap);
-        simdjson::ondemand::document d = std::move(doc.value());
-        block.line(d);
+        // the bytes after the line (the next lines, then the padding) are readable: no copy
+        block.line(parser.parse(s, static_cast<size_t>(e - s), false).value());
       }
       p = nl ? nl + 1 : end;
     }
