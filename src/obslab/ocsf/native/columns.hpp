@@ -4,6 +4,7 @@
 #pragma once
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <simdjson.h>
 
 #include <climits>
 #include <cstdint>
@@ -138,6 +139,30 @@ bool put(PyObject* d, const char* name, const Col& col) {
   int rc = PyDict_SetItemString(d, name, v);
   Py_DECREF(v);
   return rc == 0;
+}
+
+// A block's columns as a new dict (``block.finish(d)`` fills it); null with a Python error set.
+template <class Block>
+PyObject* columns_dict(Block& block) {
+  PyObject* d = PyDict_New();
+  if (d != nullptr && !block.finish(d)) Py_CLEAR(d);
+  return d;
+}
+
+// Run a parser's body: a refusal or a JSON error becomes ValueError (``Unsupported`` on the
+// Python side, which then reads the block itself), exhausted memory MemoryError.
+template <class Body>
+PyObject* python_errors(Body&& body) {
+  try {
+    return body();
+  } catch (const Refuse& e) {
+    PyErr_SetString(PyExc_ValueError, e.what());
+  } catch (const simdjson::simdjson_error& e) {
+    PyErr_Format(PyExc_ValueError, "JSON: %s", e.what());
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+  }
+  return nullptr;
 }
 
 // The block parsers (one per source format), registered by module.cpp.

@@ -694,7 +694,7 @@ PyObject* parse_compose_block(PyObject*, PyObject* args) {
   // one per thread, reused: its parser and column buffers keep their memory between blocks
   // (held by pointer: one thread-local lookup per call, not one per member access)
   static thread_local std::unique_ptr<ComposeBlock> owner;
-  try {
+  return python_errors([&]() -> PyObject* {
     if (!owner) owner = std::make_unique<ComposeBlock>();
     // a re-entrant call (Python code run by an allocation, e.g. a finalizer) gets its own
     std::unique_ptr<ComposeBlock> spare = owner->busy ? std::make_unique<ComposeBlock>() : nullptr;
@@ -709,17 +709,8 @@ PyObject* parse_compose_block(PyObject*, PyObject* args) {
     } busy(block);
     if (!simdjson::validate_utf8(buf, static_cast<size_t>(len))) throw Refuse("invalid UTF-8");
     block.run(buf, static_cast<size_t>(len), first_line_no);
-    PyObject* d = PyDict_New();
-    if (d != nullptr && !block.finish(d)) Py_CLEAR(d);
-    return d;
-  } catch (const Refuse& e) {
-    PyErr_SetString(PyExc_ValueError, e.what());
-  } catch (const simdjson::simdjson_error& e) {
-    PyErr_Format(PyExc_ValueError, "JSON: %s", e.what());
-  } catch (const std::bad_alloc&) {
-    PyErr_NoMemory();
-  }
-  return nullptr;
+    return columns_dict(block);
+  });
 }
 
 }  // namespace obslab

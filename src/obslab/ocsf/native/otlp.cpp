@@ -710,7 +710,7 @@ PyObject* parse_otlp_block(PyObject*, PyObject* args) {
   const char* buf;
   Py_ssize_t len;
   if (!PyArg_ParseTuple(args, "y#", &buf, &len)) return nullptr;
-  try {
+  return python_errors([&]() -> PyObject* {
     // one padded copy per call in a buffer kept across calls (fresh pages cost more than the copy)
     static std::vector<char> padded;
     padded.resize(static_cast<size_t>(len) + simdjson::SIMDJSON_PADDING);
@@ -735,21 +735,8 @@ PyObject* parse_otlp_block(PyObject*, PyObject* args) {
       }
       p = nl ? nl + 1 : end;
     }
-    PyObject* d = PyDict_New();
-    if (d == nullptr) return nullptr;
-    if (!block.finish(d)) {
-      Py_DECREF(d);
-      return nullptr;
-    }
-    return d;
-  } catch (const Refuse& e) {
-    PyErr_SetString(PyExc_ValueError, e.what());
-  } catch (const simdjson::simdjson_error& e) {
-    PyErr_Format(PyExc_ValueError, "JSON: %s", e.what());
-  } catch (const std::bad_alloc&) {
-    PyErr_NoMemory();
-  }
-  return nullptr;
+    return columns_dict(block);
+  });
 }
 
 }  // namespace obslab
