@@ -168,14 +168,14 @@ def test_line_chunks_split_like_readlines(tmp_path):
     """The join-and-split line reader gives the lines (and numbers) of the per-line one."""
     import io
 
-    from obslab.ocsf.textio import _strip, iter_line_chunks
+    from obslab.ocsf.textio import _strip, iter_blocks
 
     rng = random.Random(5)
     for k in range(30):
         data = bytes(rng.choice(b"ab|{}\r\n") for _ in range(rng.randint(0, 300)))
         path = tmp_path / f"f{k}.txt"
         path.write_bytes(data)
-        got = [(no, lines) for no, lines in iter_line_chunks(path, chunk_bytes=64)]
+        got = [(b.first_line_no, b.lines) for b in iter_blocks(path, chunk_bytes=64)]
         flat = [line for _, lines in got for line in lines]
         assert flat == [_strip(line) for line in io.BytesIO(data).readlines()]
         assert [no for no, _ in got] == [1 + sum(len(ls) for _, ls in got[:i]) for i in range(len(got))]

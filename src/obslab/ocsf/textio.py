@@ -138,13 +138,6 @@ def _utf16_blocks(raw, codec: str, chunk_bytes: int) -> Iterator[Block]:
         line_no += len(out)
 
 
-def iter_line_chunks(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES,
-                     encoding_out: list | None = None) -> Iterator[tuple[int, list[bytes]]]:
-    """Yield ``(first_line_no, lines)`` (lines without their ends) per block."""
-    for block in iter_blocks(path, chunk_bytes, encoding_out):
-        yield block.first_line_no, block.lines
-
-
 def read_all_text(path: str | os.PathLike) -> bytes:
     """The whole file as UTF-8 bytes (only for single-document inputs, which are small)."""
     data = open(path, "rb").read()
