@@ -21,7 +21,7 @@ from obslab.ocsf.mapping import logs_to_ocsf, mark_inferred_times, metrics_to_oc
 from obslab.ocsf.otlp import read_otlp
 from obslab.ocsf.prometheus import read_prometheus
 from obslab.ocsf.report import ConversionReport
-from obslab.ocsf.schemas import SIGNAL_SCHEMAS
+from obslab.ocsf.schemas import SIGNAL_SCHEMAS, parquet_leaves
 
 RAW_FILES = {"logs": "logs.txt", "traces": "traces.jsonl", "metrics": "metrics.json"}
 # zstd-1 is as small as the defaults but faster; dictionary pages and per-column statistics
@@ -31,22 +31,13 @@ WRITER_OPTIONS = dict(compression="zstd", compression_level=1, use_dictionary=Fa
 ID_LEAVES = {"uid", "parent_uid", "correlation_uid"}
 
 
-def _leaves(fields, prefix=""):
-    for f in fields:
-        path = prefix + f.name
-        if pa.types.is_struct(f.type):
-            yield from _leaves(f.type, path + ".")
-        elif not pa.types.is_list(f.type):
-            yield path, f.type
-
-
 def column_encodings(schema: pa.Schema) -> dict:
     """Parquet encodings per leaf: delta for integers and times (constant ids and near-sorted
     times pack to almost nothing, ~3x faster than plain + zstd) and delta lengths for ids (the
     uid's shared source prefix also delta-packs); the rest stays plain + zstd. Standard
     Parquet v2 encodings: pyarrow, DuckDB, Spark and polars read them."""
     out = {}
-    for path, type_ in _leaves(schema):
+    for path, type_ in parquet_leaves(schema):
         leaf = path.rsplit(".", 1)[-1]
         if pa.types.is_integer(type_) or pa.types.is_timestamp(type_):
             out[path] = "DELTA_BINARY_PACKED"

@@ -311,8 +311,9 @@ def read_otlp(path: str | os.PathLike, report: ConversionReport | None = None,
               chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.RecordBatch]:
     """Stream FLAT_SPAN batches from an OTLP JSON file (lines or one document).
 
-    Blocks of canonical JSON lines take the vectorised path (:mod:`obslab.ocsf.otlp_fast`);
-    any block it does not accept is parsed span by span here (``fast=False``: always).
+    Blocks of canonical JSON lines take a fast path: the compiled parser when it is built
+    (:func:`_native_block`), else the vectorised one (:mod:`obslab.ocsf.otlp_fast`); any block
+    it does not accept is parsed span by span here (``fast=False``: always).
     """
     from obslab.ocsf import native
     from obslab.ocsf.otlp_fast import parse_block

@@ -155,3 +155,21 @@ SIGNAL_SCHEMAS = {"logs": OCSF_LOGS, "traces": OCSF_TRACES, "metrics": OCSF_METR
 def class_columns(signal: str, class_uid: int) -> set[str]:
     """Top-level columns that a row of ``class_uid`` may fill (all others are null)."""
     return set(CLASS_SCHEMAS[signal][class_uid].names)
+
+
+def parquet_leaves(schema: pa.Schema):
+    """``(column path, type)`` of every Parquet leaf column of ``schema``, as the writer's
+    per-column options name them (``a.b`` for struct children, ``a.list.element`` for lists)."""
+    for f in schema:
+        yield from _leaves(f, "")
+
+
+def _leaves(field: pa.Field, prefix: str):
+    t = field.type
+    if pa.types.is_struct(t):
+        for child in t:
+            yield from _leaves(child, prefix + field.name + ".")
+    elif pa.types.is_list(t):
+        yield from _leaves(pa.field("element", t.value_type), prefix + field.name + ".list.")
+    else:
+        yield prefix + field.name, t

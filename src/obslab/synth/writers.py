@@ -12,6 +12,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from obslab.ocsf.schemas import parquet_leaves
 from obslab.truth import ms_to_iso
 
 __all__ = ["write_partition", "RawWriter", "day_name"]
@@ -36,22 +37,11 @@ def write_partition(root: Path, name: str, day: str, table: pa.Table) -> Path:
     return path
 
 
-def _leaf_paths(field: pa.Field, prefix: str = ""):
-    t = field.type
-    if pa.types.is_struct(t):
-        for child in t:
-            yield from _leaf_paths(child, prefix + field.name + ".")
-    elif pa.types.is_list(t):
-        yield from _leaf_paths(pa.field("element", t.value_type), prefix + field.name + ".list.")
-    else:
-        yield prefix + field.name, t
-
-
 @functools.lru_cache(maxsize=32)
 def _dictionary_columns(schema: pa.Schema) -> list[str]:
     """Dictionary-encode repetitive strings, not unique ids (where it only costs time)."""
     unique = ("uid", "trace_id", "span_id", "parent_span_id")
-    return [path for f in schema for path, t in _leaf_paths(f)
+    return [path for path, t in parquet_leaves(schema)
             if pa.types.is_string(t) and path.rsplit(".", 1)[-1] not in unique
             and not path.endswith(("trace.uid", "span.uid", "parent_uid"))]
 
