@@ -13,6 +13,11 @@ A dataset is a folder (a lab run, a synthetic run, or the committed sample)::
     DIR/run.json                how the data was made: command, seed, versions, counts
     DIR/control/                optional: a no-fault control run of the same lab, same layout
 
+A *corpus* is a folder of such datasets, ``DIR/runs/<name>/``, each an independent seeded run
+(``DIR/MANIFEST.json`` says how they were made); :func:`dataset_runs` lists them, and a plain
+dataset is a corpus of one run. Runs are never concatenated on one time axis: each keeps its own
+clock, so windows and splits are computed per run and the rows stacked with a ``run`` key.
+
 The default dataset is the committed sample (``data/sample`` at the repository root);
 ``OBSLAB_DATA`` points elsewhere.
 """
@@ -35,9 +40,23 @@ def default_dataset() -> Path:
     return Path(os.environ.get("OBSLAB_DATA") or REPO_ROOT / "data" / "sample")
 
 
+def dataset_runs(root: str | os.PathLike | None = None) -> list[Path]:
+    """The runs of a dataset: ``[root]`` for a plain dataset, ``root/runs/*`` (sorted) for a corpus."""
+    root = Path(root or default_dataset())
+    if (root / "labels.parquet").exists():
+        return [root]
+    runs = sorted(p for p in (root / "runs").glob("*") if (p / "labels.parquet").exists())
+    if not runs:
+        raise FileNotFoundError(f"{root} is neither an obslab dataset (labels.parquet) nor a corpus (runs/*/)")
+    return runs
+
+
 def control_dataset(root: str | os.PathLike | None = None) -> Path | None:
-    """The no-fault control run kept beside a dataset (``DIR/control``), or None."""
-    path = Path(root or default_dataset()) / "control"
+    """The no-fault control run kept beside a dataset (``DIR/control``, or a corpus's), or None."""
+    root = Path(root or default_dataset())
+    path = root / "control"
+    if root.parent.name == "runs" and not (path / "labels.parquet").exists():
+        path = root.parent.parent / "control"  # a corpus keeps one control run for all its runs
     return path if (path / "labels.parquet").exists() else None
 
 
