@@ -234,7 +234,7 @@ def test_window_experiment_end_to_end(tmp_path, monkeypatch):
     """The chapters' shared setup on a real (tiny) OCSF dataset: truth aligned, split clean,
     encoder trained on training rows only and cached, both matrices usable by the detectors."""
     monkeypatch.setenv("OBSLAB_CACHE", str(tmp_path / "cache"))
-    from obslab.evaluate import window_experiment
+    from obslab.experiment import window_experiment
 
     _tiny_dataset(tmp_path / "data")
     ex = window_experiment(tmp_path / "data", window_ms=60_000, epochs=2, seed=1)
@@ -259,7 +259,7 @@ def test_window_experiment_end_to_end(tmp_path, monkeypatch):
 
 
 def test_auto_window_ms():
-    from obslab.evaluate import auto_window_ms
+    from obslab.experiment import auto_window_ms
 
     assert auto_window_ms(3 * 3600_000) == 60_000
     assert auto_window_ms(60 * MIN) == 30_000
@@ -269,7 +269,7 @@ def test_auto_window_ms():
 
 
 def test_short_runs_move_the_cutoff_for_enough_training_rows():
-    from obslab.evaluate import _enough_training
+    from obslab.experiment import _enough_training
 
     # a fault every 10 minutes from minute 3: few clean minutes early on
     times = np.arange(120, dtype=np.int64) * MIN
