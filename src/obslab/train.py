@@ -3,20 +3,29 @@
 API (engineer A; stable for detection, evaluation and the daemon)::
 
     train_encoder(x_num, x_cat=None, spec=None, objective="contrastive"|"masked"|"both",
-                  epochs=20, batch_size=256, seed=0, lr=1e-3, corruption=0.3, noise_std=0.1,
-                  temperature=0.2, threads=1, **model_kwargs) -> (model in eval mode, history)
+                  epochs=100, batch_size=256, seed=0, lr=1e-3, corruption=0.3, noise_std=0.1,
+                  temperature=0.2, validation=0.2, check_every=50, patience=5, min_steps=500,
+                  min_delta=1e-3, restore_best=True, threads=1, **model_kwargs)
+                  -> (model in eval mode, history)
         model_kwargs go to TabularResNet (d_model, n_blocks, d_embedding, d_cat, dropout, ...);
         cardinalities come from spec (or x_cat's maxima without one); x_cat=None: numeric only.
-        history: {"epoch": [...], "loss": [...], "contrastive": [...], "masked": [...], "seconds": s}
+        A seeded ``validation`` share of the rows is held out; at least min_steps optimiser
+        steps, then early stopping on the validation loss (checked every check_every steps,
+        patience in checks), best weights restored. history per check: "step", "epoch",
+        "loss" (training), "val_loss", "contrastive", "masked", "val_contrastive",
+        "val_masked"; and "steps", "best_step", "stopped_early", "train_rows",
+        "validation_rows", "seconds".
+    training_config(**train_kwargs) -> every setting of a run, defaults filled in (cache keys)
         threads=1: torch runs single-threaded while training (much faster on a busy 2-core box
         for a model this small); threads=None keeps torch's setting. Restored afterwards.
     embed(model, x_num, x_cat) -> np.ndarray float32 [n, d_embedding]
     save_model(path, model, spec, history=None, training=None) / load_model(path) -> (model, spec, meta)
         a model folder: model.pt (encoder state_dict) + meta.json (config, feature_spec,
-        training: objective/epochs/seed/rows/data fingerprint/data id, history, created, torch version)
+        training: every setting (training_config), rows/steps/best step, data fingerprint/data id,
+        history, created, torch version)
     load_or_train(name, x_num, x_cat, spec, data_id="", **train_kwargs) -> (model, meta)
         reuses cache_dir()/models/<name> when it was trained on the same arrays with the same
-        settings, else trains (deterministically) and saves it there
+        settings (defaults included), else trains (deterministically) and saves it there
     train_supervised(model, x_num, x_cat, y, epochs=30, ...) -> history   (the ResNet chapter's
         residual-vs-plain experiment; not part of the anomaly pipeline)
     Encoder.fit(frame, train_mask, name, numeric=None, categorical=None, **train_kwargs)
@@ -31,11 +40,13 @@ the embedding predict the original values (MSE for numeric, cross-entropy for ca
 the corrupted cells. "both": the sum. Only the encoder is kept; the heads are training aids.
 
 Determinism: the same seed gives identical weights and embeddings on one machine
-(torch.manual_seed, a seeded DataLoader generator, torch.use_deterministic_algorithms).
+(torch.manual_seed, seeded generators for the validation rows, the batch order and the
+augmentations, torch.use_deterministic_algorithms).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -67,6 +78,7 @@ __all__ = [
     "save_model",
     "load_model",
     "load_or_train",
+    "training_config",
     "data_fingerprint",
 ]
 
@@ -149,12 +161,59 @@ def _as_tensors(x_num, x_cat):
     return x_num, x_cat
 
 
+def _split_validation(n: int, validation: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (train, validation) row indices; no validation rows when it would leave fewer than
+    two rows on either side (a contrastive batch needs negatives)."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(validation * n))
+    if n_val < 2 or n - n_val < 2:
+        return np.sort(order), np.zeros(0, dtype=np.int64)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def _batch_losses(model, heads, xb_num, xb_cat, objective, corruption, noise_std, temperature,
+                  generator):
+    """The self-supervised losses of one batch ({"contrastive": ..., "masked": ...})."""
+    losses = {}
+    if objective in ("contrastive", "both"):
+        views = []
+        for _ in range(2):
+            num, cat, _, _ = scarf_corrupt(xb_num, xb_cat, corruption, generator)
+            num = num + noise_std * torch.randn(num.shape, generator=generator)
+            views.append(heads.projection(model(num, cat)))
+        losses["contrastive"] = nt_xent(views[0], views[1], temperature)
+    if objective in ("masked", "both"):
+        num, cat, mask_num, mask_cat = scarf_corrupt(xb_num, xb_cat, corruption, generator)
+        losses["masked"] = _masked_loss(heads, model(num, cat), xb_num, xb_cat, mask_num, mask_cat)
+    return losses
+
+
+@torch.no_grad()
+def _validation_losses(model, heads, x_num, x_cat, batch_size, seed, **loss_kwargs) -> dict:
+    """Mean losses on the held-out rows, in eval mode, with the same seeded corruptions at every
+    call: epochs are compared on one fixed task, so a change is the model's, not the dice's."""
+    model.eval()
+    heads.eval()
+    gen = torch.Generator().manual_seed(seed)
+    sums, batches = {}, 0
+    for i in range(0, x_num.shape[0], batch_size):
+        if x_num[i:i + batch_size].shape[0] < 2:
+            continue
+        for k, v in _batch_losses(model, heads, x_num[i:i + batch_size], x_cat[i:i + batch_size],
+                                  generator=gen, **loss_kwargs).items():
+            sums[k] = sums.get(k, 0.0) + v.item()
+        batches += 1
+    model.train()
+    heads.train()
+    return {k: v / batches for k, v in sums.items()}
+
+
 def train_encoder(
     x_num,
     x_cat=None,
     spec: FeatureSpec | None = None,
     objective: str = "contrastive",
-    epochs: int = 20,
+    epochs: int = 100,
     batch_size: int = 256,
     seed: int = 0,
     lr: float = 1e-3,
@@ -162,10 +221,29 @@ def train_encoder(
     corruption: float = 0.3,
     noise_std: float = 0.1,
     temperature: float = 0.2,
+    validation: float = 0.2,
+    check_every: int = 50,
+    patience: int = 5,
+    min_steps: int = 500,
+    min_delta: float = 1e-3,
+    restore_best: bool = True,
     threads: int | None = 1,
     **model_kwargs,
 ):
-    """Train a TabularResNet encoder without labels. Returns (model in eval mode, history)."""
+    """Train a TabularResNet encoder without labels. Returns (model in eval mode, history).
+
+    A seeded ``validation`` share of the rows is held out and scored every ``check_every``
+    optimiser steps. Training takes at least ``min_steps`` steps (however many epochs that
+    is: a small table gives one step per epoch), then stops once the validation loss has not
+    improved by ``min_delta`` for ``patience`` checks, or after ``epochs`` epochs if that is
+    later than ``min_steps``; the weights of the best check are restored (unless
+    ``restore_best=False``: the last weights). ``validation=0``
+    (or too few rows to hold any out) trains for the full budget and keeps the last weights.
+
+    history: one entry per check in "step", "epoch" (passes over the training rows, a float),
+    "loss"/"contrastive"/"masked" (training means since the previous check) and
+    "val_loss"/"val_contrastive"/"val_masked"; plus "steps", "best_step", "stopped_early",
+    "train_rows", "validation_rows", "seconds"."""
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, not {objective!r}")
     x_num, x_cat = _as_tensors(x_num, x_cat)
@@ -177,49 +255,70 @@ def train_encoder(
         cards = [int(c) for c in x_cat.max(dim=0).values] if x_cat.shape[1] else []
     if x_cat.shape[1] != len(cards):
         raise ValueError(f"x_cat has {x_cat.shape[1]} columns, the spec {len(cards)}")
+    train_idx, val_idx = _split_validation(x_num.shape[0], validation, seed)
+    tr_num, tr_cat = x_num[train_idx], x_cat[train_idx]
+    va_num, va_cat = x_num[val_idx], x_cat[val_idx]
+    n = tr_num.shape[0]
+    starts = [i for i in range(0, n, batch_size) if min(batch_size, n - i) >= 2]
+    max_steps = max(epochs * len(starts), min_steps)
+    loss_kwargs = dict(objective=objective, corruption=corruption, noise_std=noise_std,
+                       temperature=temperature)
     with _deterministic(threads):
         torch.manual_seed(seed)
         model = TabularResNet(x_num.shape[1], cards, **model_kwargs)
         heads = SelfSupervisedHeads(model.d_embedding, x_num.shape[1], cards)
         params = list(model.parameters()) + list(heads.parameters())
         optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-        loader = DataLoader(TensorDataset(x_num, x_cat), batch_size=batch_size, shuffle=True,
-                            generator=torch.Generator().manual_seed(seed))
+        order = torch.Generator().manual_seed(seed)
         aug = torch.Generator().manual_seed(seed + 1)
-        history = {"epoch": [], "loss": [], "contrastive": [], "masked": []}
+        history = {k: [] for k in ("step", "epoch", "loss", "contrastive", "masked",
+                                   "val_loss", "val_contrastive", "val_masked")}
+        best = (float("inf"), 0, None)  # validation loss, step, encoder weights
+        sums = dict.fromkeys(("loss", "contrastive", "masked"), 0.0)
         started = time.perf_counter()
         model.train()
         heads.train()
-        for epoch in range(1, epochs + 1):
-            sums = {"loss": 0.0, "contrastive": 0.0, "masked": 0.0}
-            batches = 0
-            for xb_num, xb_cat in loader:
-                if xb_num.shape[0] < 2:  # a contrastive batch needs negatives
-                    continue
-                losses = {}
-                if objective in ("contrastive", "both"):
-                    views = []
-                    for _ in range(2):
-                        num, cat, _, _ = scarf_corrupt(xb_num, xb_cat, corruption, aug)
-                        num = num + noise_std * torch.randn(num.shape, generator=aug)
-                        views.append(heads.projection(model(num, cat)))
-                    losses["contrastive"] = nt_xent(views[0], views[1], temperature)
-                if objective in ("masked", "both"):
-                    num, cat, mask_num, mask_cat = scarf_corrupt(xb_num, xb_cat, corruption, aug)
-                    emb = model(num, cat)
-                    losses["masked"] = _masked_loss(heads, emb, xb_num, xb_cat, mask_num, mask_cat)
+        steps, stop = 0, False
+        while not stop:
+            perm = torch.randperm(n, generator=order)
+            for i in starts:
+                losses = _batch_losses(model, heads, tr_num[perm[i:i + batch_size]],
+                                       tr_cat[perm[i:i + batch_size]], generator=aug, **loss_kwargs)
                 loss = sum(losses.values())
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
+                steps += 1
                 sums["loss"] += loss.item()
                 for k, v in losses.items():
                     sums[k] += v.item()
-                batches += 1
-            history["epoch"].append(epoch)
-            for k in ("loss", "contrastive", "masked"):
-                history[k].append(sums[k] / max(batches, 1))
-        history["seconds"] = time.perf_counter() - started
+                if steps % check_every and steps < max_steps:
+                    continue
+                # a check: record the curve, keep the best weights, maybe stop
+                since = (steps - 1) % check_every + 1
+                history["step"].append(steps)
+                history["epoch"].append(steps / len(starts))
+                for k in sums:
+                    history[k].append(sums[k] / since)
+                    sums[k] = 0.0
+                if len(val_idx):
+                    val = _validation_losses(model, heads, va_num, va_cat, batch_size, seed + 2,
+                                             **loss_kwargs)
+                    history["val_loss"].append(sum(val.values()))
+                    for k in ("contrastive", "masked"):
+                        history[f"val_{k}"].append(val.get(k, 0.0))
+                    if history["val_loss"][-1] < best[0] - min_delta:
+                        best = (history["val_loss"][-1], steps, copy.deepcopy(model.state_dict()))
+                    checks_since_best = (steps - best[1]) // check_every
+                    stop = steps >= min_steps and checks_since_best >= patience
+                if stop or steps >= max_steps:
+                    stop = True
+                    break
+        if restore_best and best[2] is not None:
+            model.load_state_dict(best[2])
+        history.update(seconds=time.perf_counter() - started, steps=steps,
+                       best_step=best[1] or steps, stopped_early=steps < max_steps,
+                       train_rows=int(n), validation_rows=int(len(val_idx)))
         model.eval()
     return model, history
 
@@ -331,8 +430,24 @@ def _code_fingerprint() -> str:
     return h.hexdigest()[:16]
 
 
+def training_config(**train_kwargs) -> dict:
+    """Every setting a training run uses: the given ones over train_encoder's and
+    TabularResNet's defaults (so a cache key changes when a default does)."""
+    import inspect
+
+    config = {}
+    for fn in (TabularResNet.__init__, train_encoder):
+        for name, p in inspect.signature(fn).parameters.items():
+            if p.default is not inspect.Parameter.empty and name not in ("spec", "x_cat", "cat_cardinalities"):
+                config[name] = p.default
+    unknown = set(train_kwargs) - set(config)
+    if unknown:
+        raise TypeError(f"unknown training settings {sorted(unknown)}")
+    return {**config, **train_kwargs}
+
+
 def _cache_key(fingerprint: str, spec: FeatureSpec, train_kwargs: dict) -> str:
-    blob = json.dumps([fingerprint, spec.to_dict(), train_kwargs, torch.__version__,
+    blob = json.dumps([fingerprint, spec.to_dict(), training_config(**train_kwargs), torch.__version__,
                        _code_fingerprint()], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -353,7 +468,9 @@ def load_or_train(name: str, x_num, x_cat, spec: FeatureSpec, data_id: str = "",
         except (ValueError, RuntimeError, KeyError, json.JSONDecodeError):
             pass  # a stale or damaged cache entry is simply retrained
     model, history = train_encoder(x_num, x_cat, spec, **train_kwargs)
-    training = {**train_kwargs, "rows": int(np.shape(x_num)[0]), "data_fingerprint": fingerprint,
+    training = {**training_config(**train_kwargs), "rows": int(np.shape(x_num)[0]),
+                "train_rows": history["train_rows"], "validation_rows": history["validation_rows"],
+                "steps": history["steps"], "best_step": history["best_step"], "data_fingerprint": fingerprint,
                 "data_id": data_id, "cache_key": key}
     # write next to the target and swap in, so a reader never sees a half-written folder
     tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
