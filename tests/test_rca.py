@@ -1,4 +1,5 @@
-"""RCA ranks the planted root cause first; the call graph comes from spans; AC@k is right."""
+"""RCA ranks the planted root cause first; the call graph comes from spans; AC@k is right; the
+trivial baselines rank as their rule says; intervals resample incidents, keyed by run."""
 
 import numpy as np
 import pandas as pd
@@ -6,11 +7,18 @@ import pyarrow as pa
 import pytest
 
 from obslab.rca import (
+    ac_at_k_intervals,
+    ac_interval,
     accuracy_at_k,
+    alert_times,
+    busiest_services,
     call_graph,
     call_graph_from_ocsf,
+    compare_rca,
     evaluate_rca,
     guess_signal,
+    paired_gap,
+    random_services,
     rank_services,
     service_evidence,
 )
@@ -130,3 +138,88 @@ def test_evaluate_rca_over_incidents():
     assert table["incident_id"].tolist() == ["i1", "i2"]  # i3 has no data: skipped
     assert acc == {"AC@1": 1.0, "AC@3": 1.0}
     assert table["rank_of_truth"].tolist() == [1, 1]
+
+
+# --- trivial baselines, alert sources, intervals over incidents, corpora ---
+
+def busy_windows():
+    """web-api handles the most requests; in minute 50-52 payment-worker logs a burst."""
+    rows = []
+    for m in range(60):
+        for svc, req, logs in (("web-api", 100, 5), ("auth-service", 40, 2), ("payment-worker", 10, 1)):
+            if svc == "payment-worker" and 50 <= m < 53:
+                logs = 500
+            rows.append({"service": svc, "time": m * MIN, "req_count": float(req), "log_count": float(logs)})
+    return pd.DataFrame(rows)
+
+
+def test_busiest_service_counts_events_in_the_alert_window_only():
+    df = busy_windows()
+    assert busiest_services(df, 20 * MIN) == ["web-api", "auth-service", "payment-worker"]
+    # the log burst makes payment-worker the busiest around minute 51, and only there
+    assert busiest_services(df, 51 * MIN, before_ms=MIN, after_ms=2 * MIN)[0] == "payment-worker"
+    # evidence arguments are accepted (same call as the method it is a baseline for)
+    assert busiest_services(df, 20 * MIN, columns={"req_count": "traces"}, baseline_ms=10 * MIN)[0] == "web-api"
+    with pytest.raises(ValueError):
+        busiest_services(df.drop(columns=["req_count", "log_count"]), 20 * MIN)
+
+
+def test_random_ranking_is_seeded_and_at_chance():
+    df = busy_windows()
+    a = [random_services(df, np.random.default_rng(3)) for _ in range(3)]
+    assert a[0] == a[1] == a[2] and sorted(a[0]) == sorted(SERVICES)
+    rng = np.random.default_rng(0)
+    firsts = [random_services(df, rng)[0] for _ in range(3000)]
+    assert abs(np.mean([f == "web-api" for f in firsts]) - 1 / 3) < 0.03
+
+
+def incidents_at(*starts, root="web-api"):
+    return [Incident(f"i{n}", "f", "high", [root], s, s + 2 * MIN, s + 3 * MIN, root)
+            for n, s in enumerate(starts, 1)]
+
+
+def test_alert_times_say_detection_or_fallback():
+    incs = incidents_at(10 * MIN, 30 * MIN, 50 * MIN)
+    at = alert_times(incs, {"i2": 31 * MIN})
+    assert at["alert_source"].tolist() == ["fallback", "detection", "fallback"]
+    assert at["alert_ms"].tolist() == [10 * MIN, 31 * MIN, 50 * MIN]
+    table, _ = evaluate_rca(busy_windows(), incs, method="busiest", alert_times={"i2": 31 * MIN})
+    assert table["alert_source"].value_counts().to_dict() == {"fallback": 2, "detection": 1}
+    assert (table["n_services"] == 3).all()
+
+
+def test_compare_rca_over_a_corpus_keys_incidents_by_run_and_bootstraps_over_them():
+    df = busy_windows()
+    run_a = incidents_at(10 * MIN, 30 * MIN)  # web-api is the root cause: the busiest rule is right
+    run_b = incidents_at(10 * MIN, 51 * MIN, root="auth-service")  # same ids, another run: wrong
+    methods = {"busiest": dict(method="busiest"), "random": dict(method="random", seed=1)}
+    per = pd.concat([compare_rca(df, run_a, methods, run="a"), compare_rca(df, run_b, methods, run="b")])
+    assert sorted(per["incident"].unique()) == ["a/i1", "a/i2", "b/i1", "b/i2"]
+    table = ac_at_k_intervals(per, ks=(1, 3), seed=0, n_boot=500)
+    assert table.loc["busiest", "incidents"] == 4
+    assert table.loc["busiest", "AC@1"] == 0.5 and table.loc["busiest", "AC@3"] == 1.0
+    low, high = table.loc["busiest", ["AC@1 lo", "AC@1 hi"]]
+    assert 0.0 <= low < 0.5 < high <= 1.0  # four incidents: a wide interval
+    assert table.loc["busiest", ["AC@3 lo", "AC@3 hi"]].tolist() == [1.0, 1.0]
+    assert table.loc["random", "chance@1"] == pytest.approx(1 / 3)
+    # same seed, same interval
+    assert ac_at_k_intervals(per, seed=0, n_boot=500).equals(ac_at_k_intervals(per, seed=0, n_boot=500))
+    iv = ac_interval(table, "busiest", 3)
+    assert (iv.estimate, iv.low, iv.high) == (1.0, 1.0, 1.0)
+
+
+def test_rows_of_one_incident_are_averaged_before_resampling():
+    per = pd.DataFrame({"method": "m", "incident": ["x", "x", "y"], "hit@1": [1.0, 0.0, 1.0],
+                        "n_services": 3})
+    table = ac_at_k_intervals(per, ks=(1,), n_boot=200)
+    assert table.loc["m", "incidents"] == 2
+    assert table.loc["m", "AC@1"] == pytest.approx(0.75)  # mean of 0.5 (two seeds) and 1
+
+
+def test_paired_gap_is_zero_for_identical_methods_and_signed_otherwise():
+    per = pd.DataFrame({"method": ["a"] * 4 + ["b"] * 4, "incident": list("wxyz") * 2,
+                        "hit@1": [1, 1, 1, 0, 0, 0, 1, 0], "n_services": 3})
+    same = paired_gap(per, "a", "a")
+    assert (same.estimate, same.low, same.high) == (0.0, 0.0, 0.0)
+    gap = paired_gap(per, "a", "b", n_boot=500)
+    assert gap.estimate == pytest.approx(0.5) and gap.low >= 0.0 and gap.high <= 1.0

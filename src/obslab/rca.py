@@ -14,7 +14,15 @@ and its callee: a caller whose anomaly is matched by an anomalous callee is part
 it (errors and latency propagate upstream), so it loses ``alpha * min(own, callee)`` (both
 measured above the quietest service's evidence, the noise level).
 
-Accuracy: AC@k = fraction of incidents whose root-cause service is in the top k.
+Accuracy: AC@k = fraction of incidents whose root-cause service is in the top k, with a 95%
+interval from a bootstrap over incidents (never over rows). Two trivial rankings are the floor
+every method must clear: the *busiest service* (most events in the alert window: the service
+that handles the most traffic is the most likely to show anything at all) and a seeded random
+ranking. Each incident's alert time is its first detection when the detector caught it, else its
+true start (a fallback that borrows the truth: :func:`alert_times` says which one each got).
+
+A corpus (several runs, each on its own clock) is evaluated run by run and the per-incident rows
+stacked with a ``run`` key: incidents are identified by ``run/incident_id``.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from obslab.stats import Interval, bootstrap_over_groups
 from obslab.truth import Incident
 
 __all__ = [
@@ -32,9 +41,19 @@ __all__ = [
     "call_graph",
     "call_graph_from_ocsf",
     "rank_services",
+    "busiest_services",
+    "random_services",
+    "alert_times",
     "accuracy_at_k",
     "evaluate_rca",
+    "compare_rca",
+    "ac_at_k_intervals",
+    "ac_interval",
+    "paired_gap",
 ]
+
+# per-(service, window) event counts: what the busiest-service rule adds up
+COUNT_COLUMNS = ("req_count", "log_count")
 
 # keys and clock columns: present in feature tables, never evidence of a fault
 NOT_EVIDENCE = ("time", "time_ms", "window_start_ms", "hour_sin", "hour_cos")
@@ -189,6 +208,43 @@ def rank_services(windows: pd.DataFrame, alert_ms: int, edges: pd.DataFrame | It
     return ev.reset_index(drop=True)
 
 
+def busiest_services(windows: pd.DataFrame, alert_ms: int, *, count_columns: Sequence[str] = COUNT_COLUMNS,
+                     before_ms: int = 120_000, after_ms: int = 120_000, time_col: str = "time",
+                     service_col: str = "service", **_ignored) -> list[str]:
+    """The trivial rule: services by their events in the alert window, most first (ties by name).
+
+    Events are the sum of the ``count_columns`` present (requests and log lines by default).
+    Other keyword arguments (those of :func:`service_evidence`) are accepted and ignored, so
+    the rule takes the same arguments as the method it is a baseline for.
+    """
+    present = [c for c in count_columns if c in windows.columns]
+    if not present:
+        raise ValueError(f"none of the count columns {tuple(count_columns)} in the table")
+    t = windows[time_col].to_numpy(dtype=np.int64)
+    in_alert = (t >= alert_ms - before_ms) & (t < alert_ms + after_ms)
+    events = windows.loc[in_alert, present].fillna(0.0).sum(axis=1).groupby(windows.loc[in_alert, service_col]).sum()
+    events = events.reindex(sorted(windows[service_col].unique()), fill_value=0.0)
+    order = sorted(events.index, key=lambda svc: (-events[svc], svc))
+    return list(order)
+
+
+def random_services(windows: pd.DataFrame, rng: np.random.Generator, service_col: str = "service") -> list[str]:
+    """A uniformly random ranking of the table's services (the chance floor: AC@k = k / n)."""
+    services = sorted(windows[service_col].unique())
+    return [services[i] for i in rng.permutation(len(services))]
+
+
+def alert_times(incidents: Sequence[Incident], detected_ms: Mapping[str, int]) -> pd.DataFrame:
+    """Each incident's alert time and where it came from: ``detection`` when the detector caught
+    the incident (``detected_ms`` maps its id to the first flagged time), else ``fallback``
+    (the true start, which only the ground truth knows)."""
+    rows = [{"incident_id": inc.incident_id,
+             "alert_ms": int(detected_ms.get(inc.incident_id, inc.start_ms)),
+             "alert_source": "detection" if inc.incident_id in detected_ms else "fallback"}
+            for inc in incidents]
+    return pd.DataFrame(rows, columns=["incident_id", "alert_ms", "alert_source"])
+
+
 def accuracy_at_k(rankings: Sequence[Sequence[str]], truths: Sequence[str], k: int) -> float:
     """AC@k: the fraction of cases whose true root cause is among the first k ranked services."""
     if len(rankings) != len(truths):
@@ -198,32 +254,120 @@ def accuracy_at_k(rankings: Sequence[Sequence[str]], truths: Sequence[str], k: i
     return float(np.mean([t in list(r)[:k] for r, t in zip(rankings, truths)]))
 
 
+def _ranker(method: str, windows: pd.DataFrame, edges, seed: int, kwargs: dict):
+    """A function alert_ms -> (ranked service names, top feature or None) for one method."""
+    service_col = kwargs.get("service_col", "service")
+    if method == "evidence":
+        def by_evidence(alert):
+            ranked = rank_services(windows, alert, edges, **kwargs)
+            return list(ranked[service_col]), ranked["top_feature"].iloc[0]
+        return by_evidence
+    if method == "busiest":
+        return lambda alert: (busiest_services(windows, alert, **kwargs), None)
+    if method == "random":
+        rng = np.random.default_rng(seed)
+        return lambda alert: (random_services(windows, rng, service_col), None)
+    raise ValueError(f"unknown method {method!r}; expected evidence, busiest or random")
+
+
 def evaluate_rca(windows: pd.DataFrame, incidents: Sequence[Incident], edges=(), *,
-                 alert_times: Mapping[str, int] | None = None, ks: Sequence[int] = (1, 3),
-                 **kwargs) -> tuple[pd.DataFrame, dict]:
+                 alert_times: Mapping[str, int] | pd.DataFrame | None = None, ks: Sequence[int] = (1, 3),
+                 method: str = "evidence", seed: int = 0, **kwargs) -> tuple[pd.DataFrame, dict]:
     """Rank services for every incident (alert at its first detection, else its start).
 
-    Returns a per-incident table (truth, ranking, rank of the truth) and ``{"AC@k": ...}``.
-    Incidents whose window has no rows are skipped.
+    ``method``: ``evidence`` (:func:`rank_services`), ``busiest`` (:func:`busiest_services`) or
+    ``random`` (:func:`random_services`, seeded). ``alert_times`` is an :func:`alert_times`
+    frame or a mapping incident id -> detection time (missing ids fall back to the start).
+    Returns a per-incident table (truth, ranking, rank of the truth, alert source, number of
+    services ranked) and ``{"AC@k": ...}``. Incidents whose alert window has no rows are skipped.
     """
-    service_col = kwargs.get("service_col", "service")
     time_col = kwargs.get("time_col", "time")
+    if not isinstance(alert_times, pd.DataFrame):
+        alert_times = _alert_frame(incidents, alert_times)
+    when = alert_times.set_index("incident_id")
     t = windows[time_col].to_numpy(dtype=np.int64)
+    before, after = kwargs.get("before_ms", 120_000), kwargs.get("after_ms", 120_000)
+    rank = _ranker(method, windows, edges, seed, kwargs)
     rows = []
     for inc in incidents:
-        alert = int((alert_times or {}).get(inc.incident_id, inc.start_ms))
-        before, after = kwargs.get("before_ms", 120_000), kwargs.get("after_ms", 120_000)
+        alert = int(when.loc[inc.incident_id, "alert_ms"])
         if not ((t >= alert - before) & (t < alert + after)).any():
             continue
-        ranked = rank_services(windows, alert, edges, **kwargs)
-        order = list(ranked[service_col])
+        order, top = rank(alert)
         rows.append({"incident_id": inc.incident_id, "fault_id": inc.fault_id,
                      "root_cause": inc.root_cause, "alert_ms": alert,
-                     "ranking": order,
+                     "alert_source": when.loc[inc.incident_id, "alert_source"],
+                     "ranking": order, "n_services": len(order),
                      "rank_of_truth": order.index(inc.root_cause) + 1 if inc.root_cause in order else None,
-                     "top_feature": ranked["top_feature"].iloc[0]})
-    table = pd.DataFrame(rows, columns=["incident_id", "fault_id", "root_cause", "alert_ms",
-                                        "ranking", "rank_of_truth", "top_feature"])
+                     "top_feature": top})
+    table = pd.DataFrame(rows, columns=["incident_id", "fault_id", "root_cause", "alert_ms", "alert_source",
+                                        "ranking", "n_services", "rank_of_truth", "top_feature"])
     acc = {f"AC@{k}": accuracy_at_k(table["ranking"].tolist(), table["root_cause"].tolist(), k)
            for k in ks}
     return table, acc
+
+
+def _alert_frame(incidents, detected_ms) -> pd.DataFrame:
+    return alert_times(incidents, dict(detected_ms or {}))
+
+
+def compare_rca(windows: pd.DataFrame, incidents: Sequence[Incident], methods: Mapping[str, dict], *,
+                alert_times: Mapping[str, int] | pd.DataFrame | None = None, run: str = "",
+                ks: Sequence[int] = (1, 3), **kwargs) -> pd.DataFrame:
+    """Every method on every incident of one run, in long form (one row per method and incident).
+
+    ``methods`` maps a display name to :func:`evaluate_rca` arguments (``method``, ``edges``,
+    ``columns``, ``seed`` ...); shared arguments go in ``kwargs``. Rows carry ``run`` and
+    ``incident`` (``run/incident_id``, the key to bootstrap over) and a ``hit@k`` column per k.
+    Stack several runs' frames with ``pd.concat`` before :func:`ac_at_k_intervals`.
+    """
+    parts = []
+    for name, own in methods.items():
+        args = {**kwargs, **own}
+        edges = args.pop("edges", ())
+        table, _ = evaluate_rca(windows, incidents, edges, alert_times=alert_times, ks=ks, **args)
+        table.insert(0, "method", name)
+        parts.append(table)
+    out = pd.concat(parts, ignore_index=True)
+    out.insert(1, "run", run)
+    out.insert(2, "incident", [f"{run}/{i}" if run else str(i) for i in out["incident_id"]])
+    for k in ks:
+        out[f"hit@{k}"] = (out["rank_of_truth"].notna() & (out["rank_of_truth"] <= k)).astype(float)
+    return out
+
+
+def ac_at_k_intervals(per_incident: pd.DataFrame, ks: Sequence[int] = (1, 3), *, n_boot: int = 2000,
+                      seed: int = 0) -> pd.DataFrame:
+    """AC@k per method with a 95% interval from a bootstrap over incidents.
+
+    Rows of one incident (several training seeds, say) are averaged first: the incident is the
+    unit that is resampled. One row per method (in order of appearance): ``AC@k``, ``AC@k lo``,
+    ``AC@k hi`` per k, the number of incidents and ``chance@1`` (1 / services ranked, averaged).
+    """
+    rows = []
+    for method, part in per_incident.groupby("method", sort=False):
+        per = part.groupby("incident", sort=True)
+        row = {"method": method}
+        for k in ks:
+            iv = bootstrap_over_groups(per[f"hit@{k}"].mean().to_numpy(float), n_boot=n_boot, seed=seed)
+            row.update({f"AC@{k}": iv.estimate, f"AC@{k} lo": iv.low, f"AC@{k} hi": iv.high})
+        row["incidents"] = int(per.ngroups)
+        row["chance@1"] = float(np.mean(1.0 / part["n_services"]))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("method")
+
+
+def ac_interval(table: pd.DataFrame, method: str, k: int = 1) -> Interval:
+    """One method's AC@k from an :func:`ac_at_k_intervals` table, as an ``obslab.stats.Interval``
+    (for ``obslab.stats.separated``: a winner only where intervals separate)."""
+    row = table.loc[method]
+    return Interval(float(row[f"AC@{k}"]), float(row[f"AC@{k} lo"]), float(row[f"AC@{k} hi"]))
+
+
+def paired_gap(per_incident: pd.DataFrame, method: str, baseline: str, k: int = 1, *,
+               n_boot: int = 2000, seed: int = 0) -> Interval:
+    """AC@k(method) - AC@k(baseline) with a 95% bootstrap interval over incidents; both are
+    scored on the same resampled incidents (paired)."""
+    hits = per_incident.pivot_table(index="incident", columns="method", values=f"hit@{k}", aggfunc="mean")
+    gap = (hits[method] - hits[baseline]).dropna().to_numpy(float)
+    return bootstrap_over_groups(gap, n_boot=n_boot, seed=seed)
