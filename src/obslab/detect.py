@@ -17,6 +17,8 @@ Detectors:
 - ``LOFDetector``: Local Outlier Factor (sklearn, ``novelty=True``).
 - ``IsolationForestDetector``: sklearn Isolation Forest.
 - ``CentroidDetector``: distance to the nearest of ``n_clusters`` k-means centroids (1 = the mean).
+- ``RobustZDetector``: the trivial baseline: per column median and MAD on the training rows,
+  score = the largest ``|z|`` over the columns (``columns`` picks the raw KPI columns).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ __all__ = [
     "LOFDetector",
     "IsolationForestDetector",
     "CentroidDetector",
+    "RobustZDetector",
     "DETECTORS",
     "make_detector",
     "quantile_threshold",
@@ -298,13 +301,51 @@ class CentroidDetector(Detector):
         return np.sqrt(d2.min(axis=1))
 
 
+class RobustZDetector(Detector):
+    """Per-KPI robust z-score: ``max_j |x_j - median_j| / scale_j`` over the chosen columns.
+
+    ``scale_j`` is 1.4826 x MAD (the standard deviation for normal data). A column whose MAD is
+    0 (a counter that is mostly zero in training) falls back to 1.2533 x the mean absolute
+    deviation, and a column constant in training to 1, so any move shows in its own units
+    instead of dividing by zero. ``columns`` (indices or a slice) restricts the score to some
+    columns, e.g. the numeric KPIs of the raw matrix without its one-hot service columns.
+    """
+
+    name = "robust-z"
+
+    def __init__(self, columns=None):
+        super().__init__()
+        self.columns = columns
+
+    def params(self) -> dict:
+        return dict(columns=self.columns)
+
+    def _pick(self, X):
+        return X if self.columns is None else X[:, self.columns]
+
+    def _fit(self, X):
+        X = self._pick(X).astype(np.float64)
+        if X.shape[1] == 0:
+            raise ValueError("robust-z needs at least one column")
+        self.median_ = np.median(X, axis=0)
+        dev = np.abs(X - self.median_)
+        scale = 1.4826 * np.median(dev, axis=0)
+        scale = np.where(scale > 0, scale, 1.2533 * dev.mean(axis=0))
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+
+    def _score(self, X):
+        return (np.abs(self._pick(X).astype(np.float64) - self.median_) / self.scale_).max(axis=1)
+
+
 DETECTORS: dict[str, type[Detector]] = {
-    cls.name: cls for cls in (KNNDetector, LOFDetector, IsolationForestDetector, CentroidDetector)
+    cls.name: cls for cls in (KNNDetector, LOFDetector, IsolationForestDetector, CentroidDetector,
+                              RobustZDetector)
 }
 
 
 def make_detector(name: str, **params) -> Detector:
-    """A detector by name: "knn", "lof", "iforest", "centroid" (params go to its constructor)."""
+    """A detector by name: "knn", "lof", "iforest", "centroid", "robust-z" (params go to its
+    constructor)."""
     try:
         return DETECTORS[name](**params)
     except KeyError:

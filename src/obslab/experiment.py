@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from obslab.evaluate import Split, split_by_time
+from obslab.evaluate import Split, split_by_time, stack_splits
 
 __all__ = [
     "CLOCK_FEATURES",
@@ -21,6 +22,7 @@ __all__ = [
     "WindowExperiment",
     "window_experiment",
     "auto_window_ms",
+    "MAX_TRAIN_FRACTION",
 ]
 
 # time-of-day features: a short training period covers a sliver of the daily cycle, so later
@@ -40,6 +42,17 @@ class WindowExperiment:
     embeddings: np.ndarray  # every row, encoder output
     raw: np.ndarray  # every row, normalised numeric + one-hot categorical (the baseline)
     window_ms: int
+    seed: int = 7
+
+    @property
+    def runs(self) -> np.ndarray:
+        """Each row's run name (one name for a plain dataset)."""
+        return self.frame["run"].to_numpy()
+
+    @property
+    def n_kpis(self) -> int:
+        """The numeric (KPI) columns come first in :attr:`raw`; one-hot service columns follow."""
+        return len(self.encoder.spec.numeric)
 
     def other_run(self, root) -> dict[str, np.ndarray]:
         """Another dataset's windows through this experiment's encoder and feature spec:
@@ -51,7 +64,8 @@ class WindowExperiment:
         from obslab.detect import raw_feature_matrix
         from obslab.features import load_windows
 
-        frame = load_windows(root, window_ms=self.window_ms)
+        frame = pd.concat([load_windows(run, window_ms=self.window_ms) for run in _runs(root)],
+                          ignore_index=True)
         needed = self.encoder.spec.numeric + self.encoder.spec.categorical
         frame = frame.reindex(columns=list(dict.fromkeys([*frame.columns, *needed])))
         x_num, x_cat = self.encoder.encode(frame)
@@ -66,21 +80,27 @@ class WindowExperiment:
 
 
 WINDOW_CHOICES_MS = (60_000, 30_000, 15_000, 10_000)
+MAX_TRAIN_FRACTION = 0.7
 
 
-def _enough_training(times, incidents, phase, train_fraction, margin_ms, min_train_rows) -> Split:
+def _runs(root):
+    from obslab.data import dataset_runs
+
+    return dataset_runs(root)
+
+
+def _enough_training(times, incidents, phase, train_fraction, margin_ms, min_train_rows,
+                     max_fraction: float = MAX_TRAIN_FRACTION) -> Split:
+    """The first split, from ``train_fraction`` up in steps of 0.1 (at most ``max_fraction``),
+    with ``min_train_rows`` normal training rows. Only the training side decides: how many
+    incidents land in the test period, and how they score, never moves the cut-off."""
     split, error, fraction = None, None, train_fraction
-    keep_out = min(max(2, len(incidents) // 3), len(incidents))
-    while fraction < 0.8:
+    while fraction <= max_fraction + 1e-9:
         try:
-            later = split_by_time(times, incidents, phase, train_fraction=fraction, margin_ms=margin_ms)
+            split = split_by_time(times, incidents, phase, train_fraction=fraction, margin_ms=margin_ms)
         except ValueError as exc:  # e.g. no normal rows yet before this cut-off
             error = exc
         else:
-            # keep a third of the incidents (at least two) held out
-            if split is not None and len(later.test_incidents) < keep_out:
-                break
-            split = later
             if split.train.sum() >= min_train_rows:
                 break
         fraction = round(fraction + 0.1, 2)
@@ -99,6 +119,38 @@ def auto_window_ms(span_ms: int, min_windows: int = 120, choices: Sequence[int] 
     return int(min(choices))
 
 
+def _span_ms(run) -> int:
+    from obslab.data import read_labels
+
+    times = read_labels(run).column("time").to_numpy()
+    return int(times.max() - times.min()) if len(times) else 0
+
+
+def _qualified(incidents, run: str) -> list:
+    from dataclasses import replace
+
+    return [replace(i, incident_id=f"{run}/{i.incident_id}",
+                    primary_incident_id=i.primary_incident_id and f"{run}/{i.primary_incident_id}")
+            for i in incidents]
+
+
+def _load_run(run, window_ms, train_fraction, margin_ms, min_train_rows):
+    """One run's windows, truth and split, on its own clock."""
+    from obslab.data import read_incidents
+    from obslab.features import load_windows, window_labels
+
+    frame = load_windows(run, window_ms=window_ms)
+    incidents = read_incidents(run)
+    labels = window_labels(frame, incidents, window_ms=window_ms)
+    try:
+        split = _enough_training(frame["window_start_ms"].to_numpy(), incidents,
+                                 labels["phase"].to_numpy(), train_fraction, margin_ms, min_train_rows)
+    except ValueError as exc:
+        raise ValueError(f"{run}: {exc} (with {window_ms // 1000}-second windows; shorter windows "
+                         f"leave more fault-free ones: try window_ms=None for the automatic choice)") from exc
+    return frame, labels, incidents, split
+
+
 def window_experiment(root=None, *, window_ms: int | None = None, seed: int = 7, epochs: int = 30,
                       train_fraction: float = 0.4, margin_ms: int | None = None,
                       objective: str = "contrastive", name: str | None = None,
@@ -106,35 +158,46 @@ def window_experiment(root=None, *, window_ms: int | None = None, seed: int = 7,
                       min_train_rows: int = 60) -> WindowExperiment:
     """Load a dataset's windowed features and truth, split by time, fit (or reuse) the encoder.
 
-    ``window_ms=None`` picks the window from the dataset's time span (:func:`auto_window_ms`).
-    The encoder is trained on the training rows only, through ``obslab.train.Encoder.fit`` (so
-    it is cached under ``name``, default ``windows-<seconds>s-encoder``, and every chapter that
-    calls this with the same arguments reuses it). ``margin_ms`` (default: one window) keeps
-    the windows right before an incident out of training. When the ``train_fraction`` split
-    leaves fewer than ``min_train_rows`` normal training rows (short runs with frequent faults),
-    the cut-off moves later in steps of 0.1 while a third of the incidents (at least two) stay
-    in the test period.
+    ``root`` is a dataset or a corpus (:func:`obslab.data.dataset_runs`). Each run is windowed,
+    labelled and split on its own clock; the rows are stacked with a ``run`` column (in
+    ``frame`` and ``labels``), and a corpus's incident ids become ``"<run>/<id>"``. One encoder
+    is trained on the training rows of all runs.
+
+    ``window_ms=None`` picks the window from the shortest run's time span
+    (:func:`auto_window_ms`). The encoder is trained on the training rows only, through
+    ``obslab.train.Encoder.fit`` (so it is cached under ``name``, default
+    ``windows-<seconds>s-encoder``, and every chapter that calls this with the same arguments
+    reuses it). ``margin_ms`` (default: one window) keeps the windows right before an incident
+    out of training. When the ``train_fraction`` split of a run leaves fewer than
+    ``min_train_rows`` normal training rows (short runs with frequent faults), its cut-off
+    moves later in steps of 0.1, up to ``MAX_TRAIN_FRACTION``; neither choice looks at the
+    test period's labels.
     """
-    from obslab.data import read_incidents, read_labels
     from obslab.detect import raw_feature_matrix
-    from obslab.features import KEY_COLUMNS, load_windows, window_labels
+    from obslab.features import KEY_COLUMNS
     from obslab.train import Encoder
 
+    runs = _runs(root)
+    corpus = len(runs) > 1 or runs[0] != Path(root or runs[0])
     if window_ms is None:
-        times = read_labels(root).column("time").to_numpy()
-        window_ms = auto_window_ms(int(times.max() - times.min()) if len(times) else 0)
+        window_ms = auto_window_ms(min(_span_ms(run) for run in runs))
     name = name or f"windows-{window_ms // 1000}s-encoder"
-    frame = load_windows(root, window_ms=window_ms)
-    incidents = read_incidents(root)
-    labels = window_labels(frame, incidents, window_ms=window_ms)
     margin = window_ms if margin_ms is None else margin_ms
-    try:
-        split = _enough_training(frame["window_start_ms"].to_numpy(), incidents,
-                                 labels["phase"].to_numpy(), train_fraction, margin, min_train_rows)
-    except ValueError as exc:
-        raise ValueError(f"{exc} (with {window_ms // 1000}-second windows; shorter windows leave "
-                         f"more fault-free ones: try window_ms=None for the automatic choice)") from exc
-    skip = set(KEY_COLUMNS) | set(exclude) | {"service"}
+    frames, labels, incidents, splits = [], [], [], {}
+    for run in runs:
+        f, lab, incs, sp = _load_run(run, window_ms, train_fraction, margin, min_train_rows)
+        run_name = run.name
+        if corpus:
+            lab = lab.assign(incident_id=lab["incident_id"].map(lambda i, r=run_name: i and f"{r}/{i}"))
+            incs = _qualified(incs, run_name)
+        frames.append(f.assign(run=run_name))
+        labels.append(lab.assign(run=run_name))
+        incidents += incs
+        splits[run_name] = sp
+    frame = pd.concat(frames, ignore_index=True)
+    labels = pd.concat(labels, ignore_index=True)
+    split = stack_splits(splits, qualify=corpus)
+    skip = set(KEY_COLUMNS) | set(exclude) | {"service", "run"}
     numeric = [c for c in frame.columns if c not in skip and pd.api.types.is_numeric_dtype(frame[c])]
     encoder = Encoder.fit(frame, split.train, name, numeric=numeric, categorical=["service"],
                           data_id=str(root or "default"), epochs=epochs, seed=seed, objective=objective)
@@ -142,4 +205,4 @@ def window_experiment(root=None, *, window_ms: int | None = None, seed: int = 7,
     return WindowExperiment(frame=frame, labels=labels, incidents=incidents, split=split,
                             encoder=encoder, embeddings=encoder.embed(frame),
                             raw=raw_feature_matrix(x_num, x_cat, encoder.spec.cardinalities),
-                            window_ms=window_ms)
+                            window_ms=window_ms, seed=seed)
