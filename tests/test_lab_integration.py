@@ -4,7 +4,7 @@ The run is shared by every test here (module-scoped fixture): services from dock
 real Redis/Postgres/Prometheus, the load generator, and three faults injected through Redis.
 OBSLAB_LAB_RUN=DIR checks an existing run of the same scenario instead (made with
 `obslab lab run --scenario appendix-code/scenarios/three-faults.yaml --rate 25 --seed 11
---scrape-interval 2s --duration 115s --out DIR`), to look at a failure without re-running.
+--scrape-interval 2s --duration 140s --out DIR`), to look at a failure without re-running.
 """
 
 from __future__ import annotations

@@ -227,7 +227,7 @@ CATALOG = {
     "faults": [
         {"id": "latency_spike", "target": "web-api", "levels": {"low": {"delay_ms": 100}, "high": {"delay_ms": 500}},
          "verify": {"promql": "x", "expect": "increase", "factor": 3}},
-        {"id": "error_spike", "target": "web-api", "levels": [{"name": "low", "rate": 0.1}, {"name": "high", "rate": 0.5}]},
+        {"id": "error_spike", "target": "web-api", "targets": ["web-api", "auth-service"], "levels": [{"name": "low", "rate": 0.1}, {"name": "high", "rate": 0.5}]},
         {"id": "memory_leak", "target": "payment-worker", "levels": {"medium": {"mb_per_s": 5}}},
     ]
 }

@@ -29,6 +29,10 @@ const errors = new client.Counter({ name: 'app_errors_total', help: 'Application
   labelNames: ['service', 'type'] });
 const logins = new client.Counter({ name: 'auth_logins_total', help: 'Login attempts by result',
   labelNames: ['service', 'result'] });
+const requestBytes = new client.Counter({ name: 'http_request_bytes_total', help: 'Request body bytes received',
+  labelNames: ['service', 'route'] });
+const responseBytes = new client.Counter({ name: 'http_response_bytes_total', help: 'Response body bytes sent',
+  labelNames: ['service', 'route'] });
 const faultActive = new client.Gauge({ name: 'fault_active', help: '1 while a fault flag is active (verification only)',
   labelNames: ['fault_id'] });
 
@@ -133,9 +137,12 @@ async function handle(req, res) {
     log.error('error', `unhandled exception: ${err.message}`, { route });
   }
   if (res.destroyed) return; // the caller gave up (timeout)
+  const payload = JSON.stringify(body);
   res.writeHead(status, { 'Content-Type': 'application/json' });
-  res.end(JSON.stringify(body));
+  res.end(payload);
   if (route === '/health') return;
+  requestBytes.inc({ service: SERVICE, route }, Number(req.headers['content-length'] || 0));
+  responseBytes.inc({ service: SERVICE, route }, Buffer.byteLength(payload));
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   requests.inc({ service: SERVICE, route, method: req.method, status: String(status) });
   latency.observe({ service: SERVICE, route, method: req.method }, seconds);

@@ -25,7 +25,7 @@ import requests
 from labcommon import jsonlog
 from labcommon.faults import FaultFlags, markers_for
 
-from shape import Request, schedule
+from shape import SCANNER_AGENT, Request, probe_requests, schedule
 
 SERVICE = os.environ.get("SERVICE_NAME", "load-generator")
 log = logging.getLogger(SERVICE)
@@ -124,6 +124,22 @@ class LoadGenerator:
                 self._pending -= 1
                 self.completed += 1
 
+    def _scan(self) -> None:
+        """endpoint_enumeration: while its flag is up, probe paths nobody calls, as another client."""
+        run = 0
+        while not self.stop.is_set():
+            flag = self.flags.get("endpoint_enumeration") if self.flags else None
+            if not flag:
+                self.stop.wait(0.5)
+                continue
+            run += 1
+            probes = probe_requests(self.seed * 1000 + run, float(flag["params"].get("rate_per_s", 0.05)))
+            while not self.stop.is_set() and self.flags.get("endpoint_enumeration"):
+                gap, path, client = next(probes)
+                if self.stop.wait(gap) or not self.flags.get("endpoint_enumeration"):
+                    break
+                self._send("GET", path, {"User-Agent": SCANNER_AGENT, "X-Forwarded-For": client})
+
     def _progress(self, t0: float) -> None:
         last = (0.0, 0)
         while not self.stop.wait(10.0):
@@ -142,6 +158,7 @@ class LoadGenerator:
                                             "duration_s": self.duration, "seed": self.seed})
         t0 = time.monotonic()
         threading.Thread(target=self._progress, args=(t0,), daemon=True).start()
+        threading.Thread(target=self._scan, name="scan", daemon=True).start()
         pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="send")
         max_pending = self.threads * 20
         for req in schedule(self.seed, self.rate, self.duration, self.day_length, self.start_hour):

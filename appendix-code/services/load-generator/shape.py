@@ -10,7 +10,7 @@ import math
 import random
 from dataclasses import dataclass
 
-__all__ = ["Request", "daily_factor", "schedule"]
+__all__ = ["Request", "daily_factor", "schedule", "PROBE_PATHS", "SCANNER_AGENT", "probe_requests"]
 
 WORDS = ["lamp", "chair", "kettle", "backpack", "monitor", "keyboard", "bottle", "jacket", "speaker",
          "desk", "red", "blue", "quiet", "smart", "eco", "classic"]
@@ -73,3 +73,20 @@ def schedule(seed: int, rate: float, duration_s: float | None, day_length_s: flo
             return
         if rng.random() <= daily_factor(t, day_length_s, start_hour):
             yield _pick(rng, t)
+
+
+# endpoint_enumeration: what a scanner asks for (paths no user of this shop ever calls) and how it
+# presents itself. The address block is TEST-NET-3 (RFC 5737), never a real client.
+PROBE_PATHS = ["/admin", "/admin/login", "/api/admin/users", "/api/v1/users/export", "/api/internal/config",
+               "/api/debug/vars", "/.env", "/.git/config", "/wp-login.php", "/actuator/env", "/api/orders",
+               "/api/payments/refund", "/api/users/export.csv", "/server-status", "/api/graphql", "/backup.sql",
+               "/api/v2/search", "/api/tokens", "/config.json", "/api/keys"]
+SCANNER_AGENT = "Mozilla/5.0 (compatible; httpx-scan/1.3; +https://example.invalid/scanner)"
+
+
+def probe_requests(seed: int, rate_per_s: float):
+    """Yield (gap_s, path, client_ip) of an enumeration run: Poisson arrivals at rate_per_s."""
+    rng = random.Random(seed)
+    client = f"203.0.113.{rng.randint(10, 250)}"
+    while True:
+        yield rng.expovariate(max(rate_per_s, 1e-3)), rng.choice(PROBE_PATHS), client

@@ -116,6 +116,11 @@ def _start():
         g.baggage_token = context.attach(ctx)  # downstream calls carry the markers as baggage
     if request.path.startswith("/api/") and faults.error_spike():
         raise ApiError(500, "internal server error: upstream handler failed", "internal")
+    if request.path.startswith("/api/") and faults.new_warning():
+        m.WARNINGS.labels(SERVICE, "certificate_expiry").inc()
+        gateway = rng.randint(1, 4)
+        log.warning(f"payment provider certificate for gateway-{gateway} expires in {rng.randint(2, 9)} days; "
+                    "renewal job has not run", extra={"event": "other", "gateway": f"gateway-{gateway}"})
 
 
 @app.after_request
@@ -126,10 +131,15 @@ def _finish(resp):
     elapsed = time.perf_counter() - g.get("t0", time.perf_counter())
     m.REQUESTS.labels(SERVICE, route, request.method, str(resp.status_code)).inc()
     m.LATENCY.labels(SERVICE, route, request.method).observe(elapsed)
+    m.REQUEST_BYTES.labels(SERVICE, route).inc(request.content_length or 0)
+    m.RESPONSE_BYTES.labels(SERVICE, route).inc(resp.calculate_content_length() or 0)
     level = logging.ERROR if resp.status_code >= 500 else logging.WARNING if resp.status_code >= 400 else logging.INFO
+    # the client as a proxy would report it: the first X-Forwarded-For hop, else the peer
+    client = (request.headers.get("X-Forwarded-For", "").split(",")[0].strip() or request.remote_addr or "")
     log.log(level, f"{request.method} {request.path} {resp.status_code}", extra={
         "event": "access", "method": request.method, "path": request.path, "route": route,
-        "status": resp.status_code, "duration_ms": round(elapsed * 1000, 2)})
+        "status": resp.status_code, "duration_ms": round(elapsed * 1000, 2),
+        "client_ip": client, "user_agent": request.headers.get("User-Agent", "")[:200]})
     return resp
 
 
@@ -186,6 +196,7 @@ def cached(key: str, load):
 
 
 def auth_call(method: str, path: str, **kwargs) -> requests.Response:
+    m.BACKEND_CALLS.labels(SERVICE, request.url_rule.rule if request.url_rule else "unmatched", "auth-service").inc()
     drop, delay = faults.link_fault()
     timeout = CONFIG["auth_timeout_s"]
     try:
@@ -199,6 +210,16 @@ def auth_call(method: str, path: str, **kwargs) -> requests.Response:
         raise ApiError(504, f"auth-service timeout: {exc}", "dependency_timeout") from exc
     except requests.ConnectionError as exc:
         raise ApiError(502, f"auth-service unreachable: {exc.__class__.__name__}", "dependency_error") from exc
+
+
+def session_lookup() -> None:
+    """route_backend_switch: /api/search asks auth-service about the session; the answer is not used,
+    and a failed lookup is ignored (the route's status codes stay as they were)."""
+    m.BACKEND_CALLS.labels(SERVICE, "/api/search", "auth-service").inc()
+    try:
+        http.get(CONFIG["auth_url"] + "/health", timeout=CONFIG["auth_timeout_s"])
+    except requests.RequestException:
+        pass
 
 
 def benign_failure() -> None:
@@ -240,6 +261,8 @@ def search():
     if not q:
         raise ApiError(400, "query parameter q is required")
     benign_failure()
+    if faults.extra_backend_call():
+        session_lookup()
     rows = query("SELECT id, name, category, price_cents FROM products WHERE lower(name) LIKE %s "
                  "ORDER BY id LIMIT 20", (f"%{q.lower()}%",))
     return jsonify(q=q, count=len(rows),

@@ -23,7 +23,8 @@ log = logging.getLogger("web-api")
 
 # Faults web-api implements itself; the gauge is pre-set to 0 for these.
 KNOWN_FAULTS = ("latency_spike", "error_spike", "db_pool_exhaustion", "cpu_saturation", "memory_leak",
-                "cache_miss_storm", "packet_loss", "bad_config_deploy", "disk_fill")
+                "cache_miss_storm", "packet_loss", "bad_config_deploy", "disk_fill", "lock_contention",
+                "route_backend_switch", "new_error_template")
 
 
 class PoolHolder:
@@ -52,6 +53,37 @@ class PoolHolder:
         self.conns.clear()
 
 
+class TableLocker:
+    """Hold an ACCESS EXCLUSIVE lock on `table` for hold_ms of every second, on a connection of its own
+    (a maintenance job gone wrong): every query on that table waits for it."""
+
+    def __init__(self, database_url: str, table: str, hold_ms: float):
+        self.database_url, self.table, self.hold_s = database_url, table, max(0.0, min(hold_ms, 990)) / 1000
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="table-locker", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import psycopg
+
+        try:
+            conn = psycopg.connect(self.database_url, autocommit=False)
+        except Exception as exc:  # the fault cannot act without its connection: say so once
+            log.warning("maintenance job could not connect", extra={"event": "other", "error": str(exc)[:200]})
+            return
+        with conn:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                with conn.transaction():
+                    conn.execute(f"LOCK TABLE {self.table} IN ACCESS EXCLUSIVE MODE")
+                    self._stop.wait(self.hold_s)
+                self._stop.wait(max(0.0, 1.0 - (time.monotonic() - started)))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
 class WebFaults:
     def __init__(self, service: str, redis_url: str, redis_client, pool, config, data_dir: str,
                  fault_gauge, seed: int = 0):
@@ -61,6 +93,7 @@ class WebFaults:
         self.config = config  # the configured values; bad_config_deploy overrides them
         self.resources = ResourceFaults(service, data_dir)
         self.holder: PoolHolder | None = None
+        self.locker: TableLocker | None = None
         self.rng = random.Random(seed)
         self.gauge = fault_gauge
         for fault_id in KNOWN_FAULTS:
@@ -105,6 +138,16 @@ class WebFaults:
         p = flag["params"]
         return self._chance(p.get("drop_fraction", 0.2)), float(p.get("delay_ms", 0)) / 1000.0
 
+    def extra_backend_call(self) -> bool:
+        """route_backend_switch: should this /api/search request also call auth-service?"""
+        flag = self._mine("route_backend_switch")
+        return bool(flag) and self._chance(flag["params"].get("fraction", 0.3))
+
+    def new_warning(self) -> bool:
+        """new_error_template: should this request log the never-seen warning?"""
+        flag = self._mine("new_error_template")
+        return bool(flag) and self._chance(flag["params"].get("fraction", 0.02))
+
     # -- faults that take something ------------------------------------------------------
     def _on_change(self, old: dict, new: dict) -> None:
         for fault_id in set(old) | set(new):
@@ -112,6 +155,7 @@ class WebFaults:
         self.resources.apply(new)
         self._apply_pool_hold(new)
         self._apply_config(new)
+        self._apply_lock(new)
         if "cache_miss_storm" in new and "cache_miss_storm" not in old and self._mine("cache_miss_storm"):
             self._flush_cache()
 
@@ -126,6 +170,16 @@ class WebFaults:
         elif not wanted and self.holder is not None:
             self.holder.stop()
             self.holder = None
+
+    def _apply_lock(self, active: dict) -> None:
+        flag = active.get("lock_contention")
+        wanted = flag is not None and flag.get("target") in (None, "", self.service)
+        if wanted and self.locker is None:
+            self.locker = TableLocker(self.config["database_url"], "products",
+                                      float(flag["params"].get("hold_ms", 500)))
+        elif not wanted and self.locker is not None:
+            self.locker.stop()
+            self.locker = None
 
     def _apply_config(self, active: dict) -> None:
         flag = active.get("bad_config_deploy")

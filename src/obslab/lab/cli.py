@@ -32,6 +32,8 @@ def register(subparsers) -> None:
     run.add_argument("--deploy-every", default="0", help="random schedule: a deploy (restart) every ... (0: none)")
     run.add_argument("--maintenance-every", default="0",
                      help="random schedule: a 30 s maintenance window every ... (0: none)")
+    run.add_argument("--day-length", default=None,
+                     help="one simulated day of the load's diurnal shape (e.g. 1h; 0: flat; default: the Compose file's)")
     run.add_argument("--no-tracing", action="store_true", help="OTEL_SDK_DISABLED=true for every service")
     run.add_argument("--scrape-interval", default="5s", help="Prometheus scrape interval")
     run.add_argument("--appendix", type=Path, default=None, help="the appendix-code folder to run")
@@ -94,6 +96,8 @@ def _run(args) -> int:
             appendix=args.appendix or default_appendix(),
             progress=not args.quiet,
             command=["obslab", *sys.argv[1:]],
+            extra_env=({"load-generator": {"DAY_LENGTH_S": f"{parse_duration(args.day_length):g}"}}
+                       if args.day_length is not None else {}),
         )
         run = run_lab(cfg)
     except (LabError, ScenarioError, ComposeError) as exc:

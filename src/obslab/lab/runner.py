@@ -135,7 +135,7 @@ class RequestCounter:
 class Lab:
     def __init__(self, cfg: RunConfig):
         self.cfg = cfg
-        self.out = Path(cfg.out)
+        self.out = Path(cfg.out).resolve()  # services run in their own folders: hand them absolute paths
         self.raw = self.out / "raw"
         self.state = self.out / "state"
         self.run_id = f"lab-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"

@@ -83,6 +83,14 @@ class FaultSpec:
     verify: dict = field(default_factory=dict)
     mechanism: str = ""
     raw: dict = field(default_factory=dict)
+    symptom_verify: list[dict] = field(default_factory=list)  # user-visible checks, all must hold
+    family: str = ""  # the group the book reports per (database, dependency, contextual, ...)
+    kind: str = "kpi"  # kpi: how much changes; contextual: what happens changes
+
+    @property
+    def targets(self) -> set[str]:
+        """Services a scenario may aim this fault at: the ones whose code reads its flag."""
+        return {self.target} | set(self.raw.get("targets") or [])
 
     def params(self, level: str) -> dict:
         if level not in self.levels:
@@ -122,10 +130,14 @@ def load_catalog(path: str | os.PathLike) -> dict[str, FaultSpec]:
         if isinstance(target, list):
             target = target[0]
         verify = item.get("verify") or item.get("verification") or {}
+        symptom_verify = item.get("symptom_verify") or []
+        if isinstance(symptom_verify, dict):
+            symptom_verify = [symptom_verify]
         catalog[fid] = FaultSpec(
             fault_id=fid, target=str(target), levels=_levels(item.get("levels")) or {"default": {}},
             symptom=str(item.get("symptom", "")), verify=verify if isinstance(verify, dict) else {"rule": verify},
-            mechanism=str(item.get("mechanism", "")), raw=item,
+            mechanism=str(item.get("mechanism", "")), raw=item, symptom_verify=list(symptom_verify),
+            family=str(item.get("family", "")), kind=str(item.get("kind", "kpi")),
         )
     return catalog
 
@@ -170,6 +182,15 @@ def _fault(catalog: dict[str, FaultSpec], fid: str) -> FaultSpec:
     return catalog[fid]
 
 
+def _target(spec: FaultSpec, step: dict, path) -> str:
+    """The step's target, refused when no service implements the fault there (it would do nothing)."""
+    target = str(step.get("target") or spec.target)
+    if target not in spec.targets:
+        raise ScenarioError(f"{path}: fault {spec.fault_id} cannot target {target!r}: it is implemented by "
+                            f"{', '.join(sorted(spec.targets))} (faults.yaml)")
+    return target
+
+
 def load_scenario(path: str | os.PathLike, catalog: dict[str, FaultSpec]) -> Plan:
     doc = _read_yaml(path, "scenario") or {}
     if not isinstance(doc, dict):
@@ -196,7 +217,7 @@ def load_scenario(path: str | os.PathLike, catalog: dict[str, FaultSpec]) -> Pla
             level = str(step.get("level", spec.default_level))
             duration = parse_duration(step.get("duration", 20))
             cooldown = parse_duration(step.get("cooldown", 0))
-            primary = Injection(t, spec.fault_id, level, str(step.get("target") or spec.target), duration,
+            primary = Injection(t, spec.fault_id, level, _target(spec, step, path), duration,
                                 cooldown, f"inc-{len(injections) + 1:03d}", params=spec.params(level))
             injections.append(primary)
             for sec in step.get("cascade") or []:
@@ -205,7 +226,7 @@ def load_scenario(path: str | os.PathLike, catalog: dict[str, FaultSpec]) -> Pla
                 after = parse_duration(sec.get("after", 0))
                 sdur = parse_duration(sec.get("duration", max(duration - after, 1)))
                 injections.append(Injection(
-                    t + after, sspec.fault_id, slevel, str(sec.get("target") or sspec.target), sdur,
+                    t + after, sspec.fault_id, slevel, _target(sspec, sec, path), sdur,
                     max(0.0, t + duration + cooldown - (t + after + sdur)), f"inc-{len(injections) + 1:03d}",
                     primary_incident_id=primary.incident_id, params=sspec.params(slevel)))
             t += duration + cooldown
@@ -333,18 +354,17 @@ def _range_window_s(promql: str) -> float:
     return max((parse_duration(m) for m in re.findall(r"\[(\d+[smh])\]", promql)), default=0.0)
 
 
-def verify_rule(spec: FaultSpec, inc: Incident) -> dict | None:
-    """The verification rule of a fault as {query, direction, factor, min_delta}, or None.
+def _rule(v: dict, inc: Incident) -> dict | None:
+    """One verification rule as {query, direction, factor, min_delta, ends_after}, or None.
 
-    Accepted faults.yaml forms: ``verify: {promql|query: ..., expect: increase|decrease,
-    factor|ratio: 3, min_delta|min_increase: x}``, with ``{service}``/``{target}`` placeholders.
+    Accepted forms: ``{promql|query: ..., expect: increase|decrease, factor|ratio: 3,
+    min_delta|min_increase: x}``, with ``{service}``/``{target}`` placeholders.
     """
-    v = spec.verify or {}
     promql = v.get("promql") or v.get("query") or v.get("expr")
     if not promql:
         return None
-    promql = promql.replace("{service}", inc.targets[0] if inc.targets else "").replace(
-        "{target}", inc.targets[0] if inc.targets else "")
+    target = inc.targets[0] if inc.targets else ""
+    promql = promql.replace("{service}", target).replace("{target}", target)
     direction = str(v.get("expect") or v.get("direction") or "increase").lower()
     return {
         "query": promql,
@@ -355,17 +375,13 @@ def verify_rule(spec: FaultSpec, inc: Incident) -> dict | None:
     }
 
 
-def verify_incident(prom_url: str, spec: FaultSpec, inc: Incident, step: float = 5.0,
-                    baseline_s: float = 30.0) -> tuple[bool | None, dict]:
-    """Measure the fault's verification query before, during and after its window.
+def verify_rule(spec: FaultSpec, inc: Incident) -> dict | None:
+    """The mechanism's verification rule of a fault (faults.yaml ``verify``), or None."""
+    return _rule(spec.verify or {}, inc)
 
-    Verified when the figure during the fault moved by ``factor`` (and ``min_delta``) in the
-    expected direction against the baseline just before it. ``after`` (the cooldown) is
-    reported with ``ended``: true when it is back nearer the baseline than the fault figure.
-    """
-    rule = verify_rule(spec, inc)
-    if rule is None:
-        return None, {"note": "faults.yaml has no Prometheus verification query for this fault"}
+
+def _measure(prom_url: str, rule: dict, inc: Incident, step: float, baseline_s: float) -> tuple[bool, dict]:
+    """Before, during and after figures of one rule; ok when the fault moved it as the rule says."""
     s, e, c = inc.start_ms / 1000, inc.end_ms / 1000, inc.cooldown_end_ms / 1000
     before = _window_values(prom_url, rule["query"], s - baseline_s, s, step)
     # skip the first scrape after the onset: rates need a sample inside the window
@@ -391,4 +407,28 @@ def verify_incident(prom_url: str, spec: FaultSpec, inc: Incident, step: float =
         ok = d <= b / rule["factor"] and b - d >= rule["min_delta"] and d < b
     if ok and rule["ends_after"] and a is not None:
         figures["ended"] = abs(a - b) < abs(d - b) / 2  # back nearer the baseline than the peak
+    return ok, figures
+
+
+def verify_incident(prom_url: str, spec: FaultSpec, inc: Incident, step: float = 5.0,
+                    baseline_s: float = 30.0) -> tuple[bool | None, dict]:
+    """Measure the fault's mechanism rule and its user-visible symptom rules before, during and after.
+
+    Verified when the mechanism figure moved by ``factor`` (and ``min_delta``) in the expected
+    direction against the baseline just before the fault, and so did every ``symptom_verify``
+    rule (what the catalog promises a user sees: latency, errors, throughput). A fault whose
+    mechanism acted but whose symptom did not show is unverified (``symptom_verified`` false).
+    ``ended`` says whether the figure came back nearer the baseline in the cooldown.
+    """
+    rule = verify_rule(spec, inc)
+    if rule is None:
+        return None, {"note": "faults.yaml has no Prometheus verification query for this fault"}
+    ok, figures = _measure(prom_url, rule, inc, step, baseline_s)
+    symptoms = [r for r in (_rule(v, inc) for v in spec.symptom_verify) if r is not None]
+    if symptoms:
+        checked = [_measure(prom_url, r, inc, step, baseline_s) for r in symptoms]
+        figures["symptoms"] = [f for _, f in checked]
+        figures["symptom_verified"] = all(o for o, _ in checked)
+        figures["mechanism_verified"] = ok
+        ok = ok and figures["symptom_verified"]
     return ok, figures
