@@ -373,3 +373,59 @@ def test_worker_slowdown_lengthens_tasks(stack, r):
     text = wait_for(lambda: (t := metrics_text(stack.url("payment-worker", "/metrics"))) and metric_value(
         t, "payment_task_duration_seconds_count") > n0 and t, 5)
     assert metric_value(text, "payment_task_duration_seconds_sum") - before >= 0.5
+
+
+def test_lock_contention_blocks_search_and_releases(stack, r):
+    url = stack.url("web-api", "/api/search?q=lamp")
+    base = statistics.median(timed_get(url)[0] for _ in range(5))
+    set_fault(r, "lock_contention", {"hold_ms": 900}, seconds=4)
+    wait_for(lambda: metric_value(metrics_text(stack.url("web-api", "/metrics")), "fault_active",
+                                  fault_id="lock_contention") == 1, 3)
+    during = max(timed_get(url)[0] for _ in range(4))  # a query that meets the lock waits for it
+    assert during >= max(3 * base, 0.2), (base, during)
+    wait_for(lambda: not r.exists("obslab:fault:lock_contention"), 6)
+    wait_for(lambda: max(timed_get(url)[0] for _ in range(3)) < max(0.15, 3 * base), 6, 0.3)
+
+
+def test_route_backend_switch_adds_a_caller_callee_pair_without_changing_status(stack, r):
+    url = stack.url("web-api", "/api/search?q=desk")
+    calls = lambda: metric_value(metrics_text(stack.url("web-api", "/metrics")), "backend_calls_total",  # noqa: E731
+                                 service="web-api", route="/api/search", backend="auth-service") or 0
+    before = calls()
+    set_fault(r, "route_backend_switch", {"fraction": 1.0}, seconds=3)
+    wait_for(lambda: metric_value(metrics_text(stack.url("web-api", "/metrics")), "fault_active",
+                                  fault_id="route_backend_switch") == 1, 3)
+    statuses = [requests.get(url, timeout=10).status_code for _ in range(5)]
+    assert statuses == [200] * 5
+    assert calls() >= before + 4
+    wait_for(lambda: not r.exists("obslab:fault:route_backend_switch"), 5)
+    wait_for(lambda: metric_value(metrics_text(stack.url("web-api", "/metrics")), "fault_active",
+                                  fault_id="route_backend_switch") == 0, 3)
+    settled = calls()
+    requests.get(url, timeout=10)
+    assert calls() == settled
+
+
+def test_new_error_template_logs_a_new_warning_with_unchanged_status(stack, r):
+    url = stack.url("web-api", "/api/users?page=2")
+    set_fault(r, "new_error_template", {"fraction": 1.0}, seconds=3)
+    wait_for(lambda: metric_value(metrics_text(stack.url("web-api", "/metrics")), "fault_active",
+                                  fault_id="new_error_template") == 1, 3)
+    assert [requests.get(url, timeout=10).status_code for _ in range(3)] == [200] * 3
+    lines = [json.loads(l) for s, l in stack.log_lines() if s == "web-api"]
+    warn = [l for l in lines if "certificate for gateway" in l["message"]]
+    assert len(warn) >= 3 and all(l["level"] == "WARN" for l in warn), warn[:2]
+    clear_faults(r)
+
+
+def test_access_log_and_byte_counters(stack):
+    requests.get(stack.url("web-api", "/api/users?page=1"), headers={"X-Forwarded-For": "198.51.100.7"}, timeout=10)
+    lines = [json.loads(l) for s, l in stack.log_lines() if s == "web-api"]
+    access = [l for l in lines if l.get("event") == "access" and l.get("client_ip") == "198.51.100.7"]
+    assert access and access[-1]["user_agent"].startswith("python-requests")
+    text = metrics_text(stack.url("web-api", "/metrics"))
+    assert metric_value(text, "http_response_bytes_total", service="web-api", route="/api/users") > 0
+    login(stack)
+    auth = metrics_text(stack.url("auth-service", "/metrics"))
+    assert metric_value(auth, "http_response_bytes_total", service="auth-service", route="/login") > 0
+    assert metric_value(auth, "http_request_bytes_total", service="auth-service", route="/login") > 0

@@ -13,7 +13,7 @@ from datetime import datetime
 import pytest
 import redis
 
-from lab_processes import SERVICES, start_stack
+from lab_processes import SERVICES, start_stack, wait_for
 from obslab.lab.processes import ManagedProcess
 from obslab.lab.scenario import Injection, inject
 
@@ -105,5 +105,39 @@ def test_loadgen_run_records_requests_markers_and_summary(tmp_path):
                 if obj["event"] == "lifecycle" and "stopping" in obj["message"]:
                     stopping.add(service)
         assert {"web-api", "auth-service", "payment-worker"} <= stopping
+    finally:
+        stack.stop()
+
+
+@pytest.mark.integration
+def test_endpoint_enumeration_probes_unmatched_routes_from_a_new_client(tmp_path):
+    stack = start_stack(tmp_path / "lab")
+    try:
+        env = {"PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}", "PYTHONUNBUFFERED": "1",
+               "TARGET_URL": stack.url("web-api"), "RATE": "1", "DURATION_S": "0", "SEED": "5",
+               "DAY_LENGTH_S": "0", "LOADGEN_RECORD_FILE": str(tmp_path / "lg.jsonl"),
+               "REDIS_URL": stack.redis_url, "SERVICE_NAME": "load-generator"}
+        proc = ManagedProcess("load-generator", [sys.executable, "loadgen.py"], env=env,
+                              cwd=str(SERVICES / "load-generator"), sink=stack.sink).start()
+        r = redis.Redis.from_url(stack.redis_url)
+        inject(r, Injection(0, "endpoint_enumeration", "high", "web-api", 30.0, 0, "inc-enum",
+                            params={"rate_per_s": 5.0}))
+
+        def probes():
+            out = []
+            for service, line in stack.log_lines():
+                if service == "web-api":
+                    obj = json.loads(line)
+                    if obj.get("event") == "access" and obj.get("route") == "unmatched":
+                        out.append(obj)
+            return out
+
+        wait_for(lambda: len(probes()) >= 5, 20, 0.2)
+        r.delete("obslab:fault:endpoint_enumeration")
+        got = probes()
+        assert {p["status"] for p in got} == {404}
+        assert all(p["client_ip"].startswith("203.0.113.") and "scan" in p["user_agent"] for p in got)
+        assert len({p["client_ip"] for p in got}) == 1  # one scanner, one address per run
+        proc.stop()
     finally:
         stack.stop()
