@@ -10,7 +10,7 @@ APT_PACKAGES := redis-server prometheus prometheus-redis-exporter prometheus-pos
 NATIVE_SOURCES := setup.py $(wildcard src/obslab/ocsf/native/*.cpp src/obslab/ocsf/native/*.hpp)
 NODE_SERVICES := appendix-code/services/auth-service
 
-.PHONY: book test deps venv apt node clean sample bench
+.PHONY: book test deps venv apt node clean sample corpus bench
 
 book: deps ## install what is missing, execute the notebooks on the sample data, build the HTML
 	$(VENV)/bin/jupyter-book build -W -n --keep-going .
@@ -51,6 +51,9 @@ $(NODE_SERVICES)/node_modules/.installed: $(NODE_SERVICES)/package.json $(wildca
 
 sample: deps ## refresh data/sample/ from a real native lab run
 	$(PY) scripts/refresh_sample.py
+
+corpus: deps ## refresh data/lab/ (about 2 h: five 2-hour lab runs and a control run, in parallel)
+	$(PY) scripts/refresh_lab_corpus.py
 
 bench: deps
 	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
