@@ -51,6 +51,20 @@ def dataset_runs(root: str | os.PathLike | None = None) -> list[Path]:
     return runs
 
 
+def example_run(root: str | os.PathLike | None = None) -> Path:
+    """One run to look at: the dataset itself, or a corpus's first run (the single-run chapters use it)."""
+    return dataset_runs(root)[0]
+
+
+def _one_run(root) -> Path:
+    """A single-run dataset folder; a corpus is refused with what to do instead (never read silently)."""
+    root = Path(root or default_dataset())
+    if not (root / "labels.parquet").exists() and (root / "runs").is_dir():
+        raise ValueError(f"{root} is a corpus of {len(dataset_runs(root))} runs, each on its own clock: read one "
+                         "run (obslab.data.example_run(root)) or each of obslab.data.dataset_runs(root)")
+    return root
+
+
 def control_dataset(root: str | os.PathLike | None = None) -> Path | None:
     """The no-fault control run kept beside a dataset (``DIR/control``, or a corpus's), or None."""
     root = Path(root or default_dataset())
@@ -68,7 +82,7 @@ def signal_path(root: str | os.PathLike, signal: str) -> Path:
 
 def read_signal(signal: str, root: str | os.PathLike | None = None, columns=None) -> pa.Table:
     """One signal's OCSF events as an Arrow table (file or partitioned folder alike)."""
-    path = signal_path(root or default_dataset(), signal)
+    path = signal_path(_one_run(root), signal)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: is {path.parent} an obslab dataset?")
     # partition folders (day=...) are a storage layout, not OCSF attributes: keep them out
@@ -76,18 +90,18 @@ def read_signal(signal: str, root: str | os.PathLike | None = None, columns=None
 
 
 def read_labels(root: str | os.PathLike | None = None) -> pa.Table:
-    path = Path(root or default_dataset()) / "labels.parquet"
+    path = _one_run(root) / "labels.parquet"
     return ds.dataset(path, format="parquet", partitioning=None).to_table()
 
 
 def read_incidents(root: str | os.PathLike | None = None) -> list:
     from obslab.truth import read_incidents as _read
 
-    return _read(Path(root or default_dataset()) / "incidents.json")
+    return _read(_one_run(root) / "incidents.json")
 
 
 def read_run(root: str | os.PathLike | None = None) -> dict:
-    return json.loads((Path(root or default_dataset()) / "run.json").read_text())
+    return json.loads((_one_run(root) / "run.json").read_text())
 
 
 # --- the synthetic year as a dataset ----------------------------------------------------------
