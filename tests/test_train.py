@@ -41,7 +41,7 @@ def data():
 def test_training_reduces_the_loss(data, objective):
     x_num, x_cat, _ = data
     model, history = train_encoder(x_num, x_cat, objective=objective, epochs=6, batch_size=128, seed=3,
-                                   check_every=8, min_steps=0, patience=100)
+                                   check_every=8, min_steps=0, budget_steps=0, patience=100)
     # 960 training rows in batches of 128: 8 steps an epoch, one check per epoch
     assert history["train_rows"] == 960 and history["validation_rows"] == 240
     assert history["step"] == [8 * e for e in range(1, 7)] and history["epoch"] == [1.0 * e for e in range(1, 7)]
@@ -52,10 +52,17 @@ def test_training_reduces_the_loss(data, objective):
     assert not model.training
 
 
+def test_budget_in_steps_gives_a_small_table_room(data):
+    x_num, x_cat, _ = data
+    _, history = train_encoder(x_num[:100], x_cat[:100], epochs=3, min_steps=10, budget_steps=60,
+                               check_every=10, patience=10**6, seed=0)
+    assert history["steps"] == 60  # 3 one-step epochs, but a 60-step budget
+
+
 def test_min_steps_outlast_epochs_on_a_small_table(data):
     x_num, x_cat, _ = data
-    _, history = train_encoder(x_num[:100], x_cat[:100], epochs=3, min_steps=40, check_every=10,
-                               patience=100, seed=0)
+    _, history = train_encoder(x_num[:100], x_cat[:100], epochs=3, min_steps=40, budget_steps=0,
+                               check_every=10, patience=100, seed=0)
     # 80 training rows fit one batch: 3 epochs would be 3 steps, min_steps asks for 40
     assert history["steps"] == 40 and history["step"] == [10, 20, 30, 40]
     assert not history["stopped_early"]
@@ -68,17 +75,17 @@ def test_early_stopping_stops_and_restores_the_best_weights(data):
     model, history = train_encoder(x_num[:400], x_cat[:400], epochs=1000, patience=3, min_steps=10,
                                    **settings)
     val, steps, best = history["val_loss"], history["step"], history["best_step"]
-    assert history["stopped_early"] and history["steps"] < 1000 * 5
+    assert history["stopped_early"] and history["steps"] < 1000 * 5 and steps[-1] > 10
     # stopped exactly when the last `patience` checks did not beat the best one
     assert steps[-1] - best == 3 * 5 and min(val) == val[steps.index(best)]
     assert min(val[:steps.index(best)] or [np.inf]) > val[steps.index(best)]
     # the weights returned are those of the best check: the same run stopped there is identical
     again, h2 = train_encoder(x_num[:400], x_cat[:400], epochs=0, patience=10**6, min_steps=best,
-                              restore_best=False, **settings)
+                              budget_steps=0, restore_best=False, **settings)
     assert h2["steps"] == best
     assert np.array_equal(embed(model, x_num, x_cat), embed(again, x_num, x_cat))
     last, _ = train_encoder(x_num[:400], x_cat[:400], epochs=0, patience=10**6, min_steps=steps[-1],
-                            restore_best=False, **settings)
+                            budget_steps=0, restore_best=False, **settings)
     assert not np.array_equal(embed(model, x_num, x_cat), embed(last, x_num, x_cat))
 
 
@@ -94,9 +101,9 @@ def test_validation_rows_are_seeded_and_held_out(data):
 
 def test_same_seed_same_embeddings_other_seed_differs(data):
     x_num, x_cat, _ = data
-    a, _ = train_encoder(x_num, x_cat, objective="both", epochs=2, seed=11, min_steps=20)
-    b, _ = train_encoder(x_num, x_cat, objective="both", epochs=2, seed=11, min_steps=20)
-    c, _ = train_encoder(x_num, x_cat, objective="both", epochs=2, seed=12, min_steps=20)
+    a, _ = train_encoder(x_num, x_cat, objective="both", epochs=2, seed=11, min_steps=20, budget_steps=0)
+    b, _ = train_encoder(x_num, x_cat, objective="both", epochs=2, seed=11, min_steps=20, budget_steps=0)
+    c, _ = train_encoder(x_num, x_cat, objective="both", epochs=2, seed=12, min_steps=20, budget_steps=0)
     ea, eb, ec = embed(a, x_num, x_cat), embed(b, x_num, x_cat), embed(c, x_num, x_cat)
     assert ea.dtype == np.float32 and ea.shape == (len(x_num), a.d_embedding)
     assert np.array_equal(ea, eb)
@@ -106,7 +113,7 @@ def test_same_seed_same_embeddings_other_seed_differs(data):
 def test_training_leaves_global_torch_settings_alone(data):
     x_num, x_cat, _ = data
     threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    train_encoder(x_num[:64], x_cat[:64], epochs=1, seed=0, min_steps=1)
+    train_encoder(x_num[:64], x_cat[:64], epochs=1, seed=0, min_steps=1, budget_steps=0)
     assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == (threads, det)
 
 
@@ -149,7 +156,7 @@ def test_save_and_load_round_trip(tmp_path, data):
     frame = pd.DataFrame({"a": x_num[:, 0], "b": x_num[:, 1], "svc": x_cat[:, 0].astype(str)})
     spec = fit_features(frame)
     xn, xc = transform(spec, frame)
-    model, history = train_encoder(xn, xc, spec, epochs=1, seed=0, min_steps=1, d_model=32, n_blocks=2)
+    model, history = train_encoder(xn, xc, spec, epochs=1, seed=0, min_steps=1, budget_steps=0, d_model=32, n_blocks=2)
     save_model(tmp_path / "m", model, spec, history, {"objective": "contrastive"})
     again, spec2, meta = load_model(tmp_path / "m")
     assert spec2 == spec and meta["config"]["n_blocks"] == 2
@@ -165,21 +172,21 @@ def test_load_or_train_reuses_the_cache(tmp_path, monkeypatch, data):
     frame = pd.DataFrame({"a": x_num[:, 0], "svc": x_cat[:, 0].astype(str)})
     spec = fit_features(frame)
     xn, xc = transform(spec, frame)
-    m1, meta1 = load_or_train("enc", xn, xc, spec, data_id="unit", epochs=1, seed=0, min_steps=5)
+    m1, meta1 = load_or_train("enc", xn, xc, spec, data_id="unit", epochs=1, seed=0, min_steps=5, budget_steps=0)
     stamp = (tmp_path / "models" / "enc" / "model.pt").stat().st_mtime_ns
-    m2, meta2 = load_or_train("enc", xn, xc, spec, data_id="unit", epochs=1, seed=0, min_steps=5)
+    m2, meta2 = load_or_train("enc", xn, xc, spec, data_id="unit", epochs=1, seed=0, min_steps=5, budget_steps=0)
     assert (tmp_path / "models" / "enc" / "model.pt").stat().st_mtime_ns == stamp  # not retrained
     assert meta2["training"]["data_id"] == "unit" and meta2["training"]["rows"] == len(xn)
     assert np.array_equal(embed(m1, xn, xc), embed(m2, xn, xc))
     # other settings: retrained, and the folder now describes the new run
-    _, meta3 = load_or_train("enc", xn, xc, spec, epochs=1, seed=1, min_steps=5)
+    _, meta3 = load_or_train("enc", xn, xc, spec, epochs=1, seed=1, min_steps=5, budget_steps=0)
     assert meta3["training"]["seed"] == 1
     assert json.loads((tmp_path / "models" / "enc" / "meta.json").read_text())["training"]["seed"] == 1
     # a setting left at its default is still in the key: spelling it out changes nothing,
     # changing it retrains; the folder records every setting, defaults included
-    _, meta4 = load_or_train("enc", xn, xc, spec, epochs=1, seed=1, min_steps=5, patience=5)
+    _, meta4 = load_or_train("enc", xn, xc, spec, epochs=1, seed=1, min_steps=5, budget_steps=0, patience=5)
     assert meta4["training"]["cache_key"] == meta3["training"]["cache_key"]
-    _, meta5 = load_or_train("enc", xn, xc, spec, epochs=1, seed=1, min_steps=5, patience=6)
+    _, meta5 = load_or_train("enc", xn, xc, spec, epochs=1, seed=1, min_steps=5, budget_steps=0, patience=6)
     assert meta5["training"]["cache_key"] != meta3["training"]["cache_key"]
     assert meta5["training"]["validation"] == 0.2 and meta5["training"]["d_embedding"] == 32
     assert meta5["training"]["steps"] >= 5
@@ -192,7 +199,7 @@ def test_encoder_fits_on_training_rows_only(tmp_path, monkeypatch):
     frame = pd.DataFrame({"lat": [1.0, 2.0, 3.0, 4.0, 500.0, 600.0],
                           "service": ["a", "a", "b", "b", "c", "c"]})
     train = np.array([True, True, True, True, False, False])
-    enc = Encoder.fit(frame, train, "tiny", epochs=1, batch_size=4, seed=0, min_steps=2, d_model=16)
+    enc = Encoder.fit(frame, train, "tiny", epochs=1, batch_size=4, seed=0, min_steps=2, budget_steps=0, d_model=16)
     assert enc.spec.vocab["service"] == ["a", "b"]  # "c" only in held-out rows
     assert enc.embed(frame).shape == (6, enc.model.d_embedding)
     same = Encoder.load(tmp_path / "models" / "tiny")

@@ -5,7 +5,7 @@ API (engineer A; stable for detection, evaluation and the daemon)::
     train_encoder(x_num, x_cat=None, spec=None, objective="contrastive"|"masked"|"both",
                   epochs=100, batch_size=256, seed=0, lr=1e-3, corruption=0.3, noise_std=0.1,
                   temperature=0.2, validation=0.2, check_every=50, patience=5, min_steps=500,
-                  min_delta=1e-3, restore_best=True, threads=1, **model_kwargs)
+                  budget_steps=2000, min_delta=1e-3, restore_best=True, threads=1, **model_kwargs)
                   -> (model in eval mode, history)
         model_kwargs go to TabularResNet (d_model, n_blocks, d_embedding, d_cat, dropout, ...);
         cardinalities come from spec (or x_cat's maxima without one); x_cat=None: numeric only.
@@ -225,6 +225,7 @@ def train_encoder(
     check_every: int = 50,
     patience: int = 5,
     min_steps: int = 500,
+    budget_steps: int = 2000,
     min_delta: float = 1e-3,
     restore_best: bool = True,
     threads: int | None = 1,
@@ -235,10 +236,11 @@ def train_encoder(
     A seeded ``validation`` share of the rows is held out and scored every ``check_every``
     optimiser steps. Training takes at least ``min_steps`` steps (however many epochs that
     is: a small table gives one step per epoch), then stops once the validation loss has not
-    improved by ``min_delta`` for ``patience`` checks, or after ``epochs`` epochs if that is
-    later than ``min_steps``; the weights of the best check are restored (unless
-    ``restore_best=False``: the last weights). ``validation=0``
-    (or too few rows to hold any out) trains for the full budget and keeps the last weights.
+    improved by ``min_delta`` for ``patience`` checks. The budget is ``epochs`` epochs or
+    ``budget_steps`` steps, whichever is longer (so a small table still has room to converge),
+    and never less than ``min_steps``. The weights of the best check are restored (unless
+    ``restore_best=False``: the last weights). ``validation=0`` (or too few rows to hold any
+    out) trains for the full budget and keeps the last weights.
 
     history: one entry per check in "step", "epoch" (passes over the training rows, a float),
     "loss"/"contrastive"/"masked" (training means since the previous check) and
@@ -260,7 +262,7 @@ def train_encoder(
     va_num, va_cat = x_num[val_idx], x_cat[val_idx]
     n = tr_num.shape[0]
     starts = [i for i in range(0, n, batch_size) if min(batch_size, n - i) >= 2]
-    max_steps = max(epochs * len(starts), min_steps)
+    max_steps = max(epochs * len(starts), budget_steps, min_steps)
     loss_kwargs = dict(objective=objective, corruption=corruption, noise_std=noise_std,
                        temperature=temperature)
     with _deterministic(threads):
