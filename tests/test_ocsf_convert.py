@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from shared_fixtures import FIXTURES
 
 from obslab.data import read_labels, read_signal
 from obslab.ocsf import convert_dataset, validate_table
@@ -191,8 +192,8 @@ def test_bad_inputs_exit_nonzero_with_a_report(tmp_path):
     empty.write_text("")
     r = _run("convert_traces_to_ocsf.py", "--trace-file", empty, "--output", tmp_path / "e.parquet")
     assert r.returncode == 1 and "empty" in r.stderr
-    jaeger = Path("/work/shared/fixtures/otlp/jaeger_query_api_NOT_otlp.json")
-    if jaeger.exists():
+    jaeger = FIXTURES / "otlp" / "jaeger_query_api_NOT_otlp.json"
+    if FIXTURES.exists():
         r = _run("convert_traces_to_ocsf.py", "--trace-file", jaeger, "--output", tmp_path / "j.parquet")
         assert r.returncode == 1 and "Jaeger" in r.stderr
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from shared_fixtures import FIXTURES, MISSING
 
 from obslab.ocsf import ConversionReport, read_compose_logs, read_otlp
 
-FIXTURES = Path("/work/shared/fixtures")
 
 
 @pytest.fixture(params=["native", "arrow"])
@@ -82,11 +82,11 @@ def test_otlp_fast_equals_slow(tmp_path, engine):
     _same(tab, pa.Table.from_batches(list(read_otlp(path, fast=False))))
 
 
+@pytest.mark.skipif(not FIXTURES.exists(), reason=MISSING)
 def test_otlp_fast_on_real_exporter_output(engine):
     for name in ("collector_fileexporter_javaagent_lamp.jsonl", "otlp_proto_examples_trace.json"):
         path = FIXTURES / "otlp" / name
-        if path.exists():
-            _same(pa.Table.from_batches(list(read_otlp(path))), pa.Table.from_batches(list(read_otlp(path, fast=False))))
+        _same(pa.Table.from_batches(list(read_otlp(path))), pa.Table.from_batches(list(read_otlp(path, fast=False))))
 
 
 def test_compose_fast_equals_slow(tmp_path):

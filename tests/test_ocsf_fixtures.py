@@ -7,18 +7,16 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from shared_fixtures import FIXTURES, MISSING
 
 from obslab.ocsf import ConversionReport, read_compose_logs, read_otlp, read_prometheus, validate_table
 from obslab.ocsf.convert import iter_ocsf
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
-if not FIXTURES.exists():
-    FIXTURES = Path("/work/shared/fixtures")
 MANIFEST = json.loads((FIXTURES / "MANIFEST.json").read_text()) if FIXTURES.exists() else {"files": []}
 SIGNAL = {"otlp": "traces", "compose_logs": "logs", "prometheus": "metrics"}
 READERS = {"traces": read_otlp, "logs": read_compose_logs, "metrics": read_prometheus}
 
-pytestmark = pytest.mark.skipif(not FIXTURES.exists(), reason="shared fixtures not present")
+pytestmark = pytest.mark.skipif(not FIXTURES.exists(), reason=MISSING)
 
 
 def _entries():

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from shared_fixtures import FIXTURES as SHARED, MISSING
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +25,7 @@ from obslab.ocsf.report import Unsupported
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample" / "raw" / "logs.txt"
-FIXTURES = Path("/work/shared/fixtures") / "compose_logs"
+FIXTURES = SHARED / "compose_logs"
 T = "2025-11-13T02:03:04.567Z"
 
 
@@ -103,7 +104,7 @@ def test_bench_generator_equal(tmp_path):
     assert rep.notes["blocks_fast_path"] == 1 and not rep.notes["blocks_slow_path"]
 
 
-@pytest.mark.skipif(not FIXTURES.exists(), reason="shared fixtures not present")
+@pytest.mark.skipif(not FIXTURES.exists(), reason=MISSING)
 @pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*.log")) if FIXTURES.exists() else [])
 def test_real_fixtures_equal(name):
     path = FIXTURES / name
@@ -111,7 +112,7 @@ def test_real_fixtures_equal(name):
     _compare(path, chunk_bytes=2048)  # small blocks: the JSON-only ones go native
 
 
-@pytest.mark.skipif(not FIXTURES.exists(), reason="shared fixtures not present")
+@pytest.mark.skipif(not FIXTURES.exists(), reason=MISSING)
 def test_real_json_app_logs_go_native():
     """The colour-prefixed JSON app logs of a real project: their pure-JSON blocks are accepted."""
     rep = _compare(FIXTURES / "gologs_colored_json_app_logs_lines1-9000.log", chunk_bytes=2048)
