@@ -42,10 +42,14 @@ def is_myst_notebook(path: Path) -> bool:
 
 
 def dataset_missing_reason() -> str | None:
-    from obslab.data import SIGNALS, default_dataset, signal_path
+    from obslab.data import SIGNALS, dataset_runs, default_dataset, signal_path
 
     root = default_dataset()
-    if any(signal_path(root, s).exists() for s in SIGNALS):
+    try:
+        runs = dataset_runs(root)  # a dataset, or a corpus of runs
+    except FileNotFoundError:
+        runs = [root]
+    if any(signal_path(run, s).exists() for run in runs for s in SIGNALS):
         return None
     return f"no dataset at {root} (no ocsf_*.parquet): run `make sample` or set OBSLAB_DATA"
 
