@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,11 +10,10 @@ import pytest
 from obslab._event_rows import EVENT_CATEGORICAL, EVENT_NUMERIC, message_template, span_rows
 from obslab.data import REPO_ROOT
 from obslab.events import (event_scores, fit_events, incident_detection, kpi_range, kpi_scores,
-                           load_event_data, rarity_scores, window_scores)
+                           load_event_data, rarity_scores, read_results, window_scores)
 from obslab.features import check_features, fit_features, transform
 
 SAMPLE = REPO_ROOT / "data" / "sample"
-RESULTS = REPO_ROOT / "data" / "results"
 QUICK = {"min_steps": 20, "epochs": 2, "check_every": 10}  # a cheap encoder where quality is not the point
 
 
@@ -139,10 +137,9 @@ def test_kpi_range_reports_each_incident_of_the_kind(sample):
 
 def test_committed_table_point_reproduces():
     """Re-run one point of scripts/run_events.py (data/sample, seed 0) against its committed row."""
-    path = RESULTS / "events_incidents.csv"
-    table = pd.read_csv(path)
+    table = read_results()["incidents"]
     table = table[table["dataset"] == "sample"]
-    assert len(table), f"{path} has no rows for data/sample: run scripts/run_events.py data/sample"
+    assert len(table), "no rows for data/sample: run scripts/run_events.py data/sample"
     settings = table.iloc[0]
     data = load_event_data(SAMPLE, window_ms=int(settings["window_s"]) * 1000)
     kwargs = {"epochs": int(settings["epochs"])} if str(settings["epochs"]).strip() not in ("", "nan") else {}

@@ -38,7 +38,7 @@ from obslab.truth import Incident
 
 __all__ = ["EVENT_NUMERIC", "EVENT_CATEGORICAL", "KPI_COLUMNS", "message_template", "EventData", "EventExperiment", "load_event_data", "fit_events",
            "event_experiment", "fault_kind", "event_scores", "rarity_scores",
-           "window_scores", "kpi_z", "kpi_scores", "incident_detection", "window_metrics", "kpi_range"]
+           "window_scores", "kpi_z", "RESULT_TABLES", "read_results", "kpi_scores", "incident_detection", "window_metrics", "kpi_range"]
 
 # the aggregate KPIs of obslab.features.window_features a dashboard would plot
 KPI_COLUMNS = ["req_count", "err_rate", "lat_p50", "lat_p95", "lat_max", "log_count",
@@ -269,17 +269,24 @@ def _robust_fit(values: np.ndarray) -> tuple[float, float]:
 
 
 def kpi_z(ex: EventExperiment) -> pd.DataFrame:
-    """Robust z of every KPI of every window against the same service's training windows."""
+    """Robust z of every KPI of every window against the same service's training windows: the
+    ``robust-z`` detector of :mod:`obslab.detect` fitted per service. A KPI missing in a window
+    (no request, no latency) counts as the training median; a service without training windows
+    gets z = 0 (nothing to compare with)."""
+    from obslab.detect import make_detector
+
     w = ex.windows
     cols = [c for c in KPI_COLUMNS if c in w.columns]
-    z = pd.DataFrame(0.0, index=w.index, columns=cols)
-    train = pd.Series(ex.window_train, index=w.index)
-    for service, rows in w.groupby("service").groups.items():
-        fit_rows = rows[train.loc[rows].to_numpy()]
-        for col in cols:
-            median, scale = _robust_fit(w.loc[fit_rows, col].to_numpy(dtype=np.float64))
-            z.loc[rows, col] = (w.loc[rows, col].to_numpy(dtype=np.float64) - median) / scale
-    return z.fillna(0.0)
+    z = np.zeros((len(w), len(cols)))
+    for rows in w.groupby("service").indices.values():
+        values = w[cols].to_numpy(dtype=np.float64)[rows]
+        train = values[ex.window_train[rows]]
+        if len(train) < 2:
+            continue
+        median = np.nan_to_num(np.nanmedian(np.where(np.isnan(train).all(axis=0), 0.0, train), axis=0))
+        det = make_detector("robust-z").fit(np.where(np.isnan(train), median, train))
+        z[rows] = (np.where(np.isnan(values), median, values) - det.median_) / det.scale_
+    return pd.DataFrame(z, index=w.index, columns=cols)
 
 
 def kpi_scores(ex: EventExperiment) -> np.ndarray:
@@ -359,7 +366,21 @@ def kpi_range(ex: EventExperiment, kinds: tuple[str, ...] = ("contextual",), low
                     break
         rows.append({"incident_id": inc.incident_id, "fault_id": inc.fault_id, "windows": int(m.sum()),
                      "held_out": inc.incident_id in ex.held_out, "max_abs_z": float(za.max().max()),
-                     "worst_kpi": worst, "kpis_outside": ",".join(outside),
+                     "worst_kpi": worst, "kpis_outside": " ".join(outside),
                      "inside_range": not outside})
     return pd.DataFrame(rows, columns=["incident_id", "fault_id", "windows", "held_out", "max_abs_z",
                                        "worst_kpi", "kpis_outside", "inside_range"])
+
+
+# what scripts/run_events.py writes to data/results/ (name -> file)
+RESULT_TABLES = {"summary": "events_summary.csv", "incidents": "events_incidents.csv",
+                 "kpi_range": "events_kpi_range.csv"}
+
+
+def read_results(folder=None) -> dict[str, pd.DataFrame]:
+    """The committed tables of scripts/run_events.py: ``{"summary", "incidents", "kpi_range"}``."""
+    from obslab.data import REPO_ROOT
+
+    folder = Path(folder or REPO_ROOT / "data" / "results")
+    return {name: pd.read_csv(folder / file, keep_default_na=(name != "kpi_range"))
+            for name, file in RESULT_TABLES.items()}
