@@ -153,3 +153,28 @@ def test_score_batches_covers_every_row_once():
     assert sum(b["n"] for b in out) == len(X_test)
     np.testing.assert_allclose(np.concatenate([b["scores"] for b in out]), det.score(X_test))
 
+
+
+def test_robust_z_scores_the_largest_kpi_deviation():
+    rng = np.random.default_rng(6)
+    X_train = rng.normal(loc=[10.0, 0.0, 100.0], scale=[1.0, 2.0, 10.0], size=(2000, 3))
+    det = make_detector("robust-z").fit(X_train)
+    # one KPI 6 of its own standard deviations off, the others at their medians
+    s = det.score(np.array([[16.0, 0.0, 100.0], [10.0, 0.0, 40.0], [10.0, 0.0, 100.0]]))
+    np.testing.assert_allclose(s[:2], [6.0, 6.0], rtol=0.1)
+    assert s[2] < 0.3
+    # the score is the max over KPIs, not a sum: two moderate deviations stay moderate
+    assert det.score(np.array([[12.0, 4.0, 120.0]]))[0] < 2.5
+
+
+def test_robust_z_survives_zero_mad_and_picks_columns():
+    X_train = np.zeros((200, 3))
+    X_train[:20, 0] = 1.0  # a counter that is mostly zero: MAD 0, mean absolute deviation not
+    X_train[:, 2] = np.arange(200)
+    det = make_detector("robust-z", columns=[0, 1]).fit(X_train)
+    s = det.score(np.array([[0.0, 0.0, 1e6], [5.0, 0.0, 0.0], [0.0, 3.0, 0.0]]))
+    assert np.isfinite(s).all()
+    assert s[0] == 0.0  # column 2 is not looked at
+    assert s[1] > 10 and s[2] == 3.0  # constant column: deviations in its own units
+    assert np.isfinite(det.train_scores_).all()
+    assert "robust-z" in DETECTORS

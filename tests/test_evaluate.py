@@ -269,7 +269,7 @@ def test_auto_window_ms():
 
 
 def test_short_runs_move_the_cutoff_for_enough_training_rows():
-    from obslab.experiment import _enough_training
+    from obslab.experiment import MAX_TRAIN_FRACTION, _enough_training
 
     # a fault every 10 minutes from minute 3: few clean minutes early on
     times = np.arange(120, dtype=np.int64) * MIN
@@ -278,9 +278,12 @@ def test_short_runs_move_the_cutoff_for_enough_training_rows():
     first = split_by_time(times, incs, phase, train_fraction=0.1)
     split = _enough_training(times, incs, phase, 0.1, 0, min_train_rows=30)
     assert first.train.sum() < split.train.sum()
-    assert len(split.test_incidents) >= 4  # a third of the incidents stay held out
-    # never more training than needed once the floor is met, and never fewer than 2 held out
+    assert split.train.sum() >= 30
+    # the first fraction that meets the floor: 0.1 did not
+    assert first.train.sum() < 30
+    # an unreachable floor stops at MAX_TRAIN_FRACTION: the later part stays held out
     tight = _enough_training(times, incs, phase, 0.1, 0, min_train_rows=10_000)
+    assert tight.cutoff_ms <= np.quantile(times, MAX_TRAIN_FRACTION)
     assert len(tight.test_incidents) >= 4
     with pytest.raises(ValueError, match="normal rows"):
         _enough_training(times, [incident(0, 0, dur_min=119)], phase, 0.4, 0, 10)

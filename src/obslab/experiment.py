@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -135,7 +136,15 @@ def _qualified(incidents, run: str) -> list:
 
 
 def _load_run(run, window_ms, train_fraction, margin_ms, min_train_rows):
-    """One run's windows, truth and split, on its own clock."""
+    """One run's windows, truth and split, on its own clock (memoised per process while the
+    run's files are unchanged: a sweep over training seeds reads a long run once)."""
+    stamp = tuple((p.name, p.stat().st_mtime_ns) for p in sorted(Path(run).glob("*"))
+                  if p.name.endswith((".parquet", ".json")))
+    return _load_run_cached(str(run), stamp, window_ms, train_fraction, margin_ms, min_train_rows)
+
+
+@lru_cache(maxsize=4)
+def _load_run_cached(run, stamp, window_ms, train_fraction, margin_ms, min_train_rows):
     from obslab.data import read_incidents
     from obslab.features import load_windows, window_labels
 
@@ -164,7 +173,7 @@ def window_experiment(root=None, *, window_ms: int | None = None, seed: int = 7,
     is trained on the training rows of all runs.
 
     ``window_ms=None`` picks the window from the shortest run's time span
-    (:func:`auto_window_ms`). The encoder is trained on the training rows only, through
+    (:func:`auto_window_ms`), never shorter than a synthetic dataset's sampling step. The encoder is trained on the training rows only, through
     ``obslab.train.Encoder.fit`` (so it is cached under ``name``, default
     ``windows-<seconds>s-encoder``, and every chapter that calls this with the same arguments
     reuses it). ``margin_ms`` (default: one window) keeps the windows right before an incident
@@ -173,6 +182,7 @@ def window_experiment(root=None, *, window_ms: int | None = None, seed: int = 7,
     moves later in steps of 0.1, up to ``MAX_TRAIN_FRACTION``; neither choice looks at the
     test period's labels.
     """
+    from obslab.data import dataset_step_ms
     from obslab.detect import raw_feature_matrix
     from obslab.features import KEY_COLUMNS
     from obslab.train import Encoder
@@ -181,6 +191,8 @@ def window_experiment(root=None, *, window_ms: int | None = None, seed: int = 7,
     corpus = len(runs) > 1 or runs[0] != Path(root or runs[0])
     if window_ms is None:
         window_ms = auto_window_ms(min(_span_ms(run) for run in runs))
+        # a synthetic dataset samples every step: a shorter window would be mostly empty
+        window_ms = max([window_ms, *(dataset_step_ms(run) or 0 for run in runs)])
     name = name or f"windows-{window_ms // 1000}s-encoder"
     margin = window_ms if margin_ms is None else margin_ms
     frames, labels, incidents, splits = [], [], [], {}

@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 LEVEL = 0.95
+CHUNK_CELLS = 4_000_000  # replicates x rows evaluated at once
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ class Resampler:
         return self.n_boot
 
     def draws(self, pick=slice(None)) -> Draws:
-        """Some replicates (a boolean mask or slice over them) as :class:`Draws`."""
+        """Some replicates (a boolean mask, indices or a slice over them) as :class:`Draws`."""
         return Draws(self.weights[pick], self.incident_counts[pick], self.row_incident)
 
     def whole(self) -> Draws:
@@ -292,14 +293,17 @@ def bootstrap_metrics(scores_by_seed: Sequence[np.ndarray], thresholds: Sequence
     if any(len(s) != len(y) for s in scores):
         raise ValueError(f"scores must have one entry per resampled row ({len(y)})")
     choice = resampler.seed_choice % n_seeds
-    whole, picks = resampler.whole(), [resampler.draws(choice == k) for k in range(n_seeds)]
+    whole = resampler.whole()
+    # replicates in chunks, so [chunk, rows] weight matrices stay small on long datasets
+    chunk = max(1, CHUNK_CELLS // max(len(y), 1))
     out = {}
     for name in metrics:
         fn = ROW_METRICS[name]
         point = float(np.mean([fn(y, s, t, whole)[0] for s, t in zip(scores, thresholds)]))
         reps = np.full(resampler.n_boot, np.nan)
         for k, (s, t) in enumerate(zip(scores, thresholds)):
-            if len(picks[k].weights):
-                reps[choice == k] = fn(y, s, t, picks[k])
+            mine = np.flatnonzero(choice == k)
+            for i in range(0, len(mine), chunk):
+                reps[mine[i:i + chunk]] = fn(y, s, t, resampler.draws(mine[i:i + chunk]))
         out[name] = Interval(point, *_percentiles(reps, level))
     return out
