@@ -6,11 +6,14 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from obslab.stats import (
+    METRICS,
+    GroupStats,
     Interval,
     Resampler,
     bootstrap_metrics,
     bootstrap_over_groups,
     normal_blocks,
+    point_metrics,
     separated,
     weighted_auprc,
     weighted_auroc,
@@ -108,9 +111,31 @@ def test_subset_keeps_draws_paired():
     res = Resampler(y, inc, blk, n_boot=50, seed=0)
     keep = ~y | np.isin(inc, ["inc-1", "inc-4"])
     sub = res.subset(keep)
-    assert sub.incidents == ["inc-1", "inc-4"]
-    np.testing.assert_array_equal(sub.weights[:, ~sub.is_anomaly], res.weights[:, ~y])
+    assert sub.incidents == ["inc-1", "inc-4"] and sub.blocks == res.blocks
+    np.testing.assert_array_equal(sub.block_counts, res.block_counts)
     np.testing.assert_array_equal(sub.incident_counts, res.incident_counts[:, [1, 4]])
+    got = bootstrap_metrics([s[keep]], [1.0], sub, ["AUROC"])["AUROC"]
+    assert got.low <= got.estimate <= got.high
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_group_statistics_equal_the_row_weighted_definitions(seed):
+    # each replicate = every row weighted by its group's draw count; ties included
+    y, inc, blk, s = held_out(n_incidents=7, rows_per_incident=5, n_blocks=9, rows_per_block=15,
+                              shift=1.0, incident_sd=1.0, seed=seed)
+    s = np.round(s, 1)
+    res = Resampler(y, inc, blk, n_boot=40, seed=seed)
+    st, d = GroupStats(s, 0.8, res), res.draws()
+    w = np.where(y, np.take(d.incident_counts, np.maximum(res.row_incident, 0), axis=1),
+                 np.take(d.block_counts, np.maximum(res.row_block, 0), axis=1)).astype(float)
+    np.testing.assert_allclose(METRICS["AUROC"](st, d), weighted_auroc(y, s, w), atol=1e-12)
+    np.testing.assert_allclose(METRICS["AUPRC"](st, d), weighted_auprc(y, s, w), atol=1e-12)
+    alert = s > 0.8
+    np.testing.assert_allclose(METRICS["recall"](st, d), (w * (y & alert)).sum(1) / (w * y).sum(1))
+    np.testing.assert_allclose(METRICS["FPR"](st, d), (w * (~y & alert)).sum(1) / (w * ~y).sum(1))
+    point = point_metrics(s, 0.8, res)
+    assert point["AUROC"] == pytest.approx(roc_auc_score(y, s))
+    assert point["AUPRC"] == pytest.approx(average_precision_score(y, s))
 
 
 def test_resampler_refuses_fault_rows_without_incident():

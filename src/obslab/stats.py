@@ -18,8 +18,10 @@ the encoder was trained with"; the point estimate is the mean over seeds of the 
 the data. Every method is evaluated on the same draws (a :class:`Resampler` with one seed), so
 the replicates of two methods are paired.
 
-Row metrics use per-row weights (how often the row's group was drawn) over scores sorted once,
-so a replicate costs O(rows), not a fresh sort.
+A replicate weights each row by how often its group was drawn. The metrics are computed from
+per-group sums (:class:`GroupStats`, once per score vector), so a replicate costs a few small
+matrix products, however many rows the dataset has; ``weighted_auroc`` and ``weighted_auprc``
+are the row-level definitions they are tested against.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ __all__ = [
     "normal_blocks",
     "Resampler",
     "Draws",
-    "MetricFn",
-    "ROW_METRICS",
+    "GroupStats",
+    "METRICS",
+    "point_metrics",
     "bootstrap_metrics",
     "bootstrap_over_groups",
     "weighted_auroc",
@@ -44,7 +47,7 @@ __all__ = [
 ]
 
 LEVEL = 0.95
-CHUNK_CELLS = 4_000_000  # replicates x rows evaluated at once
+CHUNK_CELLS = 4_000_000  # replicates x fault rows evaluated at once (AUPRC)
 
 
 @dataclass(frozen=True)
@@ -124,12 +127,13 @@ def normal_blocks(times_ms, incident_starts_ms, runs=None) -> np.ndarray:
 
 
 class Resampler:
-    """Bootstrap draws over incidents and normal blocks, as per-row weights.
+    """Bootstrap draws over incidents and normal blocks, as counts per group.
 
     ``is_anomaly``, ``incident_ids`` (of fault rows) and ``blocks`` (of normal rows, e.g.
-    :func:`normal_blocks`) are per row. ``weights`` is ``[n_boot, rows]``: how many times each
-    row's group was drawn in each replicate; ``incident_counts`` is ``[n_boot, incidents]`` in
-    the order of ``incidents``; ``seed_choice`` picks a training seed per replicate.
+    :func:`normal_blocks`) are per row. ``incident_counts`` ``[n_boot, incidents]`` and
+    ``block_counts`` ``[n_boot, blocks]`` say how often each group was drawn in each replicate
+    (in the order of ``incidents`` and ``blocks``); ``seed_choice`` picks a training seed per
+    replicate. A row's weight in a replicate is its group's count.
     """
 
     def __init__(self, is_anomaly, incident_ids, blocks, n_boot: int = 1000, seed: int = 0,
@@ -146,50 +150,55 @@ class Resampler:
         self.blocks = sorted(set(blk[~y].tolist()))
         self.n_boot = int(n_boot)
         rng = np.random.default_rng(seed)
-        n_i, n_b = len(self.incidents), len(self.blocks)
         # drawing n groups with replacement = multinomial counts over the groups
-        self.incident_counts = rng.multinomial(n_i, np.full(n_i, 1 / n_i), size=self.n_boot) if n_i \
-            else np.zeros((self.n_boot, 0), dtype=np.int64)
-        block_counts = rng.multinomial(n_b, np.full(n_b, 1 / n_b), size=self.n_boot) if n_b \
-            else np.zeros((self.n_boot, 0), dtype=np.int64)
+        self.incident_counts = _draw_counts(rng, len(self.incidents), self.n_boot)
+        self.block_counts = _draw_counts(rng, len(self.blocks), self.n_boot)
         self.seed_choice = rng.integers(0, max(int(n_seeds), 1), self.n_boot)
-        group = np.empty(len(y), dtype=np.int64)
-        inc_index = {g: i for i, g in enumerate(self.incidents)}
-        blk_index = {g: n_i + i for i, g in enumerate(self.blocks)}
-        group[y] = [inc_index[g] for g in inc[y]]
-        group[~y] = [blk_index[g] for g in blk[~y]]
-        self.row_incident = np.where(y, group, -1)
-        self.weights = np.hstack([self.incident_counts, block_counts])[:, group].astype(np.float64)
+        self.row_incident = _indices(inc, y, self.incidents)
+        self.row_block = _indices(blk, ~y, self.blocks)
 
     def __len__(self) -> int:
         return self.n_boot
 
-    def draws(self, pick=slice(None)) -> Draws:
+    def draws(self, pick=slice(None)) -> "Draws":
         """Some replicates (a boolean mask, indices or a slice over them) as :class:`Draws`."""
-        return Draws(self.weights[pick], self.incident_counts[pick], self.row_incident)
+        return Draws(self.incident_counts[pick], self.block_counts[pick])
 
-    def whole(self) -> Draws:
-        """All rows and incidents once: the point estimate."""
-        return Draws(np.ones((1, len(self.is_anomaly))), np.ones((1, len(self.incidents))),
-                     self.row_incident)
+    def whole(self) -> "Draws":
+        """Every group once: the point estimate."""
+        return Draws(np.ones((1, len(self.incidents))), np.ones((1, len(self.blocks))))
 
     def subset(self, rows) -> "Resampler":
         """The same draws restricted to some rows (e.g. one fault family's incidents plus all
-        normal rows): incidents outside ``rows`` drop out of every replicate, normal blocks are
-        drawn as before. Draws are not re-made, so methods stay paired."""
+        normal rows): groups without rows there drop out of every replicate. Draws are not
+        re-made, so methods and subsets stay paired."""
         rows = np.asarray(rows, dtype=bool)
         sub = object.__new__(Resampler)
-        kept = sorted(set(self.row_incident[rows & self.is_anomaly].tolist()))
-        sub.is_anomaly = self.is_anomaly[rows]
-        sub.incidents = [self.incidents[i] for i in kept]
-        sub.blocks = self.blocks
-        sub.n_boot = self.n_boot
-        sub.incident_counts = self.incident_counts[:, kept]
-        sub.seed_choice = self.seed_choice
-        remap = {old: new for new, old in enumerate(kept)}
-        sub.row_incident = np.array([remap.get(i, -1) for i in self.row_incident[rows]], dtype=np.int64)
-        sub.weights = self.weights[:, rows]
+        sub.is_anomaly, sub.n_boot, sub.seed_choice = self.is_anomaly[rows], self.n_boot, self.seed_choice
+        for names, counts, index in (("incidents", "incident_counts", "row_incident"),
+                                     ("blocks", "block_counts", "row_block")):
+            old = getattr(self, index)[rows]
+            kept = np.unique(old[old >= 0])
+            remap = np.full(len(getattr(self, names)) + 1, -1)
+            remap[kept] = np.arange(len(kept))
+            setattr(sub, names, [getattr(self, names)[k] for k in kept])
+            setattr(sub, counts, getattr(self, counts)[:, kept])
+            setattr(sub, index, np.where(old >= 0, remap[old], -1))
         return sub
+
+
+def _draw_counts(rng, n_groups: int, n_boot: int) -> np.ndarray:
+    if n_groups == 0:
+        return np.zeros((n_boot, 0), dtype=np.int64)
+    return rng.multinomial(n_groups, np.full(n_groups, 1 / n_groups), size=n_boot)
+
+
+def _indices(names: np.ndarray, mask: np.ndarray, order: list) -> np.ndarray:
+    # each row's position in ``order`` (rows outside ``mask``: -1)
+    index = {g: i for i, g in enumerate(order)}
+    out = np.full(len(names), -1, dtype=np.int64)
+    out[mask] = [index[g] for g in names[mask]]
+    return out
 
 
 def _tie_blocks(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -236,74 +245,116 @@ def weighted_auprc(y, scores, weights) -> np.ndarray:
 
 @dataclass
 class Draws:
-    """Replicates as weights: ``weights`` ``[reps, rows]``, ``incident_counts`` ``[reps,
-    incidents]``, and each row's incident index (-1 for normal rows)."""
+    """Replicates as group counts: ``incident_counts`` ``[reps, incidents]`` and
+    ``block_counts`` ``[reps, blocks]``."""
 
-    weights: np.ndarray
     incident_counts: np.ndarray
-    row_incident: np.ndarray
+    block_counts: np.ndarray
 
 
-def _recall(y, s, thr, d: Draws):
+class GroupStats:
+    """What every metric needs from one score vector, summed per incident and per block.
+
+    A replicate's metric is then a few products of these with its group counts: cheap however
+    many rows there are. For each fault row i (sorted by incident): ``pos_at_least[i, g]``
+    counts the fault rows of incident g scoring at least ``s_i`` and ``neg_at_least[i, h]`` the
+    normal rows of block h; ``pairs[g, h]`` counts (fault of g, normal of h) pairs ranked
+    right, ties one half (AUROC's numerator).
+    """
+
+    def __init__(self, scores, threshold: float, resampler: Resampler):
+        s = np.asarray(scores, dtype=np.float64)
+        y = resampler.is_anomaly
+        if len(s) != len(y):
+            raise ValueError(f"scores must have one entry per resampled row ({len(y)})")
+        n_i, n_b = len(resampler.incidents), len(resampler.blocks)
+        gi, hb = resampler.row_incident[y], resampler.row_block[~y]
+        pos, neg = s[y], s[~y]
+        self.pos_incident = gi
+        self.positives = np.bincount(gi, minlength=n_i).astype(np.float64)
+        self.negatives = np.bincount(hb, minlength=n_b).astype(np.float64)
+        self.hits = np.bincount(gi, weights=pos > threshold, minlength=n_i)
+        self.false_alarms = np.bincount(hb, weights=neg > threshold, minlength=n_b)
+        self.detected = (self.hits > 0).astype(np.float64)
+        self.pos_at_least = np.zeros((len(pos), n_i))
+        self.neg_at_least = np.zeros((len(pos), n_b))
+        self.pairs = np.zeros((n_i, n_b))
+        for g in range(n_i):
+            mine = np.sort(pos[gi == g])
+            self.pos_at_least[:, g] = len(mine) - np.searchsorted(mine, pos, "left")
+        for h in range(n_b):
+            mine = np.sort(neg[hb == h])
+            below = np.searchsorted(mine, pos, "left")
+            ties = np.searchsorted(mine, pos, "right") - below
+            self.neg_at_least[:, h] = len(mine) - below
+            self.pairs[:, h] = np.bincount(gi, weights=below + 0.5 * ties, minlength=n_i)
+
+
+def _ratio(num, den):
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (d.weights * (y & (s > thr))).sum(axis=1) / (d.weights * y).sum(axis=1)
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
-def _fpr(y, s, thr, d: Draws):
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (d.weights * (~y & (s > thr))).sum(axis=1) / (d.weights * ~y).sum(axis=1)
+def _auroc(st: GroupStats, d: Draws) -> np.ndarray:
+    a, b = d.incident_counts, d.block_counts
+    return _ratio(((a @ st.pairs) * b).sum(axis=1), (a @ st.positives) * (b @ st.negatives))
 
 
-def _detection_rate(y, s, thr, d: Draws):
-    # per incident: was any of its fault rows above the threshold? then the drawn share
-    hit = np.zeros(d.incident_counts.shape[1], dtype=bool)
-    np.logical_or.at(hit, d.row_incident[y & (s > thr)], True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (d.incident_counts * hit).sum(axis=1) / d.incident_counts.sum(axis=1)
+def _auprc(st: GroupStats, d: Draws) -> np.ndarray:
+    # average precision = mean over (weighted) fault rows of the precision at their own score
+    a, b = d.incident_counts, d.block_counts
+    out = np.empty(len(a))
+    chunk = max(1, CHUNK_CELLS // max(len(st.pos_incident), 1))
+    for i in range(0, len(a), chunk):
+        ac, bc = a[i:i + chunk], b[i:i + chunk]
+        tp, fp = st.pos_at_least @ ac.T, st.neg_at_least @ bc.T  # [fault rows, reps]
+        precision = _ratio(tp, tp + fp)
+        weight = ac[:, st.pos_incident].T
+        out[i:i + chunk] = _ratio(np.nansum(weight * precision, axis=0), weight.sum(axis=0))
+    return np.where(b @ st.negatives > 0, out, np.nan)
 
 
-MetricFn = Callable[[np.ndarray, np.ndarray, float, Draws], np.ndarray]
-
-# name -> fn(y, scores, threshold, draws) -> one value per replicate
-ROW_METRICS: dict[str, MetricFn] = {
-    "AUROC": lambda y, s, thr, d: weighted_auroc(y, s, d.weights),
-    "AUPRC": lambda y, s, thr, d: weighted_auprc(y, s, d.weights),
-    "recall": _recall,
-    "FPR": _fpr,
-    "incidents detected": _detection_rate,
+METRICS: dict[str, Callable[[GroupStats, Draws], np.ndarray]] = {
+    "AUROC": _auroc,
+    "AUPRC": _auprc,
+    "recall": lambda st, d: _ratio(d.incident_counts @ st.hits, d.incident_counts @ st.positives),
+    "FPR": lambda st, d: _ratio(d.block_counts @ st.false_alarms, d.block_counts @ st.negatives),
+    "incidents detected": lambda st, d: _ratio(d.incident_counts @ st.detected, d.incident_counts.sum(axis=1)),
 }
 
 
+def point_metrics(scores, threshold: float, resampler: Resampler,
+                  metrics: Sequence[str] = tuple(METRICS)) -> dict[str, float]:
+    """The metrics on all held-out rows once (no resampling)."""
+    st, whole = GroupStats(scores, threshold, resampler), resampler.whole()
+    return {name: float(METRICS[name](st, whole)[0]) for name in metrics}
+
+
 def bootstrap_metrics(scores_by_seed: Sequence[np.ndarray], thresholds: Sequence[float],
-                      resampler: "Resampler", metrics: Sequence[str] = tuple(ROW_METRICS),
+                      resampler: Resampler, metrics: Sequence[str] = tuple(METRICS),
                       level: float = LEVEL) -> dict[str, Interval]:
     """Each metric with its interval, for one method scored with one or more training seeds.
 
     ``scores_by_seed[k]`` are the rows' scores from seed k (the rows of ``resampler``),
     ``thresholds[k]`` its alert threshold (fixed on training scores). Point estimate: the mean
     over seeds on all rows; replicate b uses seed ``resampler.seed_choice[b] % n_seeds`` (a
-    method without training randomness passes one score vector). Metrics: ``ROW_METRICS``
+    method without training randomness passes one score vector). Metrics: ``METRICS``
     (AUROC, AUPRC, recall and FPR at the threshold, share of incidents detected).
     """
-    y = resampler.is_anomaly
     n_seeds = len(scores_by_seed)
     if n_seeds == 0 or n_seeds != len(thresholds):
         raise ValueError("one threshold per seed's scores, and at least one seed")
-    scores = [np.asarray(s, np.float64) for s in scores_by_seed]
-    if any(len(s) != len(y) for s in scores):
-        raise ValueError(f"scores must have one entry per resampled row ({len(y)})")
+    stats = [GroupStats(s, t, resampler) for s, t in zip(scores_by_seed, thresholds)]
     choice = resampler.seed_choice % n_seeds
     whole = resampler.whole()
-    # replicates in chunks, so [chunk, rows] weight matrices stay small on long datasets
-    chunk = max(1, CHUNK_CELLS // max(len(y), 1))
+    draws = [resampler.draws(choice == k) for k in range(n_seeds)]
     out = {}
     for name in metrics:
-        fn = ROW_METRICS[name]
-        point = float(np.mean([fn(y, s, t, whole)[0] for s, t in zip(scores, thresholds)]))
+        fn = METRICS[name]
+        point = float(np.mean([fn(st, whole)[0] for st in stats]))
         reps = np.full(resampler.n_boot, np.nan)
-        for k, (s, t) in enumerate(zip(scores, thresholds)):
-            mine = np.flatnonzero(choice == k)
-            for i in range(0, len(mine), chunk):
-                reps[mine[i:i + chunk]] = fn(y, s, t, resampler.draws(mine[i:i + chunk]))
+        for k, st in enumerate(stats):
+            if len(draws[k].incident_counts):
+                reps[choice == k] = fn(st, draws[k])
         out[name] = Interval(point, *_percentiles(reps, level))
     return out

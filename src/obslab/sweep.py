@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from obslab.evaluate import fault_family
-from obslab.stats import ROW_METRICS, Interval, Resampler, bootstrap_metrics, normal_blocks, separated
+from obslab.stats import METRICS, Interval, Resampler, bootstrap_metrics, normal_blocks, point_metrics, separated
 
 __all__ = [
     "DETECTOR_NAMES",
@@ -141,10 +141,9 @@ def held_out(ex) -> HeldOut:
 
 def seed_metrics(scored, resampler: Resampler) -> list[dict]:
     """The point metrics (no resampling) of every method of one seed."""
-    whole = resampler.whole()
-    return [{"features": features, "detector": detector, "metric": metric,
-             "value": float(fn(resampler.is_anomaly, s, thr, whole)[0])}
-            for (features, detector), (s, thr) in scored.items() for metric, fn in ROW_METRICS.items()]
+    return [{"features": features, "detector": detector, "metric": metric, "value": value}
+            for (features, detector), (s, thr) in scored.items()
+            for metric, value in point_metrics(s, thr, resampler).items()]
 
 
 def evaluate_dataset(root, dataset: str, seeds: Sequence[int] = SEEDS, n_boot: int = 1000,
@@ -185,7 +184,7 @@ def evaluate_dataset(root, dataset: str, seeds: Sequence[int] = SEEDS, n_boot: i
     for family in families:
         rows = np.ones(len(held.y), bool) if family == "all" else ~held.y | (held.family == family)
         res = resampler if family == "all" else resampler.subset(rows)
-        metrics = tuple(ROW_METRICS) if family == "all" else FAMILY_METRICS
+        metrics = tuple(METRICS) if family == "all" else FAMILY_METRICS
         for method in scored_by_seed[seeds[0]]:
             per_seed = [scored_by_seed[s][method] for s in seeds]
             ivs = bootstrap_metrics([s[rows] for s, _ in per_seed], [t for _, t in per_seed], res, metrics)
