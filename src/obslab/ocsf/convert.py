@@ -81,8 +81,11 @@ def convert_file(signal: str, src: str | os.PathLike, out: str | os.PathLike, *,
     file's labels to (built from ``incidents`` and span markers). ``validate_sample``: events
     checked against the official schema (None: all of them; 0: none).
     """
+    from obslab.ocsf import native
     from obslab.ocsf.validate import validate_table
 
+    if not quiet:
+        native.tell_if_unavailable()
     report = ConversionReport(source=os.fspath(src), signal=signal)
     if not Path(src).exists():
         raise FileNotFoundError(f"{src}: no such {signal} file")

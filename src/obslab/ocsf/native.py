@@ -8,6 +8,7 @@ Both produce the same FLAT columns (tests/test_ocsf_fastpath.py compares every p
 from __future__ import annotations
 
 import os
+import sys
 
 import pyarrow as pa
 
@@ -23,6 +24,18 @@ KINDS = {"str": pa.string(), "i64": pa.int64(), "f64": pa.float64()}
 
 def available() -> bool:
     return _native is not None and os.environ.get("OBSLAB_NATIVE", "1") != "0"
+
+
+_told = False
+
+
+def tell_if_unavailable() -> None:
+    """Say once per process that the compiled parsers are absent (the appendix zip, other platforms)."""
+    global _told
+    if _native is None and not _told:
+        _told = True
+        print("note: obslab.ocsf._native is not built here (it needs g++ and simdjson at install): converting "
+              "with the Python readers, same output, slower", file=sys.stderr)
 
 
 def to_arrays(columns: dict) -> dict[str, pa.Array]:
