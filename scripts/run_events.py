@@ -84,8 +84,8 @@ def summarise(data, scores, n_boot, seed):
     for group in ("all", "contextual", "kpi"):
         keep = np.ones(len(y), bool) if group == "all" else (~y | (kind == group))
         sub = resampler.subset(keep)
-        if not sub.incidents:
-            continue
+        if not sub.incidents or (group != "all" and len(sub.incidents) == len(resampler.incidents)):
+            continue  # no incident of the kind, or all of them: the "all" rows say it
         for method, per_seed in scores.items():
             thresholds = [float(np.quantile(s[data.window_train], QUANTILE)) for s in per_seed]
             out = bootstrap_metrics([s[ev][keep] for s in per_seed], thresholds, sub, METRICS)

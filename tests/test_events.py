@@ -144,9 +144,14 @@ def test_committed_table_point_reproduces():
     data = load_event_data(SAMPLE, window_ms=int(settings["window_s"]) * 1000)
     kwargs = {"epochs": int(settings["epochs"])} if str(settings["epochs"]).strip() not in ("", "nan") else {}
     ex = fit_events(data, seed=0, max_reference=int(settings["max_reference"]), **kwargs)
-    for method, scores in [("events: embedding k-NN", window_scores(ex, event_scores(ex, "embedding", k=int(settings["k"])))),
-                           ("windows: KPI robust-z", kpi_scores(ex))]:
-        want = table[(table["method"] == method) & (table["seed"] == (0 if "events" in method else -1))]
+    k = int(settings["k"])
+    methods = {"events: embedding k-NN": (0, window_scores(ex, event_scores(ex, "embedding", k=k))),
+               "events: raw k-NN": (0, window_scores(ex, event_scores(ex, "raw", k=k))),
+               "events: rarity": (-1, window_scores(ex, rarity_scores(ex))),
+               "windows: KPI robust-z": (-1, kpi_scores(ex))}
+    assert set(methods) == set(table["method"])
+    for method, (seed, scores) in methods.items():
+        want = table[(table["method"] == method) & (table["seed"] == seed)]
         got = incident_detection(ex, scores)
         merged = want.merge(got, on="incident_id", suffixes=("_table", "_now"))
         assert len(merged) == len(want) > 0, method
