@@ -63,7 +63,8 @@ def main(argv=None) -> int:
     from obslab.sweep import SEEDS, evaluate_dataset
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("datasets", nargs="*", default=["data/sample"], help="[name=]path of a dataset or corpus")
+    p.add_argument("datasets", nargs="*", help="[name=]path of a dataset or corpus (default: data/sample, "
+                   "unless --synth alone)")
     p.add_argument("--synth", action="store_true", help="also the synthetic dataset (obslab.data.synth_dataset)")
     p.add_argument("--synth-seed", type=int, default=7, help="seed of the synthetic dataset")
     p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS), help="training seeds (>= 5 for the book)")
@@ -72,6 +73,8 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--out", type=Path, default=RESULTS, help="folder of the tables (default data/results)")
     args = p.parse_args(argv)
+    if not args.datasets and not args.synth:
+        args.datasets = [str(REPO / "data" / "sample")]
     datasets = _datasets(args)
     if not datasets:
         print("no dataset to evaluate", file=sys.stderr)

@@ -81,6 +81,10 @@ def test_verdicts_follow_the_intervals():
     assert "the embedding beats raw features with centroid" in text
     assert "no difference at this sample size with LOF" in text
     assert "too few incidents" in verdict_sentence(verdicts(summary), "d", "queue")
+    # where the embedding wins nowhere, the sentence says so
+    losing = verdicts(summary[summary["detector"] != "centroid"])
+    assert "the embedding wins with no detector" in verdict_sentence(losing, "d")
+    assert "the embedding wins with no detector" not in text
 
 
 def test_committed_sweep_reproduces_at_one_point():

@@ -120,6 +120,16 @@ def auto_window_ms(span_ms: int, min_windows: int = 120, choices: Sequence[int] 
     return int(min(choices))
 
 
+def _capped(mask: np.ndarray, cap: int) -> np.ndarray:
+    # at most ``cap`` of the True rows, a fixed random choice (seed 0: the same for every seed)
+    rows = np.flatnonzero(mask)
+    if len(rows) <= cap:
+        return mask
+    out = np.zeros_like(mask)
+    out[np.random.default_rng(0).choice(rows, cap, replace=False)] = True
+    return out
+
+
 def _span_ms(run) -> int:
     from obslab.data import read_labels
 
@@ -164,7 +174,7 @@ def window_experiment(root=None, *, window_ms: int | None = None, seed: int = 7,
                       train_fraction: float = 0.4, margin_ms: int | None = None,
                       objective: str = "contrastive", name: str | None = None,
                       exclude: Sequence[str] = CLOCK_FEATURES,
-                      min_train_rows: int = 60) -> WindowExperiment:
+                      min_train_rows: int = 60, max_encoder_rows: int = 20_000) -> WindowExperiment:
     """Load a dataset's windowed features and truth, split by time, fit (or reuse) the encoder.
 
     ``root`` is a dataset or a corpus (:func:`obslab.data.dataset_runs`). Each run is windowed,
@@ -180,7 +190,8 @@ def window_experiment(root=None, *, window_ms: int | None = None, seed: int = 7,
     out of training. When the ``train_fraction`` split of a run leaves fewer than
     ``min_train_rows`` normal training rows (short runs with frequent faults), its cut-off
     moves later in steps of 0.1, up to ``MAX_TRAIN_FRACTION``; neither choice looks at the
-    test period's labels.
+    test period's labels. A long dataset fits its encoder (feature statistics and network) on
+    a fixed random ``max_encoder_rows`` of the training rows, the same for every seed.
     """
     from obslab.data import dataset_step_ms
     from obslab.detect import raw_feature_matrix
@@ -211,8 +222,9 @@ def window_experiment(root=None, *, window_ms: int | None = None, seed: int = 7,
     split = stack_splits(splits, qualify=corpus)
     skip = set(KEY_COLUMNS) | set(exclude) | {"service", "run"}
     numeric = [c for c in frame.columns if c not in skip and pd.api.types.is_numeric_dtype(frame[c])]
-    encoder = Encoder.fit(frame, split.train, name, numeric=numeric, categorical=["service"],
-                          data_id=str(root or "default"), epochs=epochs, seed=seed, objective=objective)
+    encoder = Encoder.fit(frame, _capped(split.train, max_encoder_rows), name, numeric=numeric,
+                          categorical=["service"], data_id=str(root or "default"), epochs=epochs,
+                          seed=seed, objective=objective)
     x_num, x_cat = encoder.encode(frame)
     return WindowExperiment(frame=frame, labels=labels, incidents=incidents, split=split,
                             encoder=encoder, embeddings=encoder.embed(frame),

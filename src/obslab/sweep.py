@@ -42,6 +42,10 @@ __all__ = [
     "evaluate_dataset",
     "verdicts",
     "verdict_sentence",
+    "versus_baselines",
+    "interval_table",
+    "results_dir",
+    "read_results",
 ]
 
 FEATURE_SETS = ("embedding", "raw features")
@@ -243,6 +247,8 @@ def verdict_sentence(table: pd.DataFrame, dataset: str, family: str = "all", met
     tied = rows.loc[rows["winner"] == "no difference", "detector"].tolist()
     if tied:
         parts.append(f"no difference at this sample size with {', '.join(tied)}")
+    if not (rows["winner"] == "embedding").any():
+        parts.append("the embedding wins with no detector")
     if (rows["winner"] == "too few incidents").all():
         parts = [f"too few incidents to compare (fewer than {MIN_INCIDENTS})"]
     return (f"On {dataset}, {where} ({n} held-out incident{'s' if n != 1 else ''}), {metric}: "
