@@ -223,3 +223,9 @@ def test_paired_gap_is_zero_for_identical_methods_and_signed_otherwise():
     assert (same.estimate, same.low, same.high) == (0.0, 0.0, 0.0)
     gap = paired_gap(per, "a", "b", n_boot=500)
     assert gap.estimate == pytest.approx(0.5) and gap.low >= 0.0 and gap.high <= 1.0
+
+
+def test_incident_ids_that_already_carry_their_run_are_not_prefixed_twice():
+    incs = [Incident("a/i1", "f", "high", ["web-api"], 10 * MIN, 12 * MIN, 13 * MIN, "web-api")]
+    per = compare_rca(busy_windows(), incs, {"busiest": dict(method="busiest")}, run="a")
+    assert per["incident"].tolist() == ["a/i1"]

@@ -356,7 +356,9 @@ def compare_rca(windows: pd.DataFrame, incidents: Sequence[Incident], methods: M
         parts.append(table)
     out = pd.concat(parts, ignore_index=True)
     out.insert(1, "run", run)
-    out.insert(2, "incident", [f"{run}/{i}" if run else str(i) for i in out["incident_id"]])
+    # a corpus's incident ids may already carry their run (obslab.experiment qualifies them)
+    out.insert(2, "incident", [str(i) if not run or str(i).startswith(f"{run}/") else f"{run}/{i}"
+                               for i in out["incident_id"]])
     for k in ks:
         out[f"hit@{k}"] = (out["rank_of_truth"].notna() & (out["rank_of_truth"] <= k)).astype(float)
     return out

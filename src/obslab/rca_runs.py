@@ -1,7 +1,7 @@
 """The inputs of root-cause ranking for every run of a dataset (one run, or a corpus's runs).
 
-Per run: the windowed experiment (features, truth, the encoder trained on that run's own
-training windows), the k-NN detector's anomaly score on every (service, window) as one more
+Per run: the windowed experiment's rows of that run (features and truth; the encoder is the
+one shared with the other chapters), the k-NN detector's anomaly score on every (service, window) as one more
 evidence column, each incident's alert time (first detection, else the true start: see
 :func:`obslab.rca.alert_times`) and the call graph from that run's traces. Runs keep their own
 clocks; nothing is compared across runs except the per-incident results.
@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from obslab.rca import NOT_EVIDENCE, alert_times, guess_signal
 
-__all__ = ["RcaRun", "rca_run", "rca_runs", "evidence_columns"]
+__all__ = ["RcaRun", "rca_runs", "evidence_columns"]
 
 
 @dataclass
@@ -42,11 +43,14 @@ def evidence_columns(windows: pd.DataFrame) -> dict[str, str]:
             if c not in skip and pd.api.types.is_numeric_dtype(windows[c])}
 
 
-def rca_run(root, *, seed: int = 7, k: int = 5, quantile: float = 0.99) -> RcaRun:
-    """One run's RCA inputs; the detector is fitted on that run's training embeddings only."""
-    from pathlib import Path
+def rca_runs(root=None, *, seed: int = 7, k: int = 5, quantile: float = 0.99) -> list[RcaRun]:
+    """RCA inputs for every run of ``root`` (a dataset or a corpus: :func:`obslab.data.dataset_runs`).
 
-    from obslab.data import read_signal
+    One :func:`obslab.experiment.window_experiment` (the encoder the other chapters cache, trained
+    on every run's training windows); the k-NN detector is fitted on those training embeddings
+    only. Each run then gets its own rows, incidents, alert times and call graph.
+    """
+    from obslab.data import dataset_runs, read_signal
     from obslab.detect import make_detector
     from obslab.evaluate import per_incident_detection
     from obslab.experiment import window_experiment
@@ -55,20 +59,21 @@ def rca_run(root, *, seed: int = 7, k: int = 5, quantile: float = 0.99) -> RcaRu
     ex = window_experiment(root, seed=seed)
     det = make_detector("knn", k=k).fit(ex.embeddings[ex.split.train])
     threshold = det.set_threshold(quantile)
-    windows = ex.frame.copy()
-    windows["anomaly_score"] = det.score(ex.embeddings)
-    first = per_incident_detection(windows["anomaly_score"], windows["window_start_ms"],
+    scored = ex.frame.assign(anomaly_score=det.score(ex.embeddings))
+    # incident ids are unique across runs (a corpus qualifies them run/id): one pass finds all
+    first = per_incident_detection(scored["anomaly_score"], scored["window_start_ms"],
                                    ex.labels["incident_id"], ex.labels["is_anomaly"], threshold, ex.incidents)
     starts = {inc.incident_id: inc.start_ms for inc in ex.incidents}
     detected = {r.incident_id: starts[r.incident_id] + int(r.delay_s * 1000)
                 for r in first.itertuples() if r.detected and r.incident_id in starts}
-    return RcaRun(name=Path(root).name, windows=windows, incidents=ex.incidents,
-                  edges=call_graph_from_ocsf(read_signal("traces", root)),
-                  alerts=alert_times(ex.incidents, detected), window_ms=ex.window_ms, threshold=threshold)
-
-
-def rca_runs(root=None, *, seed: int = 7, **kwargs) -> list[RcaRun]:
-    """:func:`rca_run` for every run of ``root`` (:func:`obslab.data.dataset_runs`)."""
-    from obslab.data import dataset_runs
-
-    return [rca_run(path, seed=seed, **kwargs) for path in dataset_runs(root)]
+    paths = dataset_runs(root)
+    out = []
+    for path in paths:
+        rows = (scored["run"] == path.name).to_numpy() if "run" in scored else np.ones(len(scored), bool)
+        incidents = [i for i in ex.incidents
+                     if len(paths) == 1 or i.incident_id.startswith(f"{path.name}/")]
+        out.append(RcaRun(name=path.name, windows=scored[rows].reset_index(drop=True), incidents=incidents,
+                          edges=call_graph_from_ocsf(read_signal("traces", path)),
+                          alerts=alert_times(incidents, detected), window_ms=ex.window_ms,
+                          threshold=threshold))
+    return out
