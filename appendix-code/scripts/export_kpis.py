@@ -42,6 +42,8 @@ def main(argv=None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if Path(args.output).is_dir():  # a folder: the default file name inside it
+        args.output = str(Path(args.output) / "kpis.csv")
     write_table(df, args.output)
     print(f"{args.output}: {len(df)} rows ({df['service'].nunique()} services), "
           f"{int(df['is_anomaly'].sum())} anomalous steps", file=sys.stderr)

@@ -57,6 +57,8 @@ def main(argv=None) -> int:
         return 1
     labels = pa.concat_tables(parts)
     out = Path(args.output) if args.output else root / "labels.parquet"
+    if out.is_dir():  # a folder: the default file name inside it
+        out = out / "labels.parquet"
     pq.write_table(labels, out, compression="zstd")
     subset = evaluation_subset(labels, args.subset_size, args.anomaly_share, args.seed)
     sub_out = Path(args.subset) if args.subset else root / "eval_subset.parquet"

@@ -86,6 +86,8 @@ def convert_file(signal: str, src: str | os.PathLike, out: str | os.PathLike, *,
 
     if not quiet:
         native.tell_if_unavailable()
+    if Path(out).is_dir():  # a folder: the conventional file name inside it
+        out = Path(out) / f"ocsf_{signal}.parquet"
     report = ConversionReport(source=os.fspath(src), signal=signal)
     if not Path(src).exists():
         raise FileNotFoundError(f"{src}: no such {signal} file")

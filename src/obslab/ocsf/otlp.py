@@ -183,6 +183,8 @@ def _add_span(cols: dict, s: dict, service, host, region, scope) -> None:
         raise SpanError("missing or invalid traceId")
     if span_id is None:
         raise SpanError("missing or invalid spanId")
+    if not trace_id.strip("0") or not span_id.strip("0"):  # all-zero ids are invalid (OTLP spec)
+        raise SpanError("all-zero traceId or spanId")
     start = _nanos(_g(s, "startTimeUnixNano", "start_time_unix_nano"))
     if start is None or not 0 < start < 2**63:
         raise SpanError("missing or invalid startTimeUnixNano")
@@ -190,6 +192,8 @@ def _add_span(cols: dict, s: dict, service, host, region, scope) -> None:
     if end is None or not 0 < end < 2**63:
         end = start
     parent = norm_id(_g(s, "parentSpanId", "parent_span_id"), 8)
+    if parent is not None and not parent.strip("0"):
+        parent = None  # a parent of zeros means none: a root span
     status = s.get("status") or {}
     attrs = attrs_to_dict(s.get("attributes"))
     found = {}

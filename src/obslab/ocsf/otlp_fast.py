@@ -180,6 +180,9 @@ def _parse_block(lines: list[bytes]) -> pa.RecordBatch:
         raise Unsupported("trace ids")
     if not pc.all(pc.fill_null(pc.match_substring_regex(span_id, r"^[0-9a-f]{16}$"), False)).as_py():
         raise Unsupported("span ids")
+    if pc.any(pc.or_(pc.equal(trace_id, "0" * 32), pc.equal(span_id, "0" * 16))).as_py():
+        raise Unsupported("all-zero ids")  # otlp.py rejects those spans and counts them
+    parent = pc.if_else(pc.equal(pc.fill_null(parent, ""), "0" * 16), pa.scalar(None, pa.string()), parent)
     ok_parent = pc.or_(pc.is_null(parent), pc.or_(pc.equal(parent, ""), pc.match_substring_regex(parent, r"^[0-9a-f]{16}$")))
     if not pc.all(ok_parent).as_py():
         raise Unsupported("parent ids")

@@ -57,15 +57,20 @@ def _series(out: _Columns, series, name, query, unit, report, where) -> Iterator
         report.records_in += 1
         report.reject("series is not an object", None, f"{where}: {str(series)[:100]}")
         return
-    labels = series.get("metric") or {}
-    if not isinstance(labels, dict):
-        labels = {}
+    labels = series.get("metric")
     samples = series.get("values")
     if samples is None and "value" in series:
         samples = [series["value"]]
     if not isinstance(samples, list):
         report.records_in += 1
         report.reject("series without a values list", None, where)
+        return
+    if labels is None:
+        labels = {}
+    if not isinstance(labels, dict):  # its samples cannot be told from another series': reject them all
+        report.records_in += len(samples)
+        report.reject("series whose metric is not an object of labels", None, f"{where}: {str(labels)[:100]}",
+                      count=len(samples))
         return
     metric = name or labels.get("__name__") or query or "value"
     service = labels.get("service") or labels.get("job")

@@ -121,6 +121,11 @@ bool hex_id(element v, size_t n_chars, StrCol& out, bool empty_ok) {
     buf.resize(at);
     throw Refuse("id that is not hex");
   }
+  if (s.find_first_not_of('0') == std::string_view::npos) {  // all-zero: invalid per the OTLP spec
+    buf.resize(at);
+    if (empty_ok) return false;  // a parent of zeros means none: a root span, as otlp.py reads it
+    throw Refuse("all-zero id");  // otlp.py rejects the span and counts it
+  }
   out.close();
   return true;
 }
