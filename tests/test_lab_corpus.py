@@ -86,3 +86,9 @@ def test_query_windows_are_shorter_than_every_cooldown():
                 cooldowns.append(scenario.parse_duration(step["cooldown"]))
     assert cooldowns and longest < min(cooldowns), (longest, min(cooldowns))
     assert any(q["name"] == "net_bytes_rate" for q in queries)  # network throughput per service
+
+
+def test_catalog_families_are_the_ones_the_evaluation_reports(catalog):
+    from obslab.evaluate import fault_family
+
+    assert {f: s.family for f, s in catalog.items()} == {f: fault_family(f) for f in catalog}
