@@ -61,6 +61,7 @@ class EventData:
     event_train: np.ndarray  # bool per event: the normal training period
     windows: pd.DataFrame  # KPI window rows + run + truth (is_anomaly, incident_id, fault_id, phase)
     window_train: np.ndarray
+    window_test: np.ndarray  # every window from its run's cut-off on
     window_evaluate: np.ndarray  # test windows minus cooldown
     window_control: np.ndarray  # test windows far from every incident
     incidents: list  # run-qualified Incident objects
@@ -172,6 +173,7 @@ def load_event_data(root=None, *, window_ms: int | None = None, train_fraction: 
         event_train=np.concatenate([p[1] for p in parts]),
         windows=pd.concat([p[2] for p in parts], ignore_index=True),
         window_train=np.concatenate([s.train for s in splits]),
+        window_test=np.concatenate([s.test for s in splits]),
         window_evaluate=np.concatenate([s.evaluate for s in splits]),
         window_control=np.concatenate([s.control for s in splits]),
         incidents=[inc for p in parts for inc in p[4]],
