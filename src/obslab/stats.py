@@ -279,15 +279,20 @@ class GroupStats:
         self.pos_at_least = np.zeros((len(pos), n_i))
         self.neg_at_least = np.zeros((len(pos), n_b))
         self.pairs = np.zeros((n_i, n_b))
-        for g in range(n_i):
-            mine = np.sort(pos[gi == g])
+        for g, mine in enumerate(_sorted_groups(pos, gi, n_i)):
             self.pos_at_least[:, g] = len(mine) - np.searchsorted(mine, pos, "left")
-        for h in range(n_b):
-            mine = np.sort(neg[hb == h])
+        for h, mine in enumerate(_sorted_groups(neg, hb, n_b)):
             below = np.searchsorted(mine, pos, "left")
             ties = np.searchsorted(mine, pos, "right") - below
             self.neg_at_least[:, h] = len(mine) - below
             self.pairs[:, h] = np.bincount(gi, weights=below + 0.5 * ties, minlength=n_i)
+
+
+def _sorted_groups(values: np.ndarray, group: np.ndarray, n_groups: int) -> list[np.ndarray]:
+    # each group's values, sorted: one lexsort instead of a mask per group
+    order = np.lexsort((values, group))
+    bounds = np.searchsorted(group[order], np.arange(n_groups + 1))
+    return [values[order[bounds[k]:bounds[k + 1]]] for k in range(n_groups)]
 
 
 def _ratio(num, den):
