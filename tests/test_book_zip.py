@@ -244,3 +244,32 @@ def test_zip_in_a_fresh_venv_runs_all_six_scripts(unzipped, fresh_venv, tmp_path
     assert pq.read_metadata(split / "traces_all.parquet").num_rows == (
         pq.read_metadata(split / "traces_normal.parquet").num_rows
         + pq.read_metadata(split / "traces_anomalous.parquet").num_rows)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_zip_drives_a_scenario_against_a_real_redis(unzipped, fresh_venv, tmp_path):
+    """The appendix page's command: scripts/obslab_cli.py lab scenario, from the unzipped folder."""
+    import json
+
+    from obslab.lab.processes import free_port, start_redis
+
+    _, root = unzipped
+    scenario = tmp_path / "one.yaml"
+    scenario.write_text("timeline:\n  - normal: 1s\n  - fault: error_spike\n    level: high\n"
+                        "    duration: 2s\n    cooldown: 1s\n")
+    port = free_port()
+    redis_proc = start_redis(port, tmp_path / "redis")
+    try:
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "OBSLAB_DATA", "OBSLAB_APPENDIX")}
+        r = subprocess.run([str(fresh_venv), "scripts/obslab_cli.py", "lab", "scenario", "--scenario", str(scenario),
+                            "--redis-url", f"redis://127.0.0.1:{port}/0", "--prometheus-url", "",
+                            "--deploy-command", "", "--out", str(tmp_path / "out")],
+                           cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        redis_proc.stop()
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stdout + r.stderr
+    doc = json.loads((tmp_path / "out" / "incidents.json").read_text())
+    [inc] = doc["incidents"]
+    assert inc["fault_id"] == "error_spike" and inc["targets"] == ["web-api"]
+    assert inc["verified"] is None  # no Prometheus given: not checked, and not claimed

@@ -44,7 +44,13 @@ INFRA_HOSTS = ("redis", "postgres", "prometheus", "redis-exporter", "postgres-ex
 
 
 def default_appendix() -> Path:
-    return Path(os.environ.get("OBSLAB_APPENDIX") or REPO_ROOT / "appendix-code")
+    """``$OBSLAB_APPENDIX``, the repository's appendix-code/, or (the unzipped appendix, whose
+    bundled library sits in its lib/) the folder holding lib/ itself."""
+    if os.environ.get("OBSLAB_APPENDIX"):
+        return Path(os.environ["OBSLAB_APPENDIX"])
+    if not (REPO_ROOT / "appendix-code").is_dir() and (REPO_ROOT / "faults.yaml").exists():
+        return REPO_ROOT
+    return REPO_ROOT / "appendix-code"
 
 
 @dataclass
