@@ -1,6 +1,6 @@
 """How good is an embedding space? Neighbour consistency, cluster structure, 2-D views.
 
-API (engineer A)::
+Public API::
 
     knn_agreement(X, groups, k=10) -> float        share of each point's k nearest neighbours
                                                    (itself excluded) that share its group

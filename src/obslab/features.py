@@ -1,6 +1,6 @@
 """Features for the encoder: per-event rows and per-(service, window) rows, and their encoding.
 
-API (engineer A; stable for detection, evaluation, RCA and the daemon)::
+Public API (used by detection, evaluation, RCA and the daemon)::
 
     flatten(table) -> DataFrame                     nested OCSF structs -> dotted column names
     trace_events(table) / log_events(table) -> DataFrame
@@ -345,15 +345,6 @@ def window_features(traces=None, logs=None, metrics=None, window_ms: int = 60_00
 _SIGNAL_COLUMNS = {"traces": _TRACE_COLUMNS, "logs": _LOG_COLUMNS, "metrics": _METRIC_COLUMNS}
 
 
-def _leaf_paths(schema: pa.Schema) -> list[tuple[str, ...]]:
-    def walk(field, prefix):
-        if pa.types.is_struct(field.type):
-            return [p for sub in field.type for p in walk(sub, prefix + (field.name,))]
-        return [prefix + (field.name,)]
-
-    return [p for f in schema for p in walk(f, ())]
-
-
 def read_feature_columns(signal: str, root=None) -> pa.Table | None:
     """Only the columns the feature builders use, read through obslab.data (a metrics table of
     a long run is mostly columns we do not need); None when the dataset lacks the signal."""
@@ -366,7 +357,9 @@ def read_feature_columns(signal: str, root=None) -> pa.Table | None:
         return None
     wanted = set(_SIGNAL_COLUMNS[signal])
     schema = ds.dataset(path, format="parquet", partitioning=None).schema
-    columns = {".".join(p): ds.field(*p) for p in _leaf_paths(schema) if ".".join(p) in wanted}
+    from obslab.ocsf.schemas import parquet_leaves
+
+    columns = {path: ds.field(*path.split(".")) for path, _ in parquet_leaves(schema) if path in wanted}
     return read_signal(signal, root, columns=columns)
 
 

@@ -23,10 +23,9 @@ import pyarrow as pa
 
 from obslab.ocsf.flat import FLAT_LOG
 from obslab.ocsf.report import ConversionReport
-from obslab.ocsf.textio import iter_blocks
+from obslab.ocsf.textio import CHUNK_BYTES, iter_blocks
 from obslab.ocsf.timeparse import any_time_ms, parse_iso_ms, search_time_ms
 
-CHUNK_BYTES = 8 << 20
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 PREFIX = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.\-]*)\s*\|(?: (.*)|)$", re.S)
 REPLICA = re.compile(r"[-_][1-9]\d*$")

@@ -152,11 +152,6 @@ OCSF_METRICS = _schema(_base(UNMAPPED_METRIC))
 SIGNAL_SCHEMAS = {"logs": OCSF_LOGS, "traces": OCSF_TRACES, "metrics": OCSF_METRICS}
 
 
-def class_columns(signal: str, class_uid: int) -> set[str]:
-    """Top-level columns that a row of ``class_uid`` may fill (all others are null)."""
-    return set(CLASS_SCHEMAS[signal][class_uid].names)
-
-
 def parquet_leaves(schema: pa.Schema):
     """``(column path, type)`` of every Parquet leaf column of ``schema``, as the writer's
     per-column options name them (``a.b`` for struct children, ``a.list.element`` for lists)."""
