@@ -10,7 +10,7 @@ APT_PACKAGES := redis-server prometheus prometheus-redis-exporter prometheus-pos
 NATIVE_SOURCES := setup.py $(wildcard src/obslab/ocsf/native/*.cpp src/obslab/ocsf/native/*.hpp)
 NODE_SERVICES := appendix-code/services/auth-service
 
-.PHONY: book test deps venv apt node clean sample corpus bench
+.PHONY: book test test-fast deps venv apt node clean sample corpus bench
 
 book: deps ## install what is missing, execute the notebooks on the sample data, build the HTML
 	$(VENV)/bin/jupyter-book build -W -n --keep-going .
@@ -18,6 +18,9 @@ book: deps ## install what is missing, execute the notebooks on the sample data,
 
 test: deps ## the whole test suite, notebooks included
 	$(VENV)/bin/pytest -q tests --nbval-lax --nbval-current-env notebooks
+
+test-fast: deps ## the unit tier only: no services started, nothing over ~30 s, no notebooks
+	$(VENV)/bin/pytest -q -m "not integration and not slow" tests
 
 # apt first: the venv's install compiles the converters' simdjson extension
 deps: apt venv node

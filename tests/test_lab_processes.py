@@ -91,6 +91,7 @@ def test_missing_binary_names_the_package(monkeypatch):
         processes.find_binary("initdb")
 
 
+@pytest.mark.integration
 def test_busy_port_is_a_clear_error(tmp_path):
     import socket
 
@@ -102,6 +103,7 @@ def test_busy_port_is_a_clear_error(tmp_path):
             processes.start_redis(port, tmp_path / "redis")
 
 
+@pytest.mark.integration
 def test_cli_reports_missing_compose_file_in_one_line(tmp_path):
     from obslab.cli import main
 
@@ -116,6 +118,7 @@ def test_cli_reports_missing_compose_file_in_one_line(tmp_path):
 
 # --- real processes ----------------------------------------------------------------------------
 
+@pytest.mark.integration
 def test_redis_start_stop_and_log_capture(tmp_path):
     sink = LogSink(tmp_path / "logs.txt")
     port = processes.free_port()
@@ -134,6 +137,7 @@ def test_redis_start_stop_and_log_capture(tmp_path):
     assert sink.counts["redis"] == len(lines)
 
 
+@pytest.mark.integration
 def test_stop_kills_the_whole_process_group(tmp_path):
     # a parent that ignores SIGTERM with a child: both must be gone after stop()
     script = "import subprocess,signal,time,sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); " \
@@ -153,6 +157,7 @@ def test_stop_kills_the_whole_process_group(tmp_path):
     processes.wait_until(group_gone, 5, "process group gone")
 
 
+@pytest.mark.integration
 def test_redis_injection_with_ttl(tmp_path):
     port = processes.free_port()
     p = processes.start_redis(port, tmp_path / "redis")
@@ -172,6 +177,7 @@ def test_redis_injection_with_ttl(tmp_path):
         p.stop()
 
 
+@pytest.mark.integration
 def test_postgres_prometheus_and_exporters(tmp_path):
     sink = LogSink(tmp_path / "logs.txt")
     started = []
@@ -335,6 +341,7 @@ def _appendix(tmp_path):
     return app
 
 
+@pytest.mark.integration
 def test_runner_environment_and_prometheus_config(tmp_path):
     from obslab.lab.runner import Lab, RunConfig
 
@@ -366,6 +373,7 @@ def test_runner_environment_and_prometheus_config(tmp_path):
     assert check.returncode == 0, check.stderr
 
 
+@pytest.mark.integration
 def test_scenario_command_drives_an_external_lab(tmp_path):
     """`obslab lab scenario` (how the Compose stack is driven): flags in Redis at the planned
     times with their TTL, deploy events through a command, incidents.json written."""
@@ -433,6 +441,7 @@ def test_example_scenarios_use_the_real_catalog():
                                                            catalog).injections}) >= 3
 
 
+@pytest.mark.integration
 def test_driver_records_cascades(tmp_path):
     from obslab.lab.driver import PlanDriver
 
@@ -464,6 +473,7 @@ def test_driver_records_cascades(tmp_path):
     assert [e.kind for e in seen] == ["deploy"]
 
 
+@pytest.mark.integration
 def test_cli_names_the_apt_package_of_a_missing_binary(tmp_path):
     import os
     import sys
