@@ -21,6 +21,7 @@ from obslab.rca import (
     random_services,
     rank_services,
     service_evidence,
+    verdict,
 )
 from obslab.truth import Incident
 
@@ -229,3 +230,17 @@ def test_incident_ids_that_already_carry_their_run_are_not_prefixed_twice():
     incs = [Incident("a/i1", "f", "high", ["web-api"], 10 * MIN, 12 * MIN, 13 * MIN, "web-api")]
     per = compare_rca(busy_windows(), incs, {"busiest": dict(method="busiest")}, run="a")
     assert per["incident"].tolist() == ["a/i1"]
+
+
+def test_verdict_names_a_winner_only_where_intervals_separate():
+    def table(rows):
+        return pd.DataFrame(rows, columns=["method", "AC@1", "AC@1 lo", "AC@1 hi", "incidents", "chance@1"]
+                            ).set_index("method")
+    overlap = table([("busiest service", 0.6, 0.3, 0.8, 13, 0.11), ("random", 0.1, 0.0, 0.2, 13, 0.11),
+                     ("signals", 0.8, 0.6, 1.0, 13, 0.11), ("score", 0.5, 0.2, 0.7, 13, 0.11)])
+    text = verdict(overlap)
+    assert "*signals*" in text and "no ranking is shown to beat" in text
+    wins = overlap.assign(**{"AC@1 lo": [0.3, 0.0, 0.85, 0.2], "AC@1 hi": [0.6, 0.2, 1.0, 0.7]})
+    assert "beats the trivial rule" in verdict(wins)
+    loses = table([("busiest service", 0.9, 0.8, 1.0, 30, 0.1), ("signals", 0.4, 0.2, 0.6, 30, 0.1)])
+    assert "the trivial rule wins" in verdict(loses)

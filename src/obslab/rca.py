@@ -51,6 +51,7 @@ __all__ = [
     "ac_at_k_intervals",
     "ac_interval",
     "paired_gap",
+    "verdict",
 ]
 
 # per-(service, window) event counts: what the busiest-service rule adds up
@@ -138,7 +139,8 @@ def service_evidence(windows: pd.DataFrame, alert_ms: int, *, columns: Mapping[s
     rows = []
     for svc, idx in windows.groupby(service_col, sort=True).indices.items():
         z = np.minimum(np.abs(_robust_z(values[idx[cur[idx]]], values[idx[base[idx]]])), z_clip)
-        row = {service_col: svc, **{sig: float(np.log1p(z[m].max())) for sig, m in of_signal.items()}}
+        row = {service_col: svc,
+               **{sig: float(np.log1p(z[m].max())) for sig, m in of_signal.items()}}
         best = int(np.argmax(z))
         row["top_feature"] = names[best] if z[best] > 0 else None
         row["top_z"] = float(z[best]) if z[best] > 0 else 0.0
@@ -190,7 +192,8 @@ def call_graph_from_ocsf(traces) -> pd.DataFrame:
 
 
 def rank_services(windows: pd.DataFrame, alert_ms: int, edges: pd.DataFrame | Iterable = (),
-                  *, alpha: float = 0.5, evidence: pd.DataFrame | None = None, **kwargs) -> pd.DataFrame:
+                  *, alpha: float = 0.5, evidence: pd.DataFrame | None = None,
+                  **kwargs) -> pd.DataFrame:
     """Services ranked most-likely root cause first, with the evidence behind each rank.
 
     ``edges``: caller -> callee pairs (a :func:`call_graph` frame or ``(caller, callee)`` tuples).
@@ -222,9 +225,10 @@ def rank_services(windows: pd.DataFrame, alert_ms: int, edges: pd.DataFrame | It
     return ev.reset_index(drop=True)
 
 
-def busiest_services(windows: pd.DataFrame, alert_ms: int, *, count_columns: Sequence[str] = COUNT_COLUMNS,
-                     before_ms: int = 120_000, after_ms: int = 120_000, time_col: str = "time",
-                     service_col: str = "service", **_ignored) -> list[str]:
+def busiest_services(windows: pd.DataFrame, alert_ms: int, *,
+                     count_columns: Sequence[str] = COUNT_COLUMNS, before_ms: int = 120_000,
+                     after_ms: int = 120_000, time_col: str = "time", service_col: str = "service",
+                     **_ignored) -> list[str]:
     """The trivial rule: services by their events in the alert window, most first (ties by name).
 
     Events are the sum of the ``count_columns`` present (requests and log lines by default).
@@ -236,13 +240,15 @@ def busiest_services(windows: pd.DataFrame, alert_ms: int, *, count_columns: Seq
         raise ValueError(f"none of the count columns {tuple(count_columns)} in the table")
     t = windows[time_col].to_numpy(dtype=np.int64)
     in_alert = (t >= alert_ms - before_ms) & (t < alert_ms + after_ms)
-    events = windows.loc[in_alert, present].fillna(0.0).sum(axis=1).groupby(windows.loc[in_alert, service_col]).sum()
+    rows = windows.loc[in_alert]
+    events = rows[present].fillna(0.0).sum(axis=1).groupby(rows[service_col]).sum()
     events = events.reindex(sorted(windows[service_col].unique()), fill_value=0.0)
     order = sorted(events.index, key=lambda svc: (-events[svc], svc))
     return list(order)
 
 
-def random_services(windows: pd.DataFrame, rng: np.random.Generator, service_col: str = "service") -> list[str]:
+def random_services(windows: pd.DataFrame, rng: np.random.Generator,
+                    service_col: str = "service") -> list[str]:
     """A uniformly random ranking of the table's services (the chance floor: AC@k = k / n)."""
     services = sorted(windows[service_col].unique())
     return [services[i] for i in rng.permutation(len(services))]
@@ -281,7 +287,8 @@ def _ranker(method: str, windows: pd.DataFrame, edges, seed: int, kwargs: dict, 
         def by_evidence(alert):
             key = (alert, settings)
             if key not in cache:
-                cache[key] = service_evidence(windows, alert, **{k: v for k, v in kwargs.items() if k != "alpha"})
+                own = {k: v for k, v in kwargs.items() if k != "alpha"}
+                cache[key] = service_evidence(windows, alert, **own)
             ranked = rank_services(windows, alert, edges, evidence=cache[key], **kwargs)
             return list(ranked[service_col]), ranked["top_feature"].iloc[0]
         return by_evidence
@@ -294,7 +301,8 @@ def _ranker(method: str, windows: pd.DataFrame, edges, seed: int, kwargs: dict, 
 
 
 def evaluate_rca(windows: pd.DataFrame, incidents: Sequence[Incident], edges=(), *,
-                 alert_times: Mapping[str, int] | pd.DataFrame | None = None, ks: Sequence[int] = (1, 3),
+                 alert_times: Mapping[str, int] | pd.DataFrame | None = None,
+                 ks: Sequence[int] = (1, 3),
                  method: str = "evidence", seed: int = 0, evidence_cache: dict | None = None,
                  **kwargs) -> tuple[pd.DataFrame, dict]:
     """Rank services for every incident (alert at its first detection, else its start).
@@ -312,7 +320,8 @@ def evaluate_rca(windows: pd.DataFrame, incidents: Sequence[Incident], edges=(),
     when = alert_times.set_index("incident_id")
     t = windows[time_col].to_numpy(dtype=np.int64)
     before, after = kwargs.get("before_ms", 120_000), kwargs.get("after_ms", 120_000)
-    rank = _ranker(method, windows, edges, seed, kwargs, {} if evidence_cache is None else evidence_cache)
+    cache = {} if evidence_cache is None else evidence_cache
+    rank = _ranker(method, windows, edges, seed, kwargs, cache)
     rows = []
     for inc in incidents:
         alert = int(when.loc[inc.incident_id, "alert_ms"])
@@ -323,10 +332,12 @@ def evaluate_rca(windows: pd.DataFrame, incidents: Sequence[Incident], edges=(),
                      "root_cause": inc.root_cause, "alert_ms": alert,
                      "alert_source": when.loc[inc.incident_id, "alert_source"],
                      "ranking": order, "n_services": len(order),
-                     "rank_of_truth": order.index(inc.root_cause) + 1 if inc.root_cause in order else None,
+                     "rank_of_truth": (order.index(inc.root_cause) + 1
+                                       if inc.root_cause in order else None),
                      "top_feature": top})
-    table = pd.DataFrame(rows, columns=["incident_id", "fault_id", "root_cause", "alert_ms", "alert_source",
-                                        "ranking", "n_services", "rank_of_truth", "top_feature"])
+    table = pd.DataFrame(rows, columns=["incident_id", "fault_id", "root_cause", "alert_ms",
+                                        "alert_source", "ranking", "n_services", "rank_of_truth",
+                                        "top_feature"])
     acc = {f"AC@{k}": accuracy_at_k(table["ranking"].tolist(), table["root_cause"].tolist(), k)
            for k in ks}
     return table, acc
@@ -336,8 +347,8 @@ def _alert_frame(incidents, detected_ms) -> pd.DataFrame:
     return alert_times(incidents, dict(detected_ms or {}))
 
 
-def compare_rca(windows: pd.DataFrame, incidents: Sequence[Incident], methods: Mapping[str, dict], *,
-                alert_times: Mapping[str, int] | pd.DataFrame | None = None, run: str = "",
+def compare_rca(windows: pd.DataFrame, incidents: Sequence[Incident],
+                methods: Mapping[str, dict], *, alert_times: Mapping[str, int] | pd.DataFrame | None = None, run: str = "",
                 ks: Sequence[int] = (1, 3), **kwargs) -> pd.DataFrame:
     """Every method on every incident of one run, in long form (one row per method and incident).
 
@@ -377,7 +388,8 @@ def ac_at_k_intervals(per_incident: pd.DataFrame, ks: Sequence[int] = (1, 3), *,
         per = part.groupby("incident", sort=True)
         row = {"method": method}
         for k in ks:
-            iv = bootstrap_over_groups(per[f"hit@{k}"].mean().to_numpy(float), _mean, n_boot=n_boot, seed=seed)
+            hits = per[f"hit@{k}"].mean().to_numpy(float)
+            iv = bootstrap_over_groups(hits, _mean, n_boot=n_boot, seed=seed)
             row.update({f"AC@{k}": iv.estimate, f"AC@{k} lo": iv.low, f"AC@{k} hi": iv.high})
         row["incidents"] = int(per.ngroups)
         row["chance@1"] = float(np.mean(1.0 / part["n_services"]))
@@ -396,9 +408,38 @@ def paired_gap(per_incident: pd.DataFrame, method: str, baseline: str, k: int = 
                n_boot: int = 2000, seed: int = 0) -> Interval:
     """AC@k(method) - AC@k(baseline) with a 95% bootstrap interval over incidents; both are
     scored on the same resampled incidents (paired)."""
-    hits = per_incident.pivot_table(index="incident", columns="method", values=f"hit@{k}", aggfunc="mean")
+    hits = per_incident.pivot_table(index="incident", columns="method", values=f"hit@{k}",
+                                    aggfunc="mean")
     gap = (hits[method] - hits[baseline]).dropna().to_numpy(float)
     return bootstrap_over_groups(gap, _mean, n_boot=n_boot, seed=seed)
+
+
+def verdict(table: pd.DataFrame, baseline: str = "busiest service", chance: str = "random",
+            k: int = 1) -> str:
+    """One paragraph from an :func:`ac_at_k_intervals` table: the best non-trivial ranking by
+    AC@k, and whether its interval separates from the ``baseline`` rule's (only then is it
+    called better or worse); the ``chance`` ranking's score for scale."""
+    from obslab.stats import separated
+
+    trivial = (baseline, chance)
+    candidates = [m for m in table.index if m not in trivial]
+    best = max(candidates, key=lambda m: (table.loc[m, f"AC@{k}"], -candidates.index(m)))
+    side = separated(ac_interval(table, best, k), ac_interval(table, baseline, k))
+    base = f"{ac_interval(table, baseline, k)}"
+    if side > 0:
+        said = (f"its interval lies wholly above the {baseline} rule's ({base}): "
+                "it beats the trivial rule")
+    elif side < 0:
+        said = (f"its interval lies wholly *below* the {baseline} rule's ({base}): "
+                "the trivial rule wins")
+    else:
+        said = (f"its interval overlaps the {baseline} rule's ({base}): on these "
+                f"{int(table.loc[best, 'incidents'])} incidents no ranking is shown to beat the {baseline} rule")
+    text = f"The best ranking by AC@{k} is *{best}*, {ac_interval(table, best, k)}; {said}."
+    if chance in table.index:
+        text += (f" A {chance} order scores {ac_interval(table, chance, k)} "
+                 f"(expected {k * table.loc[chance, 'chance@1']:.3f}).")
+    return text
 
 
 def _mean(values: np.ndarray) -> float:
