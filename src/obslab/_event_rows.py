@@ -149,15 +149,16 @@ def log_rows(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
 
 def _read(signal: str, root, wanted: list[str]) -> pa.Table | None:
     from obslab.data import signal_path
-    from obslab.features import _leaf_paths, read_feature_columns
+    from obslab.features import read_feature_columns
+    from obslab.ocsf.schemas import parquet_leaves
 
     path = signal_path(root, signal)
     if not path.exists():
         return None
     base = read_feature_columns(signal, root)
     schema = ds.dataset(path, format="parquet", partitioning=None).schema
-    columns = {".".join(p): ds.field(*p) for p in _leaf_paths(schema)
-               if ".".join(p) in set(wanted) and ".".join(p) not in base.column_names}
+    columns = {leaf: ds.field(*leaf.split(".")) for leaf, _ in parquet_leaves(schema)
+               if leaf in set(wanted) and leaf not in base.column_names}
     if not columns:
         return base
     extra = ds.dataset(path, format="parquet", partitioning=None).to_table(columns=columns)
