@@ -12,11 +12,13 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_book_builds_without_warnings(tmp_path):
     config = yaml.safe_load((REPO / "_config.yml").read_text())
     config["execute"]["execute_notebooks"] = "off"
