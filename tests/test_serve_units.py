@@ -24,16 +24,37 @@ class FakeClock:
         return self.now
 
 
-def test_rate_limiter_bucket_and_retry_after():
+def test_rate_limiter_never_admits_more_than_the_limit_in_any_60_s():
     clock = FakeClock()
     limiter = RateLimiter(per_minute=3, clock=clock)
     assert [limiter.acquire("k") for _ in range(3)] == [0, 0, 0]
-    wait = limiter.acquire("k")
-    assert wait == 20  # one token per 20 s at 3/min
-    assert limiter.acquire("other") == 0  # per key
-    clock.now += 20
-    assert limiter.acquire("k") == 0
+    assert limiter.acquire("k") == 60  # the oldest admitted request leaves the span in 60 s
+    assert limiter.acquire("other") == 0  # per caller
+    clock.now += 59.5
+    assert limiter.acquire("k") == 1
+    clock.now += 0.5
+    assert limiter.acquire("k") == 0 and limiter.acquire("k") == 0 and limiter.acquire("k") == 0
     assert limiter.acquire("k") >= 1
+
+
+def test_rate_limiter_60_per_minute_admits_60_in_59_s_not_118():
+    """The issue's measurement: one request a second for 59 s after a burst of 60."""
+    clock = FakeClock()
+    limiter = RateLimiter(per_minute=60, clock=clock)
+    admitted = 0
+    for i in range(60 + 59):
+        admitted += limiter.acquire("k") == 0
+        if i >= 60:
+            clock.now += 1.0
+    assert admitted == 60
+    # and any 60-second span holds at most 60 admitted requests over a long steady run
+    times = []
+    for _ in range(600):
+        clock.now += 0.25
+        if limiter.acquire("k") == 0:
+            times.append(clock.now)
+    times = np.array(times)
+    assert max(np.searchsorted(times, t + 60, side="left") - i for i, t in enumerate(times)) <= 60
 
 
 def test_keys_from_env_and_file(tmp_path):

@@ -20,6 +20,7 @@ from fastapi.security import APIKeyHeader
 from pydantic import ValidationError
 
 from obslab import __version__
+from obslab.serve._errors import field_errors, invalid_body, reject_duplicate_keys
 from obslab.serve.auth import KeyChecker
 from obslab.serve.guard import Guard
 from obslab.serve.model_store import load_model
@@ -45,8 +46,10 @@ class ServeSettings:
     state_path: Path
     window: int = 2880
     warmup: int = 100
-    rate_limit: int = 60  # requests per minute per key
+    rate_limit: int = 60  # requests in any 60 s, per key (and per address without a valid key)
     max_body_bytes: int = 4 * 1024 * 1024
+    retain: int = 10_000  # records kept in the state file beyond the window
+    reset_state: bool = False
 
 
 def _json(payload, status: int = 200) -> Response:
@@ -61,35 +64,25 @@ _GUARDED = {
 }
 
 
-def _field_errors(exc_errors) -> tuple[list[dict], list[int]]:
-    """pydantic errors -> one entry per bad field: record index, dotted field path, message."""
-    out = []
-    for err in exc_errors:
-        loc = list(err.get("loc", ()))
-        if loc and loc[0] == "body":
-            loc = loc[1:]
-        record = None
-        if len(loc) >= 2 and loc[0] == "records" and isinstance(loc[1], int):
-            record, loc = loc[1], loc[2:]
-            if loc and loc[0] in ("server", "ocsf"):  # the union tag, not a field
-                loc = loc[1:]
-        field = ".".join(str(p) for p in loc) or ("record" if record is not None else "body")
-        value = err.get("input")
-        out.append({"record": record, "field": field, "message": err.get("msg", "invalid"),
-                    "input": value if isinstance(value, (str, int, float, bool, type(None))) else None})
-    return out, sorted({e["record"] for e in out if e["record"] is not None})
+def _invalid(errors: list[dict]) -> Response:
+    return _json(invalid_body(errors), 422)
 
 
-def _invalid(errors: list[dict], bad: list[int]) -> Response:
-    detail = (f"{len(bad)} record(s) invalid, {len(errors)} error(s); nothing was stored" if bad
-              else f"request invalid, {len(errors)} error(s); nothing was stored")
-    return _json({"status": "invalid", "detail": detail, "bad_records": bad, "errors": errors}, 422)
+_JSON_TYPES = ("application/json",)
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media in _JSON_TYPES or (media.startswith("application/") and media.endswith("+json"))
 
 
 def create_app(settings: ServeSettings, keys: list[str]) -> FastAPI:
     checker = KeyChecker(keys)  # refuses to build an app with no keys
     model = load_model(settings.model_dir)
-    daemon = Daemon(model, RecordStore(settings.state_path), settings.window, settings.warmup)
+    store = RecordStore(settings.state_path, keep=settings.window + settings.retain, reset=settings.reset_state)
+    daemon = Daemon(model, store, settings.window, settings.warmup)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -107,7 +100,7 @@ def create_app(settings: ServeSettings, keys: list[str]) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError):
-        return _invalid(*_field_errors(exc.errors()))
+        return _invalid(field_errors(exc.errors()))
 
     @app.get("/health", response_model=HealthResponse, tags=["ops"])
     async def health():
@@ -120,6 +113,7 @@ def create_app(settings: ServeSettings, keys: list[str]) -> FastAPI:
         dependencies=[api_key],
         tags=["feed"],
         responses={**_GUARDED, 413: {"model": ErrorResponse, "description": "body too large"},
+                   415: {"model": ErrorResponse, "description": "Content-Type is not JSON"},
                    422: {"model": ValidationErrorResponse, "description": "every bad field of every bad record"}},
         openapi_extra={"requestBody": {"required": True, "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/FeedRequest"}}}}},
@@ -129,16 +123,22 @@ def create_app(settings: ServeSettings, keys: list[str]) -> FastAPI:
 
         The batch is all-or-nothing: if any record is invalid, none is stored and the answer
         lists every bad field of every bad record."""
-        # parsed and validated in one pass by pydantic-core (about 1.7x faster than FastAPI's
+        if not _is_json(request.headers.get("content-type")):
+            return _json({"detail": "Content-Type must be application/json"}, 415)
+        raw = await request.body()
+        duplicate = reject_duplicate_keys(raw)
+        if duplicate:
+            return _invalid([{"record": None, "field": "body", "message": duplicate, "input": None, "type": "duplicate"}])
+        # validated from the bytes by pydantic-core (about 1.7x faster than FastAPI's
         # json.loads + validate; the schema is still published, see _openapi below)
         try:
-            body = FeedRequest.model_validate_json(await request.body())
+            body = FeedRequest.model_validate_json(raw)
         except ValidationError as exc:
-            return _invalid(*_field_errors(exc.errors()))
+            return _invalid(field_errors(exc.errors()))
         try:
             return _json(daemon.ingest(body.records))
         except RecordError as exc:
-            return _invalid(exc.errors, sorted({e["record"] for e in exc.errors}))
+            return _invalid(exc.errors)
 
     @app.get("/status", response_model=StatusResponse, dependencies=[api_key], tags=["ops"], responses=_GUARDED)
     async def status():

@@ -17,6 +17,7 @@ __all__ = ["ENV_VAR", "load_keys", "KeyChecker"]
 
 ENV_VAR = "OBSLAB_API_KEYS"
 MIN_KEY_LENGTH = 16
+MAKE_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(24))'"
 
 
 def load_keys(keys_file: str | Path | None = None, environ: dict | None = None) -> list[str]:
@@ -29,14 +30,15 @@ def load_keys(keys_file: str | Path | None = None, environ: dict | None = None) 
                 keys.append(line)
     short = [k for k in keys if len(k) < MIN_KEY_LENGTH]
     if short:
-        raise ValueError(f"{len(short)} API key(s) shorter than {MIN_KEY_LENGTH} characters; use long random keys")
+        raise ValueError(f"{len(short)} API key(s) shorter than {MIN_KEY_LENGTH} characters (a guide's placeholder "
+                         f"such as 'your-api-key' is refused); make one with: {MAKE_KEY}")
     return list(dict.fromkeys(keys))
 
 
 class KeyChecker:
     def __init__(self, keys: list[str]):
         if not keys:
-            raise ValueError(f"no API keys configured: set {ENV_VAR} or pass --keys-file")
+            raise ValueError(f"no API keys configured: set {ENV_VAR} or pass --keys-file; make a key with: {MAKE_KEY}")
         # compare digests: equal lengths, and the raw keys need not stay in memory
         self._digests = [hashlib.sha256(k.encode()).digest() for k in keys]
 

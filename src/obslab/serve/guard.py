@@ -1,5 +1,8 @@
 """The ASGI middleware in front of every route: body size, API key, rate limit (in that order).
 
+A request without a valid key counts against its client address in the same limiter, so a
+loop guessing keys is answered 429 after ``--rate-limit`` attempts a minute.
+
 It runs before FastAPI parses anything, so an unauthenticated or oversized request is refused
 without its body being read into memory or validated. ``/health`` and the API description
 (``/openapi.json``, ``/docs``) are open.
@@ -40,11 +43,16 @@ class Guard:
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             return await _send_error(send, 413, f"request body larger than {self.max_body} bytes")
         presented = headers.get(b"x-api-key")
-        if not presented:
-            return await _send_error(send, 401, "missing X-API-Key header",
-                                     [(b"www-authenticate", b'APIKey header="X-API-Key"')])
-        key_id = self.keys.identify(presented.decode("latin-1"))
+        key_id = self.keys.identify(presented.decode("latin-1")) if presented else None
         if key_id is None:
+            client = scope.get("client") or ("unknown", 0)
+            wait = self.limiter.acquire(f"addr:{client[0]}")
+            if wait:
+                return await _send_error(send, 429, f"too many requests without a valid key; retry in {wait} s",
+                                         [(b"retry-after", str(wait).encode())])
+            if not presented:
+                return await _send_error(send, 401, "missing X-API-Key header",
+                                         [(b"www-authenticate", b'APIKey header="X-API-Key"')])
             return await _send_error(send, 403, "invalid API key")
         wait = self.limiter.acquire(key_id)
         if wait:

@@ -33,7 +33,9 @@ import pandas as pd
 import torch
 
 from obslab.model import TabularResNet
+from obslab.serve import _window
 from obslab.serve.features import FEATURES, Normaliser, feature_matrix
+from obslab.serve.fleet import PROFILES, profile_of
 from obslab.serve.schemas import METRICS
 
 __all__ = ["ServerModel", "train_server_model", "load_model", "frame_arrays"]
@@ -62,6 +64,13 @@ class ServerModel:
         self.index.add(self.normal_embeddings)
         self.k = int(self.meta.get("k", 5))
         self.threshold = float(self.meta["threshold"])
+        # window scoring (models trained before it have none: record score only)
+        self.profiles = self.meta.get("profiles", {})
+        self.window_thresholds = self.meta.get("window_thresholds", {})
+
+    def profile(self, server: str) -> dict | None:
+        """Training statistics of the server's fleet profile (generic if its own was not seen)."""
+        return self.profiles.get(profile_of(server)) or self.profiles.get("generic")
 
     @property
     def model_id(self) -> str:
@@ -125,6 +134,20 @@ def _other_server_scores(index, emb: np.ndarray, servers: np.ndarray, k: int) ->
     return scores
 
 
+def _window_calibration(df: pd.DataFrame, values: np.ndarray, quantile: float) -> tuple[dict, dict]:
+    """Per-profile statistics (every profile of the guide; one absent from the data borrows the
+    pooled statistics) and each window component's threshold over the training servers."""
+    x = _window.transform(values)
+    prof = df["server_name"].map(profile_of).to_numpy()
+    pooled = _window.profile_stats(x)
+    profiles = {p: (_window.profile_stats(x[prof == p]) if (prof == p).sum() >= 10 else pooled) for p in PROFILES}
+    order = np.argsort(pd.to_datetime(df["timestamp"], utc=True).to_numpy(), kind="stable")
+    names = df["server_name"].to_numpy()[order]
+    xs = x[order]
+    histories = [(xs[names == s], profiles[profile_of(s)]) for s in np.unique(names)]
+    return profiles, _window.calibrate(histories, quantile)
+
+
 def train_server_model(
     df: pd.DataFrame,
     out_dir: str | Path,
@@ -133,6 +156,7 @@ def train_server_model(
     objective: str = "masked",
     k: int = 5,
     quantile: float = 0.995,
+    window_quantile: float = 0.9995,
     source: dict | None = None,
     name: str = "tabular-resnet-server-metrics",
 ) -> Path:
@@ -160,6 +184,7 @@ def train_server_model(
     ids = [[str(s), pd.Timestamp(int(t), unit="ms", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")] for s, t in
            zip(df["server_name"].to_numpy()[keep], ts_ms[keep])]
     (out / "normal_ids.json").write_text(json.dumps(ids))
+    profiles, window_thresholds = _window_calibration(df, values, window_quantile)
     model_id = hashlib.sha256((out / "model.pt").read_bytes()).hexdigest()[:16]
     meta = {
         "name": name,
@@ -175,6 +200,10 @@ def train_server_model(
         "k": k,
         "threshold_quantile": quantile,
         "threshold": float(np.quantile(loo_scores, quantile)),
+        "profiles": profiles,
+        "window_metrics": list(_window.WINDOW_METRICS),
+        "window_quantile": window_quantile,
+        "window_thresholds": window_thresholds,
         "trained_on": _data_identity(values, ts_ms, df, source),
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=2))

@@ -11,6 +11,7 @@ Two record shapes are accepted by ``POST /feed/data``:
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Annotated, Any, Literal, Union
@@ -19,6 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Fiel
 
 __all__ = [
     "iso_ms",
+    "timestamp_problem",
     "METRICS",
     "METRIC_RANGES",
     "Status",
@@ -36,8 +38,26 @@ __all__ = [
 
 def iso_ms(ts_ms: int | float) -> str:
     """Epoch milliseconds -> ISO 8601 UTC with a Z, the form every answer uses."""
-    text = datetime.fromtimestamp(ts_ms / 1000, timezone.utc).isoformat()
+    try:
+        text = datetime.fromtimestamp(ts_ms / 1000, timezone.utc).isoformat()
+    except (OverflowError, ValueError, OSError):  # a state file written before the range check
+        return f"@{int(ts_ms)}ms"
     return text.replace("+00:00", "Z")
+
+
+# accepted timestamps: from 2000 to a little ahead of the daemon's clock (clock skew); anything
+# outside is refused, so one mistyped year can neither overflow a date nor hold the tick back
+EARLIEST_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+MAX_FUTURE_MS = 15 * 60 * 1000
+
+
+def timestamp_problem(ts_ms: int, now_ms: int) -> str | None:
+    """Why an epoch-ms timestamp is refused, or None."""
+    if ts_ms < EARLIEST_MS:
+        return "timestamp before 2000-01-01T00:00:00Z"
+    if ts_ms > now_ms + MAX_FUTURE_MS:
+        return f"timestamp more than {MAX_FUTURE_MS // 60000} minutes ahead of the daemon's clock"
+    return None
 
 
 class Status(str, Enum):
@@ -82,10 +102,16 @@ ServerName = Annotated[
 ]
 
 
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
 def _iso_text(value: Any) -> Any:
-    # a bare number is not a timestamp here: seconds or milliseconds would be a guess
-    if not isinstance(value, (str, datetime)):
-        raise ValueError("timestamp must be an ISO 8601 string, e.g. 2026-01-05T10:00:00Z")
+    # a bare number is not a timestamp here: seconds or milliseconds would be a guess; nor is a
+    # date alone or an epoch in a string (pydantic would take both): date AND time are required
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or len(value) > 40 or not _DATE_TIME.match(value):
+        raise ValueError("timestamp must be ISO 8601 date and time text, e.g. 2026-01-05T10:00:00Z")
     return value
 
 
@@ -186,6 +212,9 @@ class Progress(BaseModel):
 
 
 class FeedResponse(BaseModel):
+    """The guide's fields (status, records_received, tick, rolling_window_size, warmup_complete,
+    progress as text, reason) and richer detail beside them."""
+
     status: Literal["accepted", "warming_up", "ignored"]
     records_received: int
     records_stored: int
@@ -194,7 +223,8 @@ class FeedResponse(BaseModel):
     window_capacity: int
     warmup_complete: bool
     servers_tracked: int
-    progress: Progress | None = None
+    progress: str | None = Field(None, description='while warming up, e.g. "45% (need 100 records minimum)"')
+    warmup: Progress | None = None
     reason: str | None = None
 
 
@@ -206,10 +236,14 @@ class FieldError(BaseModel):
 
 
 class ValidationErrorResponse(BaseModel):
-    status: Literal["invalid"]
+    """The guide's format (status "error", message, errors as text) with every bad field beside it."""
+
+    status: Literal["error"]
+    message: str
+    errors: list[str]
     detail: str
     bad_records: list[int]
-    errors: list[FieldError]
+    field_errors: list[FieldError]
 
 
 class ErrorResponse(BaseModel):
@@ -239,10 +273,19 @@ class WarmupInfo(BaseModel):
 
 
 class StatusResponse(BaseModel):
-    window_capacity: int
+    """The guide's fields (tick_count, last_prediction, warmup_complete, rolling_window_size,
+    servers_tracked, progress as text) and richer detail beside them."""
+
+    tick_count: int
+    last_prediction: str | None
+    warmup_complete: bool
     rolling_window_size: int
+    servers_tracked: int
+    progress: str
+    window_capacity: int
     ticks: int
-    records_total: int
+    records_total: int = Field(description="records accepted since the state file was created")
+    records_stored: int = Field(description="records still in the state file (window + retention)")
     newest_timestamp: str | None
     last_prediction_time: str | None
     servers_tracked: int
@@ -263,12 +306,26 @@ class Contribution(BaseModel):
     deviation: float = Field(description="|z(value) - z(normal_value)| against the nearest normal record")
 
 
+class WindowContribution(BaseModel):
+    metric: str
+    component: Literal["profile", "own", "trend"]
+    ratio: float = Field(description="|z| over the component's threshold; above 1 alone flags the server")
+    z: float
+
+
 class ServerPrediction(BaseModel):
     server_name: str
-    timestamp: str
+    timestamp: str = Field(description="the server's latest record")
     status: Status | None
-    anomaly_score: float
-    flag: bool
+    profile: str = Field(description="fleet profile by name prefix (ppdb, ppml, ppapi, ppcond, ppetl, pprisk, generic)")
+    score: float = Field(description="largest component over its threshold: above 1.0 is flagged")
+    flagged: bool
+    flag: bool = Field(description="same as flagged")
+    since: str | None = Field(description="when the flagged excursion began (null if not flagged)")
+    components: dict[str, float] = Field(description="record, profile, own, trend: each score over its threshold")
+    top_metrics: list[WindowContribution]
+    anomaly_score: float = Field(description="the latest record's k-NN distance to normal training records")
+    record_flag: bool = Field(description="anomaly_score above the record threshold")
     nearest_normal: list[Neighbour]
     top_features: list[Contribution]
 
@@ -285,7 +342,8 @@ class PredictionsResponse(BaseModel):
     status: Literal["ok", "warming_up"]
     generated_at: str
     tick: int
-    threshold: float
+    threshold: float = Field(description="record threshold on anomaly_score")
+    window_thresholds: dict[str, float]
     progress: Progress | None = None
     fleet: FleetSummary
     servers: list[ServerPrediction]

@@ -12,7 +12,10 @@ import orjson
 
 from obslab.serve.features import LOG_INDEX
 from obslab.serve.model_store import ServerModel
-from obslab.serve.schemas import METRIC_RANGES, METRICS, OcsfMetricEvent, ServerRecord, iso_ms as iso
+from obslab.serve import _window
+from obslab.serve._errors import clip
+from obslab.serve.fleet import profile_of
+from obslab.serve.schemas import METRIC_RANGES, METRICS, OcsfMetricEvent, ServerRecord, iso_ms as iso, timestamp_problem
 from obslab.serve.store import RecordStore, RollingWindow, Row
 
 __all__ = ["Daemon", "RecordError"]
@@ -40,7 +43,12 @@ def _ocsf_rows(events: list[tuple[int, OcsfMetricEvent]]) -> tuple[list[tuple], 
     """Group OCSF metric events by (host, time) into full records; a group lacking a metric is an error."""
     groups: dict[tuple[str, int], dict] = defaultdict(lambda: {"values": {}, "status": None, "first": None})
     errors = []
+    now_ms = int(time.time() * 1000)
     for i, ev in events:
+        problem = timestamp_problem(ev.time, now_ms)
+        if problem:
+            errors.append({"record": i, "field": "time", "message": problem, "input": ev.time})
+            continue
         if ev.host is None:
             errors.append({"record": i, "field": "unmapped.host", "message": "no server: set unmapped.host or device.hostname",
                            "input": None})
@@ -86,23 +94,35 @@ class Daemon:
         n = min(len(self.window), self.warmup)
         return {"records": n, "required": self.warmup, "percent": round(100.0 * n / self.warmup, 1)}
 
+    def _progress_text(self) -> str:
+        """The guide's form: "45% (need 100 records minimum)"."""
+        n = min(len(self.window), self.warmup)
+        return f"{int(100 * n / self.warmup)}% (need {self.warmup} records minimum)"
+
     def warmup_complete(self) -> bool:
         return len(self.window) >= self.warmup
 
     def ingest(self, records: list) -> dict:
         if not records:
-            return self._feed_response("ignored", 0, 0, reason="empty batch: nothing to store")
-        rows, events = [], []
+            return self._feed_response("ignored", 0, 0, reason="empty batch")
+        rows, events, errors = [], [], []
+        now_ms = int(time.time() * 1000)
         for i, rec in enumerate(records):
             if isinstance(rec, ServerRecord):
-                rows.append((_epoch_ms(rec.timestamp), rec.server_name, rec.status.value, *_VALUES(rec)))
+                ts = _epoch_ms(rec.timestamp)
+                problem = timestamp_problem(ts, now_ms)
+                if problem:
+                    errors.append({"record": i, "field": "timestamp", "message": problem,
+                                   "input": clip(rec.timestamp.isoformat())})
+                rows.append((ts, rec.server_name, rec.status.value, *_VALUES(rec)))
             else:
                 events.append((i, rec))
         if events:
-            more, errors = _ocsf_rows(events)
-            if errors:
-                raise RecordError(errors)
+            more, ocsf_errors = _ocsf_rows(events)
+            errors += ocsf_errors
             rows += more
+        if errors:
+            raise RecordError(errors)
         self.window.extend(self.store.append(rows))
         status = "accepted" if self.warmup_complete() else "warming_up"
         return self._feed_response(status, len(records), len(rows))
@@ -119,7 +139,8 @@ class Daemon:
             "servers_tracked": len(self.window.latest),
         }
         if not out["warmup_complete"]:
-            out["progress"] = self._progress()
+            out["progress"] = self._progress_text()
+            out["warmup"] = self._progress()
         if reason:
             out["reason"] = reason
         return out
@@ -127,13 +148,19 @@ class Daemon:
     # ---- status ---------------------------------------------------------------------------
     def status(self) -> dict:
         meta = self.model.meta
+        last = None if self.last_prediction_ms is None else iso(self.last_prediction_ms)
         return {
+            "tick_count": self.store.tick,
+            "last_prediction": last,
+            "warmup_complete": self.warmup_complete(),
+            "progress": self._progress_text(),
             "window_capacity": self.window.capacity,
             "rolling_window_size": len(self.window),
             "ticks": self.store.tick,
             "records_total": self.store.total,
             "newest_timestamp": None if self.store.newest_ts is None else iso(self.store.newest_ts),
-            "last_prediction_time": None if self.last_prediction_ms is None else iso(self.last_prediction_ms),
+            "last_prediction_time": last,
+            "records_stored": self.store.stored(),
             "servers_tracked": len(self.window.latest),
             "warmup": {"complete": self.warmup_complete(), **self._progress()},
             "model": {
@@ -159,7 +186,8 @@ class Daemon:
 
     def predictions(self) -> dict:
         now_ms = int(time.time() * 1000)
-        base = {"generated_at": iso(now_ms), "tick": self.store.tick, "threshold": self.model.threshold}
+        base = {"generated_at": iso(now_ms), "tick": self.store.tick, "threshold": self.model.threshold,
+                "window_thresholds": self.model.window_thresholds}
         if not self.warmup_complete():
             return {**base, "status": "warming_up", "progress": self._progress(),
                     "fleet": {"servers": len(self.window.latest), "flagged": 0, "flagged_servers": [],
@@ -168,8 +196,8 @@ class Daemon:
         rows = self.window.current()
         servers = self._score(rows)
         self.last_prediction_ms = now_ms
-        flagged = [s["server_name"] for s in servers if s["flag"]]
-        scores = [s["anomaly_score"] for s in servers]
+        flagged = [s["server_name"] for s in servers if s["flagged"]]
+        scores = [s["score"] for s in servers]
         return {**base, "status": "ok",
                 "fleet": {"servers": len(servers), "flagged": len(flagged), "flagged_servers": flagged,
                           "max_score": max(scores) if scores else None,
@@ -188,12 +216,13 @@ class Daemon:
         out = []
         for i, row in enumerate(rows):
             top = np.argsort(-deviation[i], kind="stable")[:_NEAREST]
-            out.append({
+            record_ratio = float(scores[i]) / self.model.threshold
+            entry = {
                 "server_name": row.server,
                 "timestamp": iso(row.ts_ms),
                 "status": row.status,
                 "anomaly_score": float(scores[i]),
-                "flag": bool(scores[i] > self.model.threshold),
+                "record_flag": bool(scores[i] > self.model.threshold),
                 "nearest_normal": [
                     {"server_name": self.model.normal_ids[j][0], "timestamp": self.model.normal_ids[j][1],
                      "distance": float(d)}
@@ -204,5 +233,42 @@ class Daemon:
                      "normal_value": float(self._normal_raw[idx[i, 0], f]), "deviation": float(deviation[i, f])}
                     for f in top
                 ],
-            })
+            }
+            entry.update(self._window_score(row, record_ratio))
+            out.append(entry)
         return out
+
+    def _window_score(self, row: Row, record_ratio: float) -> dict:
+        """The server's recent window against its own history and its fleet profile; the score is
+        the largest component over its threshold (1.0 = flag), the record score one of them."""
+        ratios = {"record": record_ratio}
+        top_metrics: list[dict] = []
+        profile = self.model.profile(row.server)
+        history = self.window.history(row.server)
+        thresholds = self.model.window_thresholds
+        if profile is not None and thresholds:
+            raw, _ = RollingWindow.arrays(history[-_window.HISTORY:])
+            x = _window.transform(raw)
+            for comp, z in _window.components(x, profile).items():
+                if np.isnan(z).all():
+                    continue
+                ratio = z / thresholds[comp]
+                ratios[comp] = float(np.nanmax(ratio))
+                for m in np.argsort(-np.nan_to_num(ratio, nan=-1.0), kind="stable")[:_NEAREST]:
+                    top_metrics.append({"metric": _window.WINDOW_METRICS[m], "component": comp,
+                                        "ratio": float(ratio[m]), "z": float(z[m]), "_index": int(m)})
+            top_metrics.sort(key=lambda t: -t["ratio"])
+            top_metrics = top_metrics[:_NEAREST]
+        score = max(ratios.values())
+        flagged = score > 1.0
+        since_ts = None
+        if flagged:
+            if top_metrics and top_metrics[0]["ratio"] >= record_ratio:
+                back = _window.since(x, top_metrics[0]["_index"], profile)
+                since_ts = iso(history[-back].ts_ms)
+            else:  # the latest record alone is unusual
+                since_ts = iso(row.ts_ms)
+        for t in top_metrics:
+            del t["_index"]
+        return {"score": score, "flagged": flagged, "flag": flagged, "since": since_ts,
+                "profile": profile_of(row.server), "components": ratios, "top_metrics": top_metrics}

@@ -1,0 +1,113 @@
+"""Scoring a server's recent window, not only its latest record.
+
+For one server, from its records in the daemon's window (oldest first), per metric (on the
+model's scale: log1p for the heavy-tailed counters; uptime left out, it only ever climbs):
+
+- ``profile``: the current level (mean of the last ``RECENT`` records) against its fleet
+  profile's typical value, in the profile's robust spread (median, 1.4826 MAD, from training);
+- ``own``: the current level against the server's own earlier records in the window (median,
+  robust spread floored at a tenth of the profile's), so a drift away from its own normal counts
+  before the value is extreme for the fleet;
+- ``trend``: the t-statistic of a straight-line fit over the last ``TREND`` records, so a steady
+  climb (a leak, growing CLOSE_WAIT) counts while the level is still ordinary.
+
+Each component's score is its largest |z| over metrics; its flag threshold is a high quantile of
+the same score over the healthy training fleet (``calibrate``). The same function scores in the
+daemon and in calibration, so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from obslab.serve.features import LOG_INDEX
+from obslab.serve.schemas import METRICS
+
+__all__ = ["COMPONENTS", "WINDOW_METRICS", "RECENT", "TREND", "HISTORY", "transform", "profile_stats",
+           "components", "calibrate", "since"]
+
+COMPONENTS = ("profile", "own", "trend")
+WINDOW_METRICS = tuple(m for m in METRICS if m != "uptime_days")
+_IDX = np.array([METRICS.index(m) for m in WINDOW_METRICS])
+_LOG = np.isin(np.arange(len(METRICS)), LOG_INDEX)[_IDX]
+RECENT = 3  # records averaged as "now": one noisy sample is not a level
+TREND = 12  # records the trend is fitted over (an hour at 5 minutes)
+HISTORY = 48  # own-history records used at most (4 hours at 5 minutes)
+MIN_OWN = 12  # earlier records needed before the own-history component counts
+_MAD = 1.4826
+# smallest spread a metric is measured in: half a percentage point; 0.15 on log1p counters (at
+# small counts one CLOSE_WAIT connection more is ~0.3), so a constant series is not "infinitely" tight
+FLOOR = np.where(_LOG, 0.15, 0.5)
+CALIBRATION_STRIDE = 3  # every third point of the training histories: neighbours are near-copies
+_T = np.arange(TREND, dtype=np.float64) - (TREND - 1) / 2
+_SXX = float((_T ** 2).sum())
+
+
+def transform(values: np.ndarray) -> np.ndarray:
+    """(n, len(METRICS)) raw values -> (n, len(WINDOW_METRICS)) on the model's scale."""
+    x = np.asarray(values, dtype=np.float64)[:, _IDX]
+    x[:, _LOG] = np.log1p(np.maximum(x[:, _LOG], 0))
+    return x
+
+
+def _robust(x: np.ndarray, floor: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    med = np.median(x, axis=0)
+    return med, np.maximum(_MAD * np.median(np.abs(x - med), axis=0), floor)
+
+
+def profile_stats(x: np.ndarray) -> dict:
+    """Median and robust spread of one profile's transformed records (training)."""
+    med, scale = _robust(x, FLOOR)
+    return {"median": med.tolist(), "scale": scale.tolist()}
+
+
+def components(x: np.ndarray, profile: dict) -> dict[str, np.ndarray]:
+    """|z| per window metric for each component; NaN where the history is too short."""
+    x = x[-HISTORY:]
+    p_med, p_scale = np.asarray(profile["median"]), np.asarray(profile["scale"])
+    level = x[-RECENT:].mean(axis=0)
+    out = {"profile": np.abs(level - p_med) / p_scale}
+    base = x[:-RECENT]
+    if len(base) >= MIN_OWN:
+        med, scale = _robust(base, np.maximum(0.1 * p_scale, FLOOR))
+        out["own"] = np.abs(level - med) / scale
+    else:
+        out["own"] = np.full(len(level), np.nan)
+    if len(x) >= TREND:
+        y = x[-TREND:]
+        slope = (_T @ (y - y.mean(axis=0))) / _SXX
+        resid = y - y.mean(axis=0) - np.outer(_T, slope)
+        se = np.sqrt((resid ** 2).sum(axis=0) / (TREND - 2) / _SXX)
+        out["trend"] = np.abs(slope) / np.maximum(se, FLOOR / np.sqrt(_SXX))
+    else:
+        out["trend"] = np.full(len(level), np.nan)
+    return out
+
+
+def calibrate(histories: list[tuple[np.ndarray, dict]], quantile: float) -> dict[str, float]:
+    """Per component, the ``quantile`` of its score over every point of healthy histories
+    (each a server's transformed records, oldest first, with its profile statistics)."""
+    scores: dict[str, list[float]] = {c: [] for c in COMPONENTS}
+    for x, prof in histories:
+        for end in range(RECENT, len(x) + 1, CALIBRATION_STRIDE):
+            for c, z in components(x[:end], prof).items():
+                if not np.isnan(z).all():
+                    scores[c].append(float(np.nanmax(z)))
+    return {c: float(np.quantile(v, quantile)) for c, v in scores.items() if v}
+
+
+def since(x: np.ndarray, metric: int, profile: dict) -> int:
+    """How many records back the metric's current excursion began: the trailing run of records
+    on the same side of its earlier median by more than two profile spreads (at least 1)."""
+    x = x[-HISTORY:]
+    base = x[:-RECENT] if len(x) > RECENT + MIN_OWN else x
+    med = np.median(base[:, metric])
+    gap = 2 * np.asarray(profile["scale"])[metric]
+    side = np.sign(x[-RECENT:, metric].mean() - med)
+    away = side * (x[:, metric] - med) > gap
+    run = 0
+    for flag in away[::-1]:
+        if not flag:
+            break
+        run += 1
+    return max(run, 1)
