@@ -5,7 +5,7 @@ k-NN scoring on embeddings against k-NN on the raw one-hot matrix (the cost the 
 or adds: same reference set, same k), and rarity. ``--events`` tiles the dataset's event matrix
 to a corpus-sized number of rows for the scoring stages; ``--reference`` sets the k-NN index size.
 
-    .venv/bin/python bench/events.py [DATASET] [--events 800000] [--reference 20000]
+    .venv/bin/python bench/events.py [DATASET] [--events 600000] [--reference 10000]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", nargs="?", default=None)
     parser.add_argument("--events", type=int, default=200_000, help="rows to score (tiled)")
-    parser.add_argument("--reference", type=int, default=20_000, help="k-NN index rows (tiled)")
+    parser.add_argument("--reference", type=int, default=10_000, help="k-NN index rows (tiled)")
     parser.add_argument("--k", type=int, default=10)
     args = parser.parse_args()
     root = args.dataset or default_dataset()

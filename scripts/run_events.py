@@ -45,7 +45,7 @@ QUANTILE = 0.99  # alert threshold: this quantile of the training windows' score
 RESULTS = REPO_ROOT / "data" / "results"
 
 
-def method_scores(data, seeds, k, max_reference, train_kwargs, log):
+def method_scores(data, seeds, k, index, max_reference, train_kwargs, log):
     """{method: [window scores per seed]} and the per-incident rows of every seed."""
     scores = {m: [] for m in METHODS}
     incidents = []
@@ -56,13 +56,13 @@ def method_scores(data, seeds, k, max_reference, train_kwargs, log):
         t0 = time.perf_counter()
         ex = fit_events(data, seed=seed, max_reference=max_reference, **train_kwargs)
         t1 = time.perf_counter()
-        w = window_scores(ex, event_scores(ex, "embedding", k=k))
+        w = window_scores(ex, event_scores(ex, "embedding", k=k, index=index))
         scores[METHODS[0]].append(w)
         incidents.append(incident_detection(ex, w, QUANTILE).assign(method=METHODS[0], seed=seed))
         if not scores["events: rarity"]:
             # neither has training randomness (the one-hot matrix and the counts come from all
             # training events; raw k-NN's index is the first seed's sample): computed once
-            w = window_scores(ex, event_scores(ex, "raw", k=k))
+            w = window_scores(ex, event_scores(ex, "raw", k=k, index=index))
             scores[METHODS[1]].append(w)
             incidents.append(incident_detection(ex, w, QUANTILE).assign(method=METHODS[1], seed=seed))
             w = window_scores(ex, rarity_scores(ex))
@@ -111,7 +111,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--window-s", type=int, default=None, help="window length (default: auto_window_ms)")
     ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--max-reference", type=int, default=20_000)
+    ap.add_argument("--index", choices=["flat", "hnsw"], default="flat", help="k-NN index (hnsw: approximate, faster)")
+    ap.add_argument("--max-reference", type=int, default=10_000, help="training events in the k-NN index")
     ap.add_argument("--epochs", type=int, default=None, help="at most this many epochs (default: train_encoder's)")
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=RESULTS)
@@ -129,10 +130,11 @@ def main(argv=None) -> int:
             f"{len(data.windows)} windows, {data.window_ms // 1000}s, {len(data.held_out)} held-out incidents "
             f"of {len(data.incidents)} ({time.perf_counter() - started:.1f}s)")
         train_kwargs = {"epochs": args.epochs} if args.epochs else {}
-        scores, incidents = method_scores(data, args.seeds, args.k, args.max_reference, train_kwargs, log)
+        scores, incidents = method_scores(data, args.seeds, args.k, args.index, args.max_reference, train_kwargs, log)
         summary = summarise(data, scores, args.n_boot, seed=0)
         _replace(args.out / RESULT_TABLES["summary"], name, summary)
-        settings = {"window_s": data.window_ms // 1000, "k": args.k, "max_reference": args.max_reference,
+        settings = {"window_s": data.window_ms // 1000, "k": args.k, "index": args.index,
+                    "max_reference": args.max_reference,
                     "epochs": args.epochs or ""}
         _replace(args.out / RESULT_TABLES["incidents"], name, incidents.assign(**settings))
         _replace(args.out / RESULT_TABLES["kpi_range"], name, kpi_range(data))

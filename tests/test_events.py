@@ -144,9 +144,9 @@ def test_committed_table_point_reproduces():
     data = load_event_data(SAMPLE, window_ms=int(settings["window_s"]) * 1000)
     kwargs = {"epochs": int(settings["epochs"])} if str(settings["epochs"]).strip() not in ("", "nan") else {}
     ex = fit_events(data, seed=0, max_reference=int(settings["max_reference"]), **kwargs)
-    k = int(settings["k"])
-    methods = {"events: embedding k-NN": (0, window_scores(ex, event_scores(ex, "embedding", k=k))),
-               "events: raw k-NN": (0, window_scores(ex, event_scores(ex, "raw", k=k))),
+    k, index = int(settings["k"]), settings["index"]
+    methods = {"events: embedding k-NN": (0, window_scores(ex, event_scores(ex, "embedding", k=k, index=index))),
+               "events: raw k-NN": (0, window_scores(ex, event_scores(ex, "raw", k=k, index=index))),
                "events: rarity": (-1, window_scores(ex, rarity_scores(ex))),
                "windows: KPI robust-z": (-1, kpi_scores(ex))}
     assert set(methods) == set(table["method"])

@@ -182,7 +182,7 @@ def load_event_data(root=None, *, window_ms: int | None = None, train_fraction: 
         incident_run={inc.incident_id: p[5] for p in parts for inc in p[4]})
 
 
-def fit_events(data: EventData, seed: int = 7, max_reference: int = 20_000, **train_kwargs) -> EventExperiment:
+def fit_events(data: EventData, seed: int = 7, max_reference: int = 10_000, **train_kwargs) -> EventExperiment:
     """Fit the FeatureSpec on all training events and the encoder on a seeded sample of at
     most ``max_reference`` of them (the cost stays flat however long the recording);
     ``train_kwargs`` go to :func:`obslab.train.train_encoder`. The encoder is cached by
@@ -210,16 +210,18 @@ def event_experiment(root=None, *, window_ms: int | None = None, seed: int = 7, 
     return fit_events(data, seed=seed, **fit_kwargs)
 
 
-def event_scores(ex: EventExperiment, features: str = "embedding", k: int = 10) -> np.ndarray:
+def event_scores(ex: EventExperiment, features: str = "embedding", k: int = 10, index: str = "flat") -> np.ndarray:
     """k-NN distance of every event to the reference (training) events, on one feature set.
 
     A reference event's own score leaves itself out (the detector's leave-one-out training
     scores), so the training windows' scores, and the thresholds taken from them, are honest.
+    ``index="hnsw"`` searches an approximate faiss index (chapter 7): much faster on
+    corpus-sized event counts.
     """
     from obslab.detect import make_detector
 
     X = ex.matrix(features)
-    det = make_detector("knn", k=k).fit(X[ex.reference])
+    det = make_detector("knn", k=k, index=index).fit(X[ex.reference])
     scores = det.score(X)
     scores[ex.reference] = det.train_scores_
     return scores
