@@ -34,3 +34,31 @@ def test_one_seed_of_the_committed_sweep_reruns_identically():
     got = got.sort_values(key).reset_index(drop=True).astype(str)
     want = want.sort_values(key).reset_index(drop=True).astype(str)
     pd.testing.assert_frame_equal(got, want)
+
+
+@pytest.mark.slow
+def test_a_corpus_is_ranked_run_by_run_with_incidents_keyed_by_run(tmp_path, monkeypatch):
+    from obslab.rca_runs import rca_per_incident, rca_runs
+
+    # two runs of the real sample, each on its own clock (a corpus is runs/<name>/)
+    for name in ("first", "second"):
+        (tmp_path / "runs").mkdir(exist_ok=True)
+        (tmp_path / "runs" / name).symlink_to(SAMPLE, target_is_directory=True)
+    monkeypatch.setenv("OBSLAB_CACHE", str(tmp_path / "cache"))
+    runs = rca_runs(tmp_path, seed=7)
+    assert [r.name for r in runs] == ["first", "second"]
+    n = len(runs[0].incidents)
+    assert n > 0 and all(len(r.incidents) == n for r in runs)
+    assert all(i.incident_id.startswith(f"{r.name}/") for r in runs for i in r.incidents)
+    # each run keeps only its own rows: the same windows as the sample's, on the sample's clock
+    assert len(runs[0].windows) == len(runs[1].windows)
+    per = rca_per_incident(runs, 7)
+    assert per["incident"].nunique() == 2 * n
+    assert set(per["run"]) == {"first", "second"}
+    # the signals-only rankings see the same rows at the same alerts in both copies when both
+    # alerts fell back to the true start: identical hits
+    both = per[(per["method"] == "signals, no graph") & (per["alert_source"] == "fallback")]
+    pairs = both.assign(local=both["incident"].str.split("/", n=1).str[1]).pivot_table(
+        index="local", columns="run", values="hit@1")
+    pairs = pairs.dropna()
+    assert (pairs["first"] == pairs["second"]).all()
