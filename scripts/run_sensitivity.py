@@ -26,7 +26,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # two cores, shared with the lab recording
 
 from obslab.data import REPO_ROOT, dataset_step_ms, synth_dataset  # noqa: E402
-from obslab.sensitivity import SEEDS, cost, prepare, sweep  # noqa: E402
+from obslab.sensitivity import FACTORS, SEEDS, cost, prepare, sweep  # noqa: E402
 
 SYNTH_SEED = 7
 SYNTH_DAYS = 30  # 43,200 window rows: a few dozen incidents, fast enough for 33 trainings
@@ -56,6 +56,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["sample", "synth", "lab"])
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    parser.add_argument("--factors", nargs="+", choices=list(FACTORS), help="only these factors (default: all)")
     parser.add_argument("--boot", type=int, default=1000, help="bootstrap replicates")
     parser.add_argument("--synth-days", type=int, default=SYNTH_DAYS)
     parser.add_argument("--cost-year", action="store_true", help="also measure cost on the synthetic year")
@@ -68,7 +69,8 @@ def main(argv=None) -> None:
     tables, costs = [], []
     for name, (root, window_ms) in dataset_roots(args.datasets, args.synth_days).items():
         t = time.perf_counter()
-        tables.append(sweep(root, name, seeds=args.seeds, n_boot=args.boot, base_window_ms=window_ms))
+        tables.append(sweep(root, name, seeds=args.seeds, n_boot=args.boot, base_window_ms=window_ms,
+                            factors=args.factors))
         costs.append(cost(prepare(root, name, window_ms, args.boot, 0, args.seeds), name, args.seeds[0]))
         print(f"{name}: {time.perf_counter() - t:.0f} s", flush=True)
     if args.cost_year:
