@@ -157,3 +157,21 @@ def test_committed_table_point_reproduces():
         assert len(merged) == len(want) > 0, method
         assert np.allclose(merged["max_score_table"], merged["max_score_now"], rtol=1e-4, atol=1e-6), merged
         assert (merged["detected_table"] == merged["detected_now"]).all(), merged
+
+
+def test_a_corpus_is_split_run_by_run(sample, tmp_path):
+    """Two runs (the sample twice, each on its own clock): rows stack with a run key, incident
+    ids are run-qualified, and each run gets the split the sample gets alone."""
+    for name in ("run-a", "run-b"):
+        (tmp_path / "runs").mkdir(exist_ok=True)
+        (tmp_path / "runs" / name).symlink_to(SAMPLE, target_is_directory=True)
+    corpus = load_event_data(tmp_path, window_ms=sample.window_ms)
+    assert len(corpus.events) == 2 * len(sample.events)
+    assert sorted(corpus.events["run"].unique()) == ["run-a", "run-b"]
+    assert sorted(corpus.held_out) == sorted(f"{r}/{i}" for r in ("run-a", "run-b") for i in sample.held_out)
+    for run in ("run-a", "run-b"):
+        rows = (corpus.windows["run"] == run).to_numpy()
+        assert np.array_equal(corpus.window_train[rows], sample.window_train)
+        assert np.array_equal(corpus.event_train[(corpus.events["run"] == run).to_numpy()], sample.event_train)
+    blocks = corpus.normal_blocks()
+    assert not set(blocks[corpus.windows["run"].to_numpy() == "run-a"]) & set(blocks[corpus.windows["run"].to_numpy() == "run-b"])
