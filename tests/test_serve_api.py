@@ -129,8 +129,8 @@ def test_validation_names_every_bad_field_and_stores_nothing(shared, fleet):
         r = c.post("/feed/data", json={"records": bad})
         assert r.status_code == 422
         body = r.json()
-        assert body["status"] == "invalid" and body["bad_records"] == [1, 3, 4]
-        assert {(e["record"], e["field"]) for e in body["errors"]} == {
+        assert body["status"] == "error" and body["bad_records"] == [1, 3, 4]
+        assert {(e["record"], e["field"]) for e in body["field_errors"]} == {
             (1, "cpu_user_pct"), (1, "status"), (3, "timestamp"), (3, "mem_used_pct"),
             (3, "back_close_wait"), (4, "unexpected")}
         assert _total(c) == before  # all or nothing
@@ -151,8 +151,8 @@ def test_ocsf_metric_events_are_a_second_input(shared):
         assert r.json()["records_stored"] == 5 and r.json()["records_received"] == 5 * len(METRICS)
         incomplete = c.post("/feed/data", json={"records": events[:-1]})
         assert incomplete.status_code == 422
-        assert [e["record"] for e in incomplete.json()["errors"]] == [4 * len(METRICS)]  # db-04's first event
-        assert "uptime_days" in incomplete.json()["errors"][0]["message"]
+        assert [e["record"] for e in incomplete.json()["field_errors"]] == [4 * len(METRICS)]  # db-04's first event
+        assert "uptime_days" in incomplete.json()["field_errors"][0]["message"]
         assert _total(c) == before + 5
         p = {s["server_name"]: s for s in c.get("/predictions/current").json()["servers"]}
         assert p["db-01"]["status"] is None and p["db-01"]["timestamp"] == "2026-01-05T10:00:00Z"
@@ -169,7 +169,7 @@ def test_a_broken_server_is_flagged_and_status_is_not_an_input(shared, fleet):
         assert c.post("/feed/data", json={"records": last}).status_code == 200
         p = c.get("/predictions/current").json()
         scores = {s["server_name"]: s for s in p["servers"] if s["server_name"] in names}
-        assert len(scores) == 10 and scores[broken["server_name"]]["flag"]
+        assert len(scores) == 10 and scores[broken["server_name"]]["flagged"]
         assert max(scores.values(), key=lambda s: s["anomaly_score"])["server_name"] == broken["server_name"]
         assert sum(s["flag"] for s in scores.values()) <= 3  # the healthy rest is mostly not flagged
         # the same records again, every status changed: identical scores, the new statuses returned
@@ -200,7 +200,8 @@ def test_warmup_then_predictions_and_restart_keeps_the_window(daemon, fleet, tmp
     d = daemon(state=state, warmup=100, window=200)
     with d.client() as c:
         r = c.post("/feed/data", json={"records": fleet[:60]}).json()
-        assert r["status"] == "warming_up" and r["progress"] == {"records": 60, "required": 100, "percent": 60.0}
+        assert r["status"] == "warming_up" and r["progress"] == "60% (need 100 records minimum)"
+        assert r["warmup"] == {"records": 60, "required": 100, "percent": 60.0}
         p = c.get("/predictions/current").json()
         assert p["status"] == "warming_up" and p["servers"] == []
         r = c.post("/feed/data", json={"records": fleet[60:]}).json()
@@ -212,7 +213,9 @@ def test_warmup_then_predictions_and_restart_keeps_the_window(daemon, fleet, tmp
         newest = max(rec["timestamp"] for rec in fleet)
         for s in before["servers"]:
             assert s["timestamp"] == newest and np.isfinite(s["anomaly_score"])
-            assert s["flag"] == (s["anomaly_score"] > before["threshold"])
+            assert s["record_flag"] == (s["anomaly_score"] > before["threshold"])
+            assert s["flagged"] == s["flag"] == (s["score"] > 1.0) and s["score"] >= s["anomaly_score"] / before["threshold"]
+            assert (s["since"] is not None) == s["flagged"] and s["profile"] == "generic"
             assert len(s["nearest_normal"]) == 3 and len(s["top_features"]) == 3
             assert {f["feature"] for f in s["top_features"]} <= set(METRICS)
         assert before["fleet"]["flagged"] == len(before["fleet"]["flagged_servers"])

@@ -5,9 +5,10 @@ model's scale: log1p for the heavy-tailed counters; uptime left out, it only eve
 
 - ``profile``: the current level (mean of the last ``RECENT`` records) against its fleet
   profile's typical value, in the profile's robust spread (median, 1.4826 MAD, from training);
-- ``own``: the current level against the server's own earlier records in the window (median,
-  robust spread floored at a tenth of the profile's), so a drift away from its own normal counts
-  before the value is extreme for the fleet;
+- ``own``: the current level against the server's own records from before the trend span
+  (median, robust spread floored at a tenth of the profile's), so a drift away from its own
+  normal counts before the value is extreme for the fleet, and the drift itself does not widen
+  the spread it is measured in;
 - ``trend``: the t-statistic of a straight-line fit over the last ``TREND`` records, so a steady
   climb (a leak, growing CLOSE_WAIT) counts while the level is still ordinary.
 
@@ -67,7 +68,7 @@ def components(x: np.ndarray, profile: dict) -> dict[str, np.ndarray]:
     p_med, p_scale = np.asarray(profile["median"]), np.asarray(profile["scale"])
     level = x[-RECENT:].mean(axis=0)
     out = {"profile": np.abs(level - p_med) / p_scale}
-    base = x[:-RECENT]
+    base = x[:-TREND]
     if len(base) >= MIN_OWN:
         med, scale = _robust(base, np.maximum(0.1 * p_scale, FLOOR))
         out["own"] = np.abs(level - med) / scale
@@ -100,7 +101,7 @@ def since(x: np.ndarray, metric: int, profile: dict) -> int:
     """How many records back the metric's current excursion began: the trailing run of records
     on the same side of its earlier median by more than two profile spreads (at least 1)."""
     x = x[-HISTORY:]
-    base = x[:-RECENT] if len(x) > RECENT + MIN_OWN else x
+    base = x[:-TREND] if len(x) >= TREND + MIN_OWN else x
     med = np.median(base[:, metric])
     gap = 2 * np.asarray(profile["scale"])[metric]
     side = np.sign(x[-RECENT:, metric].mean() - med)
