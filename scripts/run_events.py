@@ -11,6 +11,8 @@ KPI detector on the same windows. Writes to data/results/:
 - ``events_summary.csv``: per dataset, method and incident group (all, contextual, kpi):
   AUROC, AUPRC, incidents detected, FPR on held-out windows, each with its 95 % interval
   (bootstrap over incidents and normal blocks; each replicate draws a seed: obslab.stats);
+  and the false-alarm rate on the dataset's separate no-fault control run, when it has one
+  (bootstrap over 5-minute blocks of that run);
 - ``events_incidents.csv``: per dataset, method, seed (-1: a method without one) and held-out
   incident: best window score, threshold, detected;
 
@@ -37,7 +39,7 @@ import pandas as pd  # noqa: E402
 from obslab.data import REPO_ROOT  # noqa: E402
 from obslab.events import (RESULT_TABLES, event_scores, fault_kind, fit_events, incident_detection, kpi_range,  # noqa: E402
                            kpi_scores, load_event_data, rarity_scores, window_scores)
-from obslab.stats import Resampler, bootstrap_metrics  # noqa: E402
+from obslab.stats import Resampler, bootstrap_metrics, bootstrap_over_groups  # noqa: E402
 
 METHODS = ("events: embedding k-NN", "events: raw k-NN", "events: rarity", "windows: KPI robust-z")
 METRICS = ("AUROC", "AUPRC", "incidents detected", "FPR")
@@ -93,7 +95,26 @@ def summarise(data, scores, n_boot, seed):
                 rows.append({"method": method, "incidents": group, "metric": metric, "estimate": iv.estimate,
                              "low": iv.low, "high": iv.high, "n_incidents": len(sub.incidents),
                              "n_seeds": len(per_seed)})
+    rows += control_run_rows(data, scores, n_boot, seed)
     return pd.DataFrame(rows)
+
+
+def control_run_rows(data, scores, n_boot, seed, block_ms=300_000):
+    """False-alarm rate on the separate no-fault run, per method: the alert indicator averaged
+    over seeds per window, with an interval from a bootstrap over 5-minute blocks of that run."""
+    run = data.window_control_run
+    if not run.any():
+        return []
+    block = data.windows.loc[run, "window_start_ms"].to_numpy() // block_ms
+    out = []
+    for method, per_seed in scores.items():
+        alerts = np.mean([s[run] > np.quantile(s[data.window_train], QUANTILE) for s in per_seed], axis=0)
+        groups = [np.array([alerts[block == b].sum(), (block == b).sum()]) for b in np.unique(block)]
+        iv = bootstrap_over_groups(groups, lambda g: sum(x[0] for x in g) / sum(x[1] for x in g), n_boot, seed)
+        out.append({"method": method, "incidents": "none (control run)", "metric": "control_run_FPR",
+                    "estimate": iv.estimate, "low": iv.low, "high": iv.high, "n_incidents": 0,
+                    "n_seeds": len(per_seed)})
+    return out
 
 
 def _replace(path: Path, dataset: str, frame: pd.DataFrame) -> None:

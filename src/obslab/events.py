@@ -64,6 +64,7 @@ class EventData:
     window_test: np.ndarray  # every window from its run's cut-off on
     window_evaluate: np.ndarray  # test windows minus cooldown
     window_control: np.ndarray  # test windows far from every incident
+    window_control_run: np.ndarray  # windows of the separate no-fault control run, if any
     incidents: list  # run-qualified Incident objects
     held_out: list[str]  # incident ids after their run's cut-off
     window_ms: int
@@ -148,13 +149,30 @@ def _one_run(root: Path, run: str | None, window_ms: int, train_fraction: float)
     return events, event_train, windows, split, incidents, run or root.name
 
 
-def load_event_data(root=None, *, window_ms: int | None = None, train_fraction: float = 0.4) -> EventData:
+def _control_run(root: Path, window_ms: int):
+    # the no-fault run beside the dataset: scored with everything fitted elsewhere, never fitted on
+    from obslab.features import window_labels
+
+    events = load_event_rows(root)
+    events["window_start_ms"] = events["time_ms"] // window_ms * window_ms
+    windows = _kpi_windows(root, window_ms)
+    windows = pd.concat([windows, window_labels(windows, [], window_ms=window_ms)], axis=1)
+    for frame in (events, windows):
+        frame.insert(0, "run", "control")
+    return events, windows
+
+
+def load_event_data(root=None, *, window_ms: int | None = None, train_fraction: float = 0.4,
+                    control: bool = True) -> EventData:
     """Every run of a dataset as events and KPI windows with truth, each run split by time.
 
     ``window_ms=None``: the window :func:`obslab.experiment.auto_window_ms` picks for the
-    shortest run's time span (from event times only, never from labels).
+    shortest run's time span (from event times only, never from labels). With ``control``,
+    the dataset's no-fault control run (:func:`obslab.data.control_dataset`), when there is
+    one, is appended as run ``"control"``: in no training, test or evaluation mask, only in
+    ``window_control_run``, so every alert there is a false one.
     """
-    from obslab.data import dataset_runs
+    from obslab.data import control_dataset, dataset_runs
     from obslab.experiment import auto_window_ms
 
     runs = dataset_runs(root)
@@ -168,14 +186,27 @@ def load_event_data(root=None, *, window_ms: int | None = None, train_fraction: 
         window_ms = auto_window_ms(min(spans))
     parts = [_one_run(r, r.name if len(runs) > 1 else None, window_ms, train_fraction) for r in runs]
     splits = [p[3] for p in parts]
+    events, windows = [p[0] for p in parts], [p[2] for p in parts]
+    control_root = control_dataset(root) if control else None
+    if control_root is not None:
+        c_events, c_windows = _control_run(control_root, window_ms)
+        events.append(c_events)
+        windows.append(c_windows)
+    n_extra = len(windows[-1]) if control_root is not None else 0
+
+    def stack(masks):  # the control run's windows are in none of the split's masks
+        return np.concatenate(masks + [np.zeros(n_extra, bool)])
+
     return EventData(
-        events=pd.concat([p[0] for p in parts], ignore_index=True),
-        event_train=np.concatenate([p[1] for p in parts]),
-        windows=pd.concat([p[2] for p in parts], ignore_index=True),
-        window_train=np.concatenate([s.train for s in splits]),
-        window_test=np.concatenate([s.test for s in splits]),
-        window_evaluate=np.concatenate([s.evaluate for s in splits]),
-        window_control=np.concatenate([s.control for s in splits]),
+        events=pd.concat(events, ignore_index=True),
+        event_train=np.concatenate([p[1] for p in parts] + [np.zeros(len(events[-1]) if n_extra else 0, bool)]),
+        windows=pd.concat(windows, ignore_index=True),
+        window_train=stack([s.train for s in splits]),
+        window_test=stack([s.test for s in splits]),
+        window_evaluate=stack([s.evaluate for s in splits]),
+        window_control=stack([s.control for s in splits]),
+        window_control_run=np.concatenate([np.zeros(sum(len(s.train) for s in splits), bool),
+                                           np.ones(n_extra, bool)]),
         incidents=[inc for p in parts for inc in p[4]],
         held_out=[iid for s in splits for iid in s.test_incidents],
         window_ms=int(window_ms), name=Path(root or "default").resolve().name,
@@ -322,17 +353,19 @@ def incident_detection(ex: EventExperiment, window_score: np.ndarray, quantile: 
 
 
 def window_metrics(ex: EventExperiment, window_score: np.ndarray, quantile: float = 0.99) -> dict:
-    """AUROC and AUPRC over the evaluated test windows, and the false-alarm rate in the control
-    period at the training threshold."""
+    """AUROC and AUPRC over the evaluated test windows, and the false-alarm rates at the
+    training threshold in the control period (test time far from incidents) and in the
+    separate no-fault control run (NaN without one)."""
     from obslab.evaluate import auprc, auroc
 
     ev = ex.window_evaluate
     y = ex.windows["is_anomaly"].to_numpy(bool)[ev]
     thr = _threshold(ex, window_score, quantile)
-    c = ex.window_control
+    c, run = ex.window_control, ex.window_control_run
     return {"AUROC": auroc(y, window_score[ev]), "AUPRC": auprc(y, window_score[ev]),
             "prevalence": float(y.mean()) if len(y) else float("nan"),
-            "control_FPR": float((window_score[c] > thr).mean()) if c.any() else float("nan")}
+            "control_FPR": float((window_score[c] > thr).mean()) if c.any() else float("nan"),
+            "control_run_FPR": float((window_score[run] > thr).mean()) if run.any() else float("nan")}
 
 
 def kpi_range(ex: EventExperiment, kinds: tuple[str, ...] = ("contextual",), low: float = 1.0,
