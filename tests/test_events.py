@@ -127,6 +127,15 @@ def test_same_seed_same_scores(sample, tmp_path, monkeypatch):
     assert np.array_equal(scores[0], scores[1])
 
 
+def test_the_control_run_is_scored_never_fitted(sample):
+    run = sample.window_control_run
+    assert run.any() and (sample.windows.loc[run, "run"] == "control").all()
+    for mask in (sample.window_train, sample.window_test, sample.window_evaluate, sample.window_control):
+        assert not (mask & run).any()
+    assert not sample.event_train[(sample.events["run"] == "control").to_numpy()].any()
+    assert not sample.windows.loc[run, "is_anomaly"].any()
+
+
 def test_kpi_range_reports_each_incident_of_the_kind(sample):
     table = kpi_range(sample, kinds=("kpi",))
     assert set(table["incident_id"]) == {i.incident_id for i in sample.incidents}
@@ -165,7 +174,8 @@ def test_a_corpus_is_split_run_by_run(sample, tmp_path):
     for name in ("run-a", "run-b"):
         (tmp_path / "runs").mkdir(exist_ok=True)
         (tmp_path / "runs" / name).symlink_to(SAMPLE, target_is_directory=True)
-    corpus = load_event_data(tmp_path, window_ms=sample.window_ms)
+    corpus = load_event_data(tmp_path, window_ms=sample.window_ms)  # no control run beside it
+    sample = load_event_data(SAMPLE, window_ms=sample.window_ms, control=False)
     assert len(corpus.events) == 2 * len(sample.events)
     assert sorted(corpus.events["run"].unique()) == ["run-a", "run-b"]
     assert sorted(corpus.held_out) == sorted(f"{r}/{i}" for r in ("run-a", "run-b") for i in sample.held_out)
