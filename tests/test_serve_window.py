@@ -122,3 +122,14 @@ def test_components_see_a_leak_the_latest_record_alone_hides():
     assert _window.since(x_bad[:at], cw, prof) <= 24 + 1  # not before the leak began
     short = _window.components(x_ok[:5], prof)
     assert np.isnan(short["own"]).all() and np.isnan(short["trend"]).all()
+
+
+def test_the_books_exported_encoder_is_refused_with_what_to_do(tmp_path):
+    from obslab.features import FeatureSpec
+    from obslab.model import TabularResNet
+    from obslab.serve.model_store import load_model
+    from obslab.train import save_model
+
+    save_model(tmp_path / "book", TabularResNet(n_numeric=2), FeatureSpec(numeric=["a", "b"], categorical=[]))
+    with pytest.raises(ValueError, match="obslab serve train"):
+        load_model(tmp_path / "book")

@@ -52,8 +52,8 @@ def transform(values: np.ndarray) -> np.ndarray:
 
 
 def _robust(x: np.ndarray, floor: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
-    med = np.median(x, axis=0)
-    return med, np.maximum(_MAD * np.median(np.abs(x - med), axis=0), floor)
+    med = np.median(x, axis=-2)
+    return med, np.maximum(_MAD * np.median(np.abs(x - med[..., None, :]), axis=-2), floor)
 
 
 def profile_stats(x: np.ndarray) -> dict:
@@ -63,25 +63,29 @@ def profile_stats(x: np.ndarray) -> dict:
 
 
 def components(x: np.ndarray, profile: dict) -> dict[str, np.ndarray]:
-    """|z| per window metric for each component; NaN where the history is too short."""
-    x = x[-HISTORY:]
+    """|z| per window metric for each component; NaN where the history is too short.
+
+    ``x`` is one server's (n, metrics) history, or a stack (servers, n, metrics) of equally long
+    histories with ``profile`` arrays stacked to (servers, metrics): one numpy pass for a fleet."""
+    x = x[..., -HISTORY:, :]
     p_med, p_scale = np.asarray(profile["median"]), np.asarray(profile["scale"])
-    level = x[-RECENT:].mean(axis=0)
+    level = x[..., -RECENT:, :].mean(axis=-2)
     out = {"profile": np.abs(level - p_med) / p_scale}
-    base = x[:-TREND]
-    if len(base) >= MIN_OWN:
+    base = x[..., :-TREND, :]
+    if base.shape[-2] >= MIN_OWN:
         med, scale = _robust(base, np.maximum(0.1 * p_scale, FLOOR))
         out["own"] = np.abs(level - med) / scale
     else:
-        out["own"] = np.full(len(level), np.nan)
-    if len(x) >= TREND:
-        y = x[-TREND:]
-        slope = (_T @ (y - y.mean(axis=0))) / _SXX
-        resid = y - y.mean(axis=0) - np.outer(_T, slope)
-        se = np.sqrt((resid ** 2).sum(axis=0) / (TREND - 2) / _SXX)
+        out["own"] = np.full(level.shape, np.nan)
+    if x.shape[-2] >= TREND:
+        y = x[..., -TREND:, :]
+        centred = y - y.mean(axis=-2, keepdims=True)
+        slope = np.einsum("t,...tm->...m", _T, centred) / _SXX
+        resid = centred - _T[:, None] * slope[..., None, :]
+        se = np.sqrt((resid ** 2).sum(axis=-2) / (TREND - 2) / _SXX)
         out["trend"] = np.abs(slope) / np.maximum(se, FLOOR / np.sqrt(_SXX))
     else:
-        out["trend"] = np.full(len(level), np.nan)
+        out["trend"] = np.full(level.shape, np.nan)
     return out
 
 

@@ -2,7 +2,7 @@
 
     python -m obslab.serve.examples book/appendix/api-examples
 
-Trains the tiny model (1 day of the synthetic fleet's normal records), starts ``obslab serve``
+Trains a small model (1 day of the guide's healthy fleet, 2 epochs), starts ``obslab serve``
 on a free loopback port, sends each request of the page and writes the request (as a curl
 command) and the answer (status line + JSON, long lists shortened) to one text file per example.
 """
@@ -17,14 +17,14 @@ from pathlib import Path
 import httpx
 import torch
 
+from obslab.serve.fleet import guide_fleet
 from obslab.serve.model_store import train_server_model
 from obslab.serve.process import DaemonProcess
-from obslab.serve.sample_records import labelled_server_metrics, normal_server_metrics, records_from_frame
+from obslab.serve.sample_records import records_from_frame
 from obslab.serve.schemas import METRICS
 
 KEY = "example-key-change-me-0123"
-MODEL_SOURCE = {"generator": "obslab.synth.server_metrics_with_labels", "days": 1, "step": "5m", "seed": 0,
-                "n_servers": 10, "phase": "normal"}
+MODEL_SOURCE = {"generator": "obslab.serve.fleet.guide_fleet", "days": 1, "seed": 0}
 
 
 def _shorten(value, keep: int = 2):
@@ -63,12 +63,10 @@ def _exchange(out: Path, name: str, client: httpx.Client, method: str, path: str
 def write_examples(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
-    records, _ = labelled_server_metrics(days=1, step="5m", seed=7, n_servers=10, incidents_per_server_day=0)
-    fleet = records_from_frame(records.iloc[:240])
+    fleet = records_from_frame(guide_fleet(days=1, seed=7).iloc[: 45 * 24])  # 2 hours of a fleet not trained on
     with tempfile.TemporaryDirectory(prefix="obslab-examples-") as tmp:
         tmp = Path(tmp)
-        train_server_model(normal_server_metrics(days=1, step="5m", seed=0, n_servers=10), tmp / "model", seed=0,
-                           epochs=5, source=MODEL_SOURCE)
+        train_server_model(guide_fleet(days=1, seed=0), tmp / "model", seed=0, epochs=2, source=MODEL_SOURCE)
         with DaemonProcess(tmp / "model", tmp / "state.sqlite", KEY, warmup=100, rate_limit=600,
                            max_body_bytes=1_000_000) as d, httpx.Client(base_url=d.url, timeout=30) as c:
             _exchange(out, "health", c, "GET", "/health", key=None)
@@ -88,9 +86,8 @@ def write_examples(out: Path) -> None:
                        "time": t, "metadata": {"version": "1.8.0", "uid": f"prom-{i}", "product": {"name": "prometheus"}},
                        "unmapped": {"host": "db-01", "metric": m, "value": 2.0}} for i, m in enumerate(METRICS)]
             _exchange(out, "feed-ocsf", c, "POST", "/feed/data", {"records": events})
-            dark = [dict(r) for r in fleet[-10:]]
-            dark[3].update({m: 0 for m in METRICS})
-            dark[3]["timestamp"] = fleet[-1]["timestamp"]
+            dark = [dict(r) for r in fleet[-45:]]
+            dark[3].update({m: 0 for m in METRICS})  # a host gone dark
             c.post("/feed/data", json={"records": dark}, headers={"X-API-Key": KEY})
             pred = c.get("/predictions/current", headers={"X-API-Key": KEY}).json()
             pred["servers"].sort(key=lambda s: -s["anomaly_score"])  # the most anomalous first, for the page

@@ -212,6 +212,10 @@ def train_server_model(
 
 def load_model(model_dir: str | Path) -> ServerModel:
     path = Path(model_dir)
+    if (path / "meta.json").exists() and "feature_spec" in json.loads((path / "meta.json").read_text()):
+        raise ValueError(f"{path} is an encoder exported by the book (obslab.train.save_model): it embeds OCSF "
+                         "window features, not server-metrics records; make a daemon model folder with "
+                         f"`obslab serve train --from synth|PARQUET --out DIR`")
     missing = [f for f in ("model.pt", "meta.json", "normal_embeddings.npy", "normal_features.npy", "normal_ids.json")
                if not (path / f).exists()]
     if missing:

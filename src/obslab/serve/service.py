@@ -214,6 +214,7 @@ class Daemon:
         nearest = self.model.normal_features[idx[:, 0], : len(METRICS)]
         deviation = np.abs(x[:, : len(METRICS)] - nearest)
         out = []
+        parts = self._window_parts(rows)
         for i, row in enumerate(rows):
             top = np.argsort(-deviation[i], kind="stable")[:_NEAREST]
             record_ratio = float(scores[i]) / self.model.threshold
@@ -234,31 +235,49 @@ class Daemon:
                     for f in top
                 ],
             }
-            entry.update(self._window_score(row, record_ratio))
+            entry.update(self._window_score(row, record_ratio, parts[i]))
             out.append(entry)
         return out
 
-    def _window_score(self, row: Row, record_ratio: float) -> dict:
+    def _window_parts(self, rows: list[Row]) -> list[tuple[dict, list[Row], np.ndarray | None, dict | None]]:
+        """Per row: the window components (|z| per metric), the server's history, its transformed
+        values and its profile. Histories of equal length are stacked: one numpy pass each."""
+        parts: list = [({}, [], None, None)] * len(rows)
+        if not self.model.window_thresholds:
+            return parts
+        groups: dict[int, list[int]] = defaultdict(list)
+        histories, profiles = {}, {}
+        for i, row in enumerate(rows):
+            profiles[i] = self.model.profile(row.server)
+            if profiles[i] is not None:
+                histories[i] = self.window.history(row.server)[-_window.HISTORY:]
+                groups[len(histories[i])].append(i)
+        for members in groups.values():
+            x = _window.transform(np.array([[r.values for r in histories[i]] for i in members],
+                                           dtype=np.float64).reshape(-1, len(METRICS))).reshape(
+                len(members), -1, len(_window.WINDOW_METRICS))
+            stacked = {key: np.array([profiles[i][key] for i in members]) for key in ("median", "scale")}
+            comps = _window.components(x, stacked)
+            for k, i in enumerate(members):
+                parts[i] = ({c: z[k] for c, z in comps.items()}, histories[i], x[k], profiles[i])
+        return parts
+
+    def _window_score(self, row: Row, record_ratio: float, part) -> dict:
         """The server's recent window against its own history and its fleet profile; the score is
         the largest component over its threshold (1.0 = flag), the record score one of them."""
+        comps, history, x, profile = part
         ratios = {"record": record_ratio}
         top_metrics: list[dict] = []
-        profile = self.model.profile(row.server)
-        history = self.window.history(row.server)
-        thresholds = self.model.window_thresholds
-        if profile is not None and thresholds:
-            raw, _ = RollingWindow.arrays(history[-_window.HISTORY:])
-            x = _window.transform(raw)
-            for comp, z in _window.components(x, profile).items():
-                if np.isnan(z).all():
-                    continue
-                ratio = z / thresholds[comp]
-                ratios[comp] = float(np.nanmax(ratio))
-                for m in np.argsort(-np.nan_to_num(ratio, nan=-1.0), kind="stable")[:_NEAREST]:
-                    top_metrics.append({"metric": _window.WINDOW_METRICS[m], "component": comp,
-                                        "ratio": float(ratio[m]), "z": float(z[m]), "_index": int(m)})
-            top_metrics.sort(key=lambda t: -t["ratio"])
-            top_metrics = top_metrics[:_NEAREST]
+        for comp, z in comps.items():
+            if np.isnan(z).all():
+                continue
+            ratio = z / self.model.window_thresholds[comp]
+            ratios[comp] = float(np.nanmax(ratio))
+            for m in np.argsort(-np.nan_to_num(ratio, nan=-1.0), kind="stable")[:_NEAREST]:
+                top_metrics.append({"metric": _window.WINDOW_METRICS[m], "component": comp,
+                                    "ratio": float(ratio[m]), "z": float(z[m]), "_index": int(m)})
+        top_metrics.sort(key=lambda t: -t["ratio"])
+        top_metrics = top_metrics[:_NEAREST]
         score = max(ratios.values())
         flagged = score > 1.0
         since_ts = None
