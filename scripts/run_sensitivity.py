@@ -60,6 +60,7 @@ def main(argv=None) -> None:
     parser.add_argument("--boot", type=int, default=1000, help="bootstrap replicates")
     parser.add_argument("--synth-days", type=int, default=SYNTH_DAYS)
     parser.add_argument("--cost-year", action="store_true", help="also measure cost on the synthetic year")
+    parser.add_argument("--no-cost", action="store_true", help="the sensitivity table only")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "data" / "results")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -71,7 +72,8 @@ def main(argv=None) -> None:
         t = time.perf_counter()
         tables.append(sweep(root, name, seeds=args.seeds, n_boot=args.boot, base_window_ms=window_ms,
                             factors=args.factors))
-        costs.append(cost(prepare(root, name, window_ms, args.boot, 0, args.seeds), name, args.seeds[0]))
+        if not args.no_cost:
+            costs.append(cost(prepare(root, name, window_ms, args.boot, 0, args.seeds), name, args.seeds[0]))
         print(f"{name}: {time.perf_counter() - t:.0f} s", flush=True)
     if args.cost_year:
         root = synth_dataset(seed=SYNTH_SEED)
@@ -79,7 +81,8 @@ def main(argv=None) -> None:
                           "synth-year", args.seeds[0]))
     sens = pd.concat(tables, ignore_index=True)
     sens.to_csv(args.out / "sensitivity.csv", index=False, float_format="%.6g")
-    pd.concat(costs, ignore_index=True).to_csv(args.out / "cost.csv", index=False, float_format="%.6g")
+    if costs:
+        pd.concat(costs, ignore_index=True).to_csv(args.out / "cost.csv", index=False, float_format="%.6g")
     print(f"wrote {args.out / 'sensitivity.csv'} ({len(sens)} rows) and cost.csv "
           f"in {time.perf_counter() - started:.0f} s")
 
