@@ -16,14 +16,15 @@ from obslab.serve.schemas import Status
 __all__ = ["clip", "field_errors", "invalid_body", "DuplicateKey", "reject_duplicate_keys"]
 
 _MAX_TEXT = 64
+_MAX_MESSAGE = 400  # pydantic's own text (it names the rule, not the input), bounded all the same
 _MAX_INT = 2**53  # integers a JSON reader keeps exactly
 _STATUSES = ", ".join(s.value for s in Status)
 
 
-def clip(value):
+def clip(value, limit: int = _MAX_TEXT):
     """An echo of user input that is small and always serialisable."""
     if isinstance(value, str):
-        return value if len(value) <= _MAX_TEXT else f"{value[:_MAX_TEXT]}... ({len(value)} characters)"
+        return value if len(value) <= limit else f"{value[:limit]}... ({len(value)} characters)"
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int):
@@ -46,7 +47,7 @@ def field_errors(exc_errors) -> list[dict]:
             if loc and loc[0] in ("server", "ocsf"):  # the union tag, not a field
                 loc = loc[1:]
         field = ".".join(clip(str(p)) for p in loc) or ("record" if record is not None else "body")
-        out.append({"record": record, "field": field, "message": clip(str(err.get("msg", "invalid"))),
+        out.append({"record": record, "field": field, "message": clip(str(err.get("msg", "invalid")), _MAX_MESSAGE),
                     "input": clip(err.get("input")), "type": err.get("type")})
     return out
 
