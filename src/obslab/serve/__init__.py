@@ -2,8 +2,11 @@
 
 Modules: ``schemas`` (request/response models), ``app`` (FastAPI factory), ``service`` (state
 and operations), ``store`` (SQLite log and rolling window), ``model_store`` (model folder,
-training, scoring), ``features``, ``auth``, ``ratelimit``, ``guard`` (ASGI security layer),
-``prometheus`` / ``zabbix`` (turning monitoring data into feed records), ``cli`` / ``feed_cli``.
+training, scoring), ``features``, ``_window`` (scoring a server's recent window), ``fleet`` (the
+metrics-feed guide's server profiles, leaks to inject), ``evaluation`` (false alarms, detection
+delay), ``_errors`` (the guide's validation format), ``auth``, ``ratelimit``, ``guard`` (ASGI
+security layer), ``prometheus`` / ``zabbix`` (turning monitoring data into feed records),
+``cli`` (``obslab serve``, ``obslab serve train``) / ``feed_cli``.
 Heavy imports (torch, FastAPI) happen only when a name is used.
 """
 
