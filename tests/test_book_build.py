@@ -66,5 +66,7 @@ def test_every_glue_role_has_its_glue_call():
         used |= set(re.findall(r"```\{glue(?::[a-z]+)?\} ([A-Za-z0-9_]+)", text))
         glued = set(re.findall(r"""glue\(\s*["']([A-Za-z0-9_]+)["']""", text))
         glued |= set(re.findall(r"""glue\(\s*f["']([A-Za-z0-9_]+)\{""", text))  # f"prefix_{...}" families
+        for var, names in re.findall(r"""for (\w+) in [\(\[]([^\)\]]*)[\)\]]:[^\n]*\n\s*glue\(\1\b""", text):
+            glued |= set(re.findall(r"""["']([A-Za-z0-9_]+)["']""", names))  # glue(name) over a literal list
         missing = {k for k in used - glued if not any(k.startswith(g) for g in glued)}
         assert not missing, f"{nb.name}: {sorted(missing)} shown but never glued"
