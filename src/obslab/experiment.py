@@ -211,7 +211,8 @@ def window_experiment(root=None, *, window_ms: int | None = None, seed: int = 7,
         f, lab, incs, sp = _load_run(run, window_ms, train_fraction, margin, min_train_rows)
         run_name = run.name
         if corpus:
-            lab = lab.assign(incident_id=lab["incident_id"].map(lambda i, r=run_name: i and f"{r}/{i}"))
+            lab = lab.assign(incident_id=lab["incident_id"].map(
+                lambda i, r=run_name: f"{r}/{i}" if pd.notna(i) and i else None))  # no incident stays None
             incs = _qualified(incs, run_name)
         frames.append(f.assign(run=run_name))
         labels.append(lab.assign(run=run_name))
