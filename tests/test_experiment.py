@@ -29,6 +29,9 @@ def test_corpus_runs_are_split_per_run_and_stacked(tmp_path, monkeypatch):
     np.testing.assert_array_equal(ex.split.evaluate[b], alone.split.evaluate)
     assert ex.split.run_cutoffs_ms["run-b"] == alone.split.cutoff_ms
     assert ex.labels.loc[b, "incident_id"].dropna().str.startswith("run-b/").all()
+    # rows of no incident keep no incident id; the others name a catalog incident
+    assert ex.labels.loc[~ex.labels["is_anomaly"], "incident_id"].isna().all()
+    assert set(ex.labels["incident_id"].dropna()) <= {i.incident_id for i in ex.incidents}
     assert [i for i in ex.split.test_incidents if i.startswith("run-b/")] == \
         [f"run-b/{i}" for i in alone.split.test_incidents]
     assert {i.incident_id for i in ex.incidents} == {f"{r}/inc-{i}" for r in ("run-a", "run-b") for i in (1, 2)}
