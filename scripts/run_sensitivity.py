@@ -7,7 +7,12 @@ Writes ``data/results/sensitivity.csv`` (one factor at a time around the default
 AUPRC of k-NN on the embedding, and on raw features where they change, with 95 % intervals
 over incidents and training seeds; see :mod:`obslab.sensitivity`) and ``data/results/cost.csv``
 (training time, rows per second, k-NN time, peak memory, embedding beside raw features).
-Everything is seeded: the same command gives the same tables (timings and memory aside).
+Everything is seeded: the same command gives the same tables (timings and memory aside), and
+a point's numbers do not depend on which other points ran with it (checked across processes).
+The committed tables were made, on a shared and heavily loaded 2-core machine, by
+``--datasets sample`` (every factor) and, on the synthetic month, ``--datasets synth --factors
+k`` and ``--datasets synth --factors corruption --no-cost``, rows concatenated; the other
+synthetic factors and the lab corpus are still to run.
 
 Datasets: ``sample`` (the committed 20-minute lab run), ``synth`` (a seeded synthetic run of
 ``--synth-days`` days at 5-minute steps, from :func:`obslab.data.synth_dataset`), ``lab`` (the
