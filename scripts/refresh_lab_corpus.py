@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--faults", default=None, help="comma-separated fault ids (default: the whole catalog)")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "data" / "lab")
     p.add_argument("--work", type=Path, default=REPO_ROOT / "_build" / "lab-corpus")
-    p.add_argument("--max-mb", type=float, default=40.0, help="size budget (default: %(default)s)")
+    p.add_argument("--max-mb", type=float, default=60.0,
+                   help="size budget (default: %(default)s; ten hours of lab time take about 57 MB)")
     p.add_argument("--reuse-runs", action="store_true", help="convert what --work already holds")
     args = p.parse_args(argv)
 
