@@ -92,3 +92,32 @@ def test_catalog_families_are_the_ones_the_evaluation_reports(catalog):
     from obslab.evaluate import fault_family
 
     assert {f: s.family for f, s in catalog.items()} == {f: fault_family(f) for f in catalog}
+
+
+CORPUS = REPO / "data" / "lab"
+
+
+@pytest.mark.skipif(not (CORPUS / "MANIFEST.json").exists(), reason="no committed lab corpus")
+def test_committed_corpus_matches_its_manifest_and_its_design(catalog):
+    import hashlib
+    import json
+
+    from obslab.data import control_dataset, dataset_runs, read_incidents
+
+    manifest = json.loads((CORPUS / "MANIFEST.json").read_text())
+    for entry in manifest["files"]:
+        data = (CORPUS / entry["path"]).read_bytes()
+        assert len(data) == entry["bytes"] and hashlib.sha256(data).hexdigest() == entry["sha256"], entry["path"]
+    runs = dataset_runs(CORPUS)
+    assert len(runs) == len(manifest["runs"]) >= 2 and control_dataset(runs[0]) == CORPUS / "control"
+    seen: dict[str, set] = {}
+    for run in runs:
+        primaries = sorted((i for i in read_incidents(run) if not i.primary_incident_id), key=lambda i: i.start_ms)
+        for inc in primaries:
+            seen.setdefault(inc.fault_id, set()).add(run.name)
+            assert 120_000 <= inc.end_ms - inc.start_ms <= 180_000  # incidents of 2-3 minutes
+        for a, b in zip(primaries, primaries[1:]):
+            assert b.start_ms - a.cooldown_end_ms >= 599_000  # 10 minutes of normal traffic (injection jitter: ms)
+        run_doc = json.loads((run / "run.json").read_text())
+        assert run_doc["duration_s"] >= 7200  # every run at least two hours of lab time
+    assert {f: len(r) for f, r in seen.items()} == {f: 2 for f in catalog}  # every fault twice, two runs
