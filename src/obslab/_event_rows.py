@@ -92,13 +92,19 @@ def _code(values: pd.Series) -> pd.Series:
     return pd.Series(np.where(code.isna(), "none", code.fillna(0).astype("int64").astype(str)), index=values.index)
 
 
+def _extra_columns(table: pa.Table | pd.DataFrame, columns) -> pd.DataFrame:
+    """The context columns flattened; a column the table lacks is all missing, never absent."""
+    extra = flatten(table, columns).reset_index(drop=True)
+    for col in columns:
+        if col not in extra.columns:
+            extra[col] = pd.Series(pd.NA, index=extra.index, dtype="string")
+    return extra
+
+
 def span_rows(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
     """One row per span: the keys of trace_events plus the context columns."""
     base = trace_events(table)
-    extra = flatten(table, _TRACE_EXTRA).reset_index(drop=True)
-    for col in _TRACE_EXTRA:
-        if col not in extra.columns:
-            extra[col] = pd.Series(pd.NA, index=extra.index, dtype="string")
+    extra = _extra_columns(table, _TRACE_EXTRA)
     attrs = extra["unmapped.attributes"]
     out = base
     out["kind"] = "span:" + base["kind"]
@@ -129,10 +135,7 @@ def span_rows(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
 def log_rows(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
     """One row per log line: the keys of log_events plus the context columns."""
     base = log_events(table)
-    extra = flatten(table, _LOG_EXTRA).reset_index(drop=True)
-    for col in _LOG_EXTRA:
-        if col not in extra.columns:
-            extra[col] = pd.Series(pd.NA, index=extra.index, dtype="string")
+    extra = _extra_columns(table, _LOG_EXTRA)
     out = base
     out["kind"] = "log:" + base["log_event"]
     out["operation"] = "none"
