@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         scenario.write_text(yaml.safe_dump({"name": f"corpus-{name}", "timeline": steps}, sort_keys=False))
         jobs[name] = lab_command(work / name, args.seed + n, args.rate, length, args.day_length, scenario)
         runs_doc.append({"name": name, "seed": args.seed + n, "duration_s": length, "faults": plan,
-                         "timeline": steps})
+                         "timeline": steps, "command": ["obslab", *jobs[name][3:]]})
     if args.control_duration not in ("", "0"):
         jobs["control"] = lab_command(work / "control", args.seed + 100, args.rate,
                                       parse_duration(args.control_duration), args.day_length, None)
@@ -173,10 +173,6 @@ def main(argv: list[str] | None = None) -> int:
         "files": files,
         "total_bytes": sum(f["bytes"] for f in files),
     }
-    for doc in [*runs_doc, *([manifest["control"]] if manifest["control"] else [])]:
-        doc.setdefault("command", None)
-    for doc, name in zip(runs_doc, jobs):
-        doc["command"] = ["obslab", *jobs[name][3:]]
     (staging / "MANIFEST.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     mb = manifest["total_bytes"] / 1e6
     if mb > args.max_mb:
