@@ -9,6 +9,7 @@ Stopping sends SIGTERM (uvicorn shuts down gracefully) and waits; only this proc
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -16,9 +17,14 @@ from pathlib import Path
 
 import httpx
 
-from obslab.lab.processes import free_port  # one port picker for the lab, tests and the daemon
-
 __all__ = ["free_port", "DaemonProcess"]
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now (the daemon needs nothing else of the lab)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class DaemonProcess:
