@@ -8,6 +8,8 @@ A dataset is a folder (a lab run, a synthetic run, or the committed sample)::
     DIR/ocsf_logs.parquet       OCSF events, one file or a folder of parquet files
     DIR/ocsf_traces.parquet     (a folder when written partitioned, e.g. by day)
     DIR/ocsf_metrics.parquet
+    DIR/lake/                   or the same events as a lake (obslab.lake: one OCSF class per
+                                object, class_uid=/source=/region=/date= partitions, manifest.json)
     DIR/labels.parquet          ground truth per event uid (the only place labels live)
     DIR/incidents.json          the incident catalog (ground truth per injected fault)
     DIR/run.json                how the data was made: command, seed, versions, counts
@@ -80,9 +82,38 @@ def signal_path(root: str | os.PathLike, signal: str) -> Path:
     return Path(root) / f"ocsf_{signal}.parquet"
 
 
+def _lake_of(root, signal: str):
+    """The dataset's lake when it holds this signal in lake form (and no single file)."""
+    from obslab.lake import find_lake, lake_files
+
+    if signal_path(root, signal).exists():
+        return None
+    lake = find_lake(root)
+    return lake if lake is not None and lake_files(lake, signal) else None
+
+
+def signal_schema(signal: str, root: str | os.PathLike | None = None) -> pa.Schema | None:
+    """The Arrow schema of one signal of a dataset (file, folder or lake); None when absent."""
+    root = _one_run(root)
+    lake = _lake_of(root, signal)
+    if lake is not None:
+        from obslab.lake import lake_schema
+
+        return lake_schema(lake, signal)
+    path = signal_path(root, signal)
+    return ds.dataset(path, format="parquet", partitioning=None).schema if path.exists() else None
+
+
 def read_signal(signal: str, root: str | os.PathLike | None = None, columns=None) -> pa.Table:
-    """One signal's OCSF events as an Arrow table (file or partitioned folder alike)."""
-    path = signal_path(_one_run(root), signal)
+    """One signal's OCSF events as an Arrow table (file, partitioned folder or lake alike; a
+    lake's rows come in (time, metadata.uid) order)."""
+    root = _one_run(root)
+    lake = _lake_of(root, signal)
+    if lake is not None:
+        from obslab.lake import read_lake
+
+        return read_lake(lake, signal, columns=columns)
+    path = signal_path(root, signal)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: is {path.parent} an obslab dataset?")
     # partition folders (day=...) are a storage layout, not OCSF attributes: keep them out

@@ -74,12 +74,14 @@ def iter_ocsf(signal: str, src: str | os.PathLike, report: ConversionReport, sou
 
 def convert_file(signal: str, src: str | os.PathLike, out: str | os.PathLike, *, incidents=None,
                  labels_writer=None, validate_sample: int | None = 200, seed: int = 0,
-                 quiet: bool = False) -> ConversionReport:
+                 quiet: bool = False, source: str | None = None) -> ConversionReport:
     """Convert one raw file to ``out`` (parquet, explicit schema); returns the report.
 
     ``labels_writer``: an open ``pq.ParquetWriter`` of :data:`obslab.labels.LABELS` to append this
     file's labels to (built from ``incidents`` and span markers). ``validate_sample``: events
-    checked against the official schema (None: all of them; 0: none).
+    checked against the official schema (None: all of them; 0: none). ``source``: the name
+    uids and ``metadata.log_name`` carry (default: the file name; a lake job passes the path
+    relative to the raw folder, so two ``logs.txt`` of different days get distinct uids).
     """
     from obslab.ocsf import native
     from obslab.ocsf.validate import validate_table
@@ -98,7 +100,7 @@ def convert_file(signal: str, src: str | os.PathLike, out: str | os.PathLike, *,
     writer = pq.ParquetWriter(tmp, schema, **writer_options(schema))
     ok = False
     try:
-        for table, flat in iter_ocsf(signal, src, report):
+        for table, flat in iter_ocsf(signal, src, report, source):
             writer.write_table(table)
             if validate_sample is None:
                 samples.append(table)
