@@ -262,7 +262,8 @@ def _metric_events(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
 
 
 def window_features(traces=None, logs=None, metrics=None, window_ms: int = 60_000,
-                    services: str | Sequence[str] = "all") -> pd.DataFrame:
+                    services: str | Sequence[str] = "all", start_ms: int | None = None,
+                    end_ms: int | None = None) -> pd.DataFrame:
     """One row per (service, window_start_ms) over the whole time range of the inputs.
 
     ``services``: "all" (default) makes rows for every service seen in any signal (Redis,
@@ -272,7 +273,8 @@ def window_features(traces=None, logs=None, metrics=None, window_ms: int = 60_00
     FeatureSpec fills them with the training median). Metrics of services without rows, or
     without a service label (shared infrastructure such as Redis or Postgres), become
     ``<metric>_shared`` columns copied onto every row of the window. Logs of services without
-    rows are left out.
+    rows are left out. ``start_ms``/``end_ms`` fix the grid's first and last window (default:
+    the events' range): a job over one partition of a lake passes the partition's bounds.
     """
     parts: list[pd.DataFrame] = []
     ev_t = trace_events(traces) if traces is not None else None
@@ -291,8 +293,8 @@ def window_features(traces=None, logs=None, metrics=None, window_ms: int = 60_00
         services = sorted(services)
     if ev_l is not None:
         ev_l = ev_l[ev_l["service"].isin(services)]
-    start = int(_window(pd.concat(times).min(), window_ms))
-    end = int(_window(pd.concat(times).max(), window_ms))
+    start = int(_window(pd.concat(times).min() if start_ms is None else start_ms, window_ms))
+    end = int(_window(pd.concat(times).max() if end_ms is None else end_ms, window_ms))
     grid = pd.MultiIndex.from_product(
         [services, range(start, end + window_ms, window_ms)], names=["service", "window_start_ms"]
     )
@@ -350,14 +352,13 @@ def read_feature_columns(signal: str, root=None) -> pa.Table | None:
     a long run is mostly columns we do not need); None when the dataset lacks the signal."""
     import pyarrow.dataset as ds
 
-    from obslab.data import default_dataset, read_signal, signal_path
+    from obslab.data import read_signal, signal_schema
+    from obslab.ocsf.schemas import parquet_leaves
 
-    path = signal_path(root or default_dataset(), signal)
-    if not path.exists():
+    schema = signal_schema(signal, root)  # a file, a folder or a lake
+    if schema is None:
         return None
     wanted = set(_SIGNAL_COLUMNS[signal])
-    schema = ds.dataset(path, format="parquet", partitioning=None).schema
-    from obslab.ocsf.schemas import parquet_leaves
 
     columns = {path: ds.field(*path.split(".")) for path, _ in parquet_leaves(schema) if path in wanted}
     return read_signal(signal, root, columns=columns)
