@@ -12,11 +12,10 @@ from obslab.evaluate import (
     compare_methods,
     per_fault_recall,
     per_incident_detection,
-    phase_from_incidents,
     rates_at,
     split_by_time,
 )
-from obslab.truth import Incident
+from obslab.truth import Incident, phases
 
 MIN = 60_000
 
@@ -33,22 +32,6 @@ def timeline(n_minutes=600, starts=(100, 250, 330, 420, 520)):
     return times, incs
 
 
-def test_phase_from_incidents():
-    times, incs = timeline()
-    lab = phase_from_incidents(times, incs)
-    assert lab.loc[100, "phase"] == "fault" and lab.loc[100, "incident_id"] == "inc-0"
-    assert lab.loc[109, "phase"] == "fault" and lab.loc[110, "phase"] == "cooldown"
-    assert lab.loc[115, "phase"] == "normal" and lab.loc[99, "phase"] == "normal"
-    assert lab["is_anomaly"].sum() == 50
-    # a 5-minute window starting at minute 96 overlaps the fault starting at 100
-    win = phase_from_incidents([96 * MIN], incs, window_ms=5 * MIN)
-    assert win.loc[0, "phase"] == "fault"
-    # targets_only: a service the incident does not target stays normal
-    tgt = phase_from_incidents([100 * MIN, 100 * MIN], incs, service=["web-api", "auth-service"],
-                               targets_only=True)
-    assert tgt["phase"].tolist() == ["fault", "normal"]
-
-
 def _assert_no_incident_on_both_sides(split, lab):
     train_inc = set(lab.loc[split.train, "incident_id"].dropna())
     test_inc = set(lab.loc[split.test, "incident_id"].dropna())
@@ -61,7 +44,7 @@ def _assert_no_incident_on_both_sides(split, lab):
 
 def test_split_moves_cutoff_out_of_an_incident():
     times, incs = timeline()
-    lab = phase_from_incidents(times, incs)
+    lab = phases(times, incs)
     # the 0.55 quantile is minute 330: inside inc-2 -> the cut-off moves back to its start
     split = split_by_time(times, incs, train_fraction=0.555)
     assert split.cutoff_ms == 330 * MIN
@@ -91,7 +74,7 @@ def test_split_never_shares_an_incident(starts, frac, durations):
     times = np.arange(600, dtype=np.int64) * MIN
     incs = [incident(i, s, dur_min=durations.draw(st.integers(1, 40)), cool_min=3)
             for i, s in enumerate(sorted(starts))]
-    lab = phase_from_incidents(times, incs)
+    lab = phases(times, incs)
     try:
         split = split_by_time(times, incs, train_fraction=frac)
     except ValueError:
@@ -274,7 +257,7 @@ def test_short_runs_move_the_cutoff_for_enough_training_rows():
     # a fault every 10 minutes from minute 3: few clean minutes early on
     times = np.arange(120, dtype=np.int64) * MIN
     incs = [incident(i, 3 + 10 * i, dur_min=4, cool_min=2) for i in range(12)]
-    phase = phase_from_incidents(times, incs)["phase"].to_numpy()
+    phase = phases(times, incs)["phase"].to_numpy()
     first = split_by_time(times, incs, phase, train_fraction=0.1)
     split = _enough_training(times, incs, phase, 0.1, 0, min_train_rows=30)
     assert first.train.sum() < split.train.sum()

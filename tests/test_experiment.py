@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from test_evaluate import MIN, _tiny_dataset, incident
 
-from obslab.evaluate import phase_from_incidents
+from obslab.truth import phases
 from obslab.experiment import _enough_training, window_experiment
 
 RESULTS = Path(__file__).resolve().parents[1] / "data" / "results"
@@ -29,8 +29,10 @@ def test_corpus_runs_are_split_per_run_and_stacked(tmp_path, monkeypatch):
     np.testing.assert_array_equal(ex.split.evaluate[b], alone.split.evaluate)
     assert ex.split.run_cutoffs_ms["run-b"] == alone.split.cutoff_ms
     assert ex.labels.loc[b, "incident_id"].dropna().str.startswith("run-b/").all()
-    # rows of no incident keep no incident id; the others name a catalog incident
-    assert ex.labels.loc[~ex.labels["is_anomaly"], "incident_id"].isna().all()
+    # normal rows keep no incident id; fault and cooldown rows name a catalog incident
+    normal = ex.labels["phase"] == "normal"
+    assert ex.labels.loc[normal, "incident_id"].isna().all()
+    assert ex.labels.loc[~normal, "incident_id"].notna().all() and (ex.labels["phase"] == "cooldown").any()
     assert set(ex.labels["incident_id"].dropna()) <= {i.incident_id for i in ex.incidents}
     assert [i for i in ex.split.test_incidents if i.startswith("run-b/")] == \
         [f"run-b/{i}" for i in alone.split.test_incidents]
@@ -47,11 +49,11 @@ def test_corpus_runs_are_split_per_run_and_stacked(tmp_path, monkeypatch):
 def test_cutoff_ignores_what_happens_after_it():
     times = np.arange(120, dtype=np.int64) * MIN
     early = [incident(i, 3 + 10 * i, dur_min=4, cool_min=2) for i in range(5)]
-    split = _enough_training(times, early, phase_from_incidents(times, early)["phase"].to_numpy(),
+    split = _enough_training(times, early, phases(times, early)["phase"].to_numpy(),
                              0.3, MIN, min_train_rows=20)
     # add (or drop) incidents in the test period: the cut-off and the training rows stay put
     later = early + [incident(10 + i, split.cutoff_ms // MIN + 5 + 15 * i) for i in range(3)]
-    again = _enough_training(times, later, phase_from_incidents(times, later)["phase"].to_numpy(),
+    again = _enough_training(times, later, phases(times, later)["phase"].to_numpy(),
                              0.3, MIN, min_train_rows=20)
     assert again.cutoff_ms == split.cutoff_ms
     np.testing.assert_array_equal(again.train, split.train)

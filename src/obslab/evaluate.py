@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from obslab.truth import Incident
+from obslab.truth import COOLDOWN, NORMAL, Incident, phases
 
 __all__ = [
     "FAULT_FAMILIES",
     "fault_family",
     "Split",
-    "phase_from_incidents",
     "split_by_time",
     "stack_splits",
     "control_mask",
@@ -37,8 +36,6 @@ __all__ = [
     "evaluate_scores",
     "compare_methods",
 ]
-
-NORMAL, FAULT, COOLDOWN = "normal", "fault", "cooldown"
 
 # The families the book reports per, for the lab's faults (appendix-code/faults.yaml) and the
 # synthetic generator's incident types; anything else is "other".
@@ -63,41 +60,6 @@ def fault_family(fault_id) -> str | None:
     if fault_id is None or (isinstance(fault_id, float) and np.isnan(fault_id)):
         return None
     return _FAMILY_OF.get(str(fault_id), "other")
-
-
-def phase_from_incidents(times_ms, incidents: Sequence[Incident], window_ms: int = 0,
-                         service=None, targets_only: bool = False) -> pd.DataFrame:
-    """Phase, incident and fault of each row from the incident catalog.
-
-    A row covers ``[t, t + window_ms)`` (``window_ms=0``: an instant). It is ``fault`` if that
-    overlaps an incident's ``[start, end)``, else ``cooldown`` if it overlaps ``[end,
-    cooldown_end)``, else ``normal``. Where incidents overlap, the one that started first wins
-    (fault beats cooldown). With ``targets_only``, only incidents targeting the row's
-    ``service`` count (rows of unaffected services stay normal).
-    """
-    t0 = np.asarray(times_ms, dtype=np.int64)
-    t1 = t0 + max(int(window_ms), 1)
-    n = len(t0)
-    phase = np.full(n, NORMAL, dtype=object)
-    incident = np.full(n, None, dtype=object)
-    fault = np.full(n, None, dtype=object)
-    root = np.full(n, None, dtype=object)
-    svc = None if service is None else np.asarray(service, dtype=object)
-    if targets_only and svc is None:
-        raise ValueError("targets_only needs the rows' service")
-    for inc in sorted(incidents, key=lambda i: (i.start_ms, i.incident_id)):
-        applies = np.ones(n, bool) if not targets_only else np.isin(svc, list(inc.targets))
-        in_fault = applies & (t0 < inc.end_ms) & (t1 > inc.start_ms)
-        in_cool = applies & (t0 < inc.cooldown_end_ms) & (t1 > inc.end_ms) & ~in_fault
-        take_fault = in_fault & (phase != FAULT)
-        take_cool = in_cool & (phase == NORMAL)
-        for mask, name in ((take_fault, FAULT), (take_cool, COOLDOWN)):
-            phase[mask] = name
-            incident[mask] = inc.incident_id
-            fault[mask] = inc.fault_id
-            root[mask] = inc.root_cause
-    return pd.DataFrame({"phase": phase, "incident_id": incident, "fault_id": fault,
-                         "root_cause_service": root, "is_anomaly": phase == FAULT})
 
 
 @dataclass
@@ -170,7 +132,7 @@ def split_by_time(times_ms, incidents: Sequence[Incident], phase=None, *,
     The cut-off is the start of the ``n_test_incidents``-th last incident (minus ``margin_ms``)
     when given, else the ``train_fraction`` quantile of the row times, moved back to before any
     incident it would cut. ``phase`` (per row; e.g. labels' phase column) defaults to the phase
-    computed from the catalog; training rows are those before the cut-off whose phase is normal
+    of each row's time in the catalog (:func:`obslab.truth.phases`, every service); training rows are those before the cut-off whose phase is normal
     and that lie outside every incident window. If fewer than ``min_test_incidents`` start
     after the cut-off, it moves back to the start of the ``min_test_incidents``-th last one.
     """
@@ -179,7 +141,7 @@ def split_by_time(times_ms, incidents: Sequence[Incident], phase=None, *,
         raise ValueError("no rows to split")
     incidents = sorted(incidents, key=lambda i: (i.start_ms, i.incident_id))
     if phase is None:
-        phase = phase_from_incidents(t, incidents)["phase"].to_numpy()
+        phase = phases(t, incidents)["phase"].to_numpy()
     phase = np.asarray(phase, dtype=object)
     if n_test_incidents is not None:
         if not 1 <= n_test_incidents <= len(incidents):

@@ -359,7 +359,6 @@ def read_feature_columns(signal: str, root=None) -> pa.Table | None:
     if schema is None:
         return None
     wanted = set(_SIGNAL_COLUMNS[signal])
-
     columns = {path: ds.field(*path.split(".")) for path, _ in parquet_leaves(schema) if path in wanted}
     return read_signal(signal, root, columns=columns)
 
@@ -517,23 +516,10 @@ def event_labels(frame: pd.DataFrame, labels: pa.Table | pd.DataFrame) -> pd.Dat
 
 
 def window_labels(frame: pd.DataFrame, incidents: list, window_ms: int = 60_000) -> pd.DataFrame:
-    """Per-window truth from the incident catalog: a window is anomalous when it overlaps an
-    incident's fault period and the service is a target or the root cause."""
-    n = len(frame)
-    is_anom = np.zeros(n, dtype=bool)
-    incident_id = np.full(n, None, dtype=object)
-    fault_id = np.full(n, None, dtype=object)
-    phase = np.full(n, "normal", dtype=object)
-    start = frame["window_start_ms"].to_numpy()
-    service = frame["service"].astype(str).to_numpy()
-    for inc in incidents:
-        hit_service = np.isin(service, list(inc.targets) + [inc.root_cause])
-        fault = hit_service & (start + window_ms > inc.start_ms) & (start < inc.end_ms)
-        cool = hit_service & ~fault & (start + window_ms > inc.end_ms) & (start < inc.cooldown_end_ms)
-        phase[cool & (phase == "normal")] = "cooldown"
-        phase[fault] = "fault"
-        is_anom |= fault
-        incident_id[fault] = inc.incident_id
-        fault_id[fault] = inc.fault_id
-    return pd.DataFrame({"is_anomaly": is_anom, "incident_id": incident_id, "fault_id": fault_id,
-                         "phase": phase}, index=frame.index)
+    """Per-(service, window) truth from the incident catalog (:func:`obslab.truth.phases`): a
+    window is anomalous when it overlaps the fault period of an incident targeting its service."""
+    from obslab.truth import phases
+
+    truth = phases(frame["window_start_ms"].to_numpy(), incidents, window_ms=window_ms,
+                   service=frame["service"].astype(str).to_numpy())
+    return truth[["is_anomaly", "incident_id", "fault_id", "phase"]].set_index(frame.index)

@@ -1,9 +1,9 @@
 """Ground truth per event: ``labels.parquet`` (the only place labels live).
 
-An event is labelled from the incident catalog (``incidents.json``, :mod:`obslab.truth`) by its
-time and service: ``fault`` while an incident targeting its service is active
-(start <= t < end), ``cooldown`` until ``cooldown_end``, else ``normal``; ``is_anomaly`` is true
-in the fault phase. Spans that carry request markers (``marker_*`` of the flat table, copied
+An event is labelled from the incident catalog (``incidents.json``) by its time and service
+with :func:`obslab.truth.phases` (``fault`` while an incident targeting its service is active,
+``cooldown`` until ``cooldown_end``, else ``normal``; tie breaks documented there);
+``is_anomaly`` is true in the fault phase. Spans that carry request markers (``marker_*`` of the flat table, copied
 from ``x-anomaly-*`` headers / ``anomaly.*`` attributes) are anomalous whatever their service:
 the marker names the fault, and the incident active at that time (if any) gives the ids.
 Computed with ``pyarrow.compute`` over whole columns (incidents are few, events many).
@@ -16,7 +16,7 @@ import random
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from obslab.truth import Incident
+from obslab.truth import PHASES, Incident, assign, precedence
 
 __all__ = ["LABELS", "label_events", "evaluation_subset", "event_keys", "phase_arrays", "align_markers",
            "label_rows", "markers_from_otlp", "join_labels", "split_by_label", "flatten_for_csv"]
@@ -48,34 +48,16 @@ def _flat(a):
 
 
 def phase_arrays(time: pa.Array, service: pa.Array, incidents: list[Incident] | None):
-    """(phase, fault_id, incident_id, root_cause_service) per (time ms, service) row.
+    """(phase, fault_id, incident_id, root_cause_service) Arrow columns per (time ms, service)
+    row, by :func:`obslab.truth.phases` (its rules and tie breaks)."""
+    code, which, ordered = assign(time, incidents or [], service=_flat(service))
+    phase = pc.take(pa.array(PHASES, pa.string()), pa.array(code))
+    idx = pa.array(which, mask=which < 0)  # no incident: null
 
-    Primary incidents are matched before cascade secondaries; a fault phase overrides an earlier
-    incident's cooldown, never the reverse. An incident without targets covers every service.
-    """
-    time, service = _flat(time), _flat(service)
-    n = len(time)
-    incidents = sorted(incidents or [], key=lambda i: (i.primary_incident_id is not None, i.start_ms))
-    none = pa.nulls(n, pa.string())
-    phase = pa.array(["normal"] * n, pa.string())
-    fault_id, incident_id, root = none, none, none
-    assigned_fault = pa.array([False] * n)
-    assigned_cool = pa.array([False] * n)
-    for inc in incidents:
-        targets = pa.array(list(inc.targets or []), pa.string())
-        on_target = pc.fill_null(pc.is_in(service, value_set=targets), False) if len(targets) else pa.array([True] * n)
-        in_fault = pc.and_(on_target, pc.and_(pc.greater_equal(time, inc.start_ms), pc.less(time, inc.end_ms)))
-        in_cool = pc.and_(on_target, pc.and_(pc.greater_equal(time, inc.end_ms), pc.less(time, inc.cooldown_end_ms)))
-        take_fault = pc.and_(in_fault, pc.invert(assigned_fault))
-        take_cool = pc.and_(in_cool, pc.invert(pc.or_(assigned_fault, assigned_cool)))
-        take = pc.or_(take_fault, take_cool)
-        phase = pc.if_else(take_fault, "fault", pc.if_else(take_cool, "cooldown", phase))
-        fault_id = pc.if_else(take, inc.fault_id, fault_id)
-        incident_id = pc.if_else(take, inc.incident_id, incident_id)
-        root = pc.if_else(take, inc.root_cause, root)
-        assigned_fault = pc.or_(assigned_fault, take_fault)
-        assigned_cool = pc.or_(assigned_cool, take_cool)
-    return phase, fault_id, incident_id, root
+    def pick(attr):
+        return pc.take(pa.array([getattr(i, attr) for i in ordered], pa.string()), idx)
+
+    return phase, pick("fault_id"), pick("incident_id"), pick("root_cause")
 
 
 def label_events(ocsf: pa.Table, signal: str, incidents: list[Incident] | None = None,
@@ -92,7 +74,7 @@ def label_rows(uid, time, service, signal: str, incidents=None, markers=None) ->
     """LABELS rows from the (uid, time ms, service) columns of events (see label_events)."""
     uid, time, service = _flat(uid), _flat(time), _flat(service)
     n = len(uid)
-    incidents = sorted(incidents or [], key=lambda i: (i.primary_incident_id is not None, i.start_ms))
+    incidents = precedence(incidents)
     none = pa.nulls(n, pa.string())
     phase, fault_id, incident_id, root = phase_arrays(time, service, incidents)
     is_anomaly = pc.equal(phase, "fault")
