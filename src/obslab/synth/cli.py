@@ -19,8 +19,12 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--start", help="first day, YYYY-MM-DD (default 2025-01-01)")
     p.add_argument("--hosts-per-service", type=int, dest="hosts_per_service")
-    p.add_argument("--format", choices=["ocsf", "raw", "both"], default="ocsf",
-                   help="ocsf: day-partitioned OCSF parquet + labels; raw: the lab's raw files")
+    p.add_argument("--format", choices=["ocsf", "raw", "both", "lake"], default="ocsf",
+                   help="ocsf: day-partitioned OCSF parquet + labels; raw: the lab's raw files; "
+                        "lake: OCSF in DIR/lake (class_uid/source/region/date, manifest.json)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="ray: generate the chunks as Ray tasks (--address of a cluster, or a local one)")
+    p.add_argument("--address", help="Ray cluster address (with --engine ray; default: start a local one)")
     p.add_argument("--config", help="YAML file of settings (flags override it)")
     p.add_argument("--server-metrics", action="store_true", default=None, dest="server_metrics",
                    help="also write server_metrics.parquet (the daemon's schema)")
@@ -43,9 +47,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"obslab synth: {exc}", file=sys.stderr)
         return 2
     try:
-        res = generate(cfg, args.out, fmt=args.format, quiet=args.quiet, workers=args.workers,
-                       overwrite=args.overwrite, argv=["obslab", *sys.argv[1:]])
-    except FileExistsError as exc:
+        engine = None
+        if args.engine == "ray":
+            from obslab.distributed import get_engine
+
+            engine = get_engine("ray", args.address)
+        try:
+            res = generate(cfg, args.out, fmt=args.format, quiet=args.quiet, workers=args.workers,
+                           overwrite=args.overwrite, argv=["obslab", *sys.argv[1:]], engine=engine)
+        finally:
+            if engine is not None:
+                engine.close()
+    except (FileExistsError, RuntimeError) as exc:
         print(f"obslab synth: {exc}", file=sys.stderr)
         return 2
     counts = ", ".join(f"{k} {v}" for k, v in res.counts.items() if not k.endswith("_anomalous"))

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from obslab.labels import LABELS
 from obslab.ocsf.flat import FLAT_METRIC
-from obslab.synth.arrow_util import pick, table_from, tile_strings
+from obslab.synth._arrow_util import pick, table_from, tile_strings
 from obslab.synth.config import SynthConfig
 from obslab.synth.incidents import SYMPTOM_METRIC, Plan, plan_run, verify
 from obslab.synth.logs import generate_logs
@@ -33,7 +33,7 @@ from obslab.truth import ms_to_iso, write_incidents
 
 __all__ = ["generate", "RunResult", "metrics_table", "label_table", "LABEL_SCHEMA", "FORMATS"]
 
-FORMATS = ("ocsf", "raw", "both")
+FORMATS = ("ocsf", "raw", "both", "lake")  # lake: OCSF in DIR/lake (obslab.lake layout)
 # Same columns as the lab's labels (obslab.labels), but computed per host: a partial outage
 # marks only the hosts it hit, where labelling by (time, service) would mark them all.
 LABEL_SCHEMA = LABELS
@@ -172,7 +172,13 @@ _CTX: dict = {}
 
 def _init(cfg, topo, plan, out, fmt) -> None:
     _CTX.update(cfg=cfg, topo=topo, plan=plan, out=Path(out), fmt=fmt)
-    _CTX["api"] = _ocsf_api() if fmt in ("ocsf", "both") else None
+    _CTX["api"] = _ocsf_api() if fmt in ("ocsf", "both", "lake") else None
+
+
+def _run_chunk_in(ctx: tuple, first: int, n_days: int):
+    """_run_chunk in a worker that has no state yet (a task of a distributed engine)."""
+    _init(*ctx)
+    return _run_chunk(first, n_days)
 
 
 def _run_chunk(first: int, n_days: int):
@@ -205,7 +211,12 @@ def _run_chunk(first: int, n_days: int):
             if ocsf.num_rows != flat.num_rows:
                 raise RuntimeError(f"{signal}: {flat.num_rows} records in, {ocsf.num_rows} out")
             bounds = _day_bounds(ti // per_day, n_days)
-            _write_days(out, f"ocsf_{signal}.parquet", t0, ocsf, bounds)
+            if _CTX["fmt"] == "lake":  # one writer per chunk and signal: a rerun replaces it
+                from obslab.lake import write_lake, writer_id
+
+                write_lake(ocsf, out / "lake", signal, writer_id(f"synth/{signal}/{first}"))
+            else:
+                _write_days(out, f"ocsf_{signal}.parquet", t0, ocsf, bounds)
             lab = label_table(signal, _uids(ocsf), flat.column("time_ms"), flat.column("service"),
                               st, ti, hi)
             label_parts.append((lab, bounds))
@@ -254,7 +265,7 @@ def _write_days(out: Path, name: str, t0: int, table: pa.Table, bounds: np.ndarr
         write_partition(out, name, day_name(t0 + k * 86_400_000), part)
 
 
-OUTPUTS = ("ocsf_logs.parquet", "ocsf_traces.parquet", "ocsf_metrics.parquet", "labels.parquet",
+OUTPUTS = ("lake", "ocsf_logs.parquet", "ocsf_traces.parquet", "ocsf_metrics.parquet", "labels.parquet",
            "raw", "incidents.json", "run.json", "server_metrics.parquet",
            "server_metrics_labels.parquet")
 
@@ -272,11 +283,12 @@ def _clear(out: Path, overwrite: bool) -> None:
 
 def generate(cfg: SynthConfig, out, fmt: str = "ocsf", quiet: bool = True,
              argv: list[str] | None = None, workers: int | None = None,
-             overwrite: bool = False) -> RunResult:
+             overwrite: bool = False, engine=None) -> RunResult:
     """Write a synthetic dataset to ``out`` (layout of :mod:`obslab.data`).
 
     ``workers`` processes generate chunks in parallel (default: up to 2); the output does not
-    depend on it. An existing dataset in ``out`` is an error unless ``overwrite``."""
+    depend on it. An existing dataset in ``out`` is an error unless ``overwrite``. ``engine``: an
+    :class:`obslab.distributed.Engine` (e.g. Ray) to run the chunks on instead of processes."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")
     cfg.validate()
@@ -297,7 +309,9 @@ def generate(cfg: SynthConfig, out, fmt: str = "ocsf", quiet: bool = True,
     bar = _progress(cfg.days, quiet)
     pool = None
     try:
-        if workers == 1:
+        if engine is not None:
+            results = engine.map(_run_chunk_in, chunks, shared=(cfg, topo, plan, out.resolve(), fmt))
+        elif workers == 1:
             _init(cfg, topo, plan, out, fmt)
             results = (_run_chunk(*c) for c in chunks)
         else:
@@ -325,6 +339,10 @@ def generate(cfg: SynthConfig, out, fmt: str = "ocsf", quiet: bool = True,
             raw.close(METRICS)
     for f in plan.faults:
         verify(f, list(sums.get(f.incident.incident_id, [0, 0, 0, 0])))
+    if fmt == "lake":
+        from obslab.lake import write_manifest
+
+        write_manifest(out / "lake")
     if cfg.server_metrics:
         counts["server_metrics"] = write_server_metrics(out, cfg)
     run_id = f"synth-{cfg.seed}-{day_name(cfg.start_ms)}-{cfg.days}d"
