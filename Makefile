@@ -48,7 +48,7 @@ apt:
 	fi
 
 node: $(NODE_SERVICES)/node_modules/.installed
-$(NODE_SERVICES)/node_modules/.installed: $(NODE_SERVICES)/package.json $(wildcard $(NODE_SERVICES)/package-lock.json)
+$(NODE_SERVICES)/node_modules/.installed: $(NODE_SERVICES)/package.json $(wildcard $(NODE_SERVICES)/package-lock.json $(NODE_SERVICES)/.npmrc)
 	cd $(NODE_SERVICES) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 

@@ -51,7 +51,7 @@ function start(serviceName) {
   process.env.OTEL_METRICS_EXPORTER = process.env.OTEL_METRICS_EXPORTER || 'none';
   process.env.OTEL_LOGS_EXPORTER = process.env.OTEL_LOGS_EXPORTER || 'none';
   const { NodeSDK } = require('@opentelemetry/sdk-node');
-  const { BatchSpanProcessor } = require('@opentelemetry/sdk-trace');
+  const { BatchSpanProcessor } = require('@opentelemetry/sdk-trace-base');
   const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http');
   const { resourceFromAttributes } = require('@opentelemetry/resources');
   let exporter;
@@ -67,7 +67,7 @@ function start(serviceName) {
     instrumentations: [new HttpInstrumentation({
       ignoreIncomingRequestHook: (req) => req.url === '/metrics' || req.url === '/health',
     })],
-    spanProcessors: [new BaggageMarkerProcessor(), new BatchSpanProcessor({ exporter, scheduledDelayMillis: 1000 })],
+    spanProcessors: [new BaggageMarkerProcessor(), new BatchSpanProcessor(exporter, { scheduledDelayMillis: 1000 })],
   });
   sdk.start();
 }
