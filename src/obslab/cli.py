@@ -18,6 +18,7 @@ AREAS: dict[str, str] = {
     "ocsf": "obslab.ocsf.cli",
     "serve": "obslab.serve.cli",
     "feed": "obslab.serve.feed_cli",
+    "lake": "obslab.distributed.cli",
 }
 
 
