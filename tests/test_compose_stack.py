@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from obslab.lab.prom import load_queries
+from obslab.prom import load_queries
 from obslab.lab.scenario import load_catalog
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ import pytest
 from scipy.signal import lfilter
 
 from obslab.ocsf.mapping import _const, _const_captions, _captions, _profiles
-from obslab.synth.arrow_util import tile_strings
+from obslab.synth._arrow_util import tile_strings
 from obslab.synth.metrics import _ar1_many
 
 

@@ -46,7 +46,7 @@ def main(argv=None) -> int:
 
     source = args.from_json
     if args.prometheus_url:
-        from obslab.lab.prom import PromError, export_range, load_queries
+        from obslab.prom import PromError, export_range, load_queries
 
         end = _epoch(args.end) if args.end else time.time()
         start = _epoch(args.start) if args.start else end - args.duration * 60

@@ -21,6 +21,8 @@ AREAS: dict[str, str] = {
     "lake": "obslab.distributed.cli",
 }
 
+__all__ = ["build_parser", "main"]
+
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="obslab", description=__doc__.splitlines()[0])

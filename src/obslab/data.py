@@ -33,6 +33,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+__all__ = ["SIGNALS", "REPO_ROOT", "SYNTH_DEFAULTS", "default_dataset", "dataset_runs", "example_run",
+           "control_dataset", "signal_path", "signal_schema", "read_signal", "read_labels", "read_incidents",
+           "read_run", "synth_dataset", "dataset_step_ms"]
+
 SIGNALS = ("logs", "traces", "metrics")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+__all__ = ["ResidualBlock", "TabularResNet"]
+
 
 class ResidualBlock(nn.Module):
     def __init__(self, d_model: int, d_hidden: int, dropout: float, residual: bool = True):

@@ -1,6 +1,6 @@
 """Self-supervised training of TabularResNet encoders, embedding, saving and the training cache.
 
-API (engineer A; stable for detection, evaluation and the daemon)::
+API (stable: detection, evaluation and the daemon code against it)::
 
     train_encoder(x_num, x_cat=None, spec=None, objective="contrastive"|"masked"|"both",
                   epochs=100, batch_size=256, seed=0, lr=1e-3, corruption=0.3, noise_std=0.1,

@@ -2,13 +2,14 @@
 Prometheus export, fault scenarios with ground truth, and the ``obslab lab`` command.
 
 Submodules: ``processes`` (start/stop helpers), ``compose`` (docker-compose.yml + .env),
-``prom`` (Prometheus queries and export), ``scenario`` (plans, injection, verification),
+``scenario`` (plans, injection, verification),
 ``runner`` (the whole run), ``cli``.
 """
 
 from obslab.lab.compose import ComposeError, ServiceSpec, interpolate, load_compose, rewrite_hosts
 from obslab.lab.processes import LabError, LogSink, ManagedProcess, find_binary, free_port
-from obslab.lab.prom import export_range, load_queries
+from obslab import prom  # the shared Prometheus client (obslab.prom), as ``obslab.lab.prom``
+from obslab.prom import export_range, load_queries
 
 __all__ = [
     "ComposeError", "ServiceSpec", "interpolate", "load_compose", "rewrite_hosts",

@@ -10,7 +10,8 @@ import threading
 import time
 from typing import Callable
 
-from obslab.lab import prom, scenario
+from obslab import prom
+from obslab.lab import scenario
 from obslab.truth import Incident
 
 __all__ = ["PlanDriver", "drive_external"]

@@ -329,7 +329,7 @@ def _mean(values: list[float]) -> float | None:
 
 
 def _window_values(prom_url: str, promql: str, start_s: float, end_s: float, step: float) -> list[float]:
-    from obslab.lab.prom import query_range
+    from obslab.prom import query_range
 
     if end_s <= start_s:
         return []

@@ -1,7 +1,7 @@
 """Prometheus range-query JSON -> FLAT_METRIC record batches.
 
 Accepted shapes: our ``metrics.json`` bundle ``{"results": [{"name", "query", "unit",
-"response"}]}`` (written by ``obslab.lab.prom.export_range`` / export_prometheus_metrics.py), a
+"response"}]}`` (written by ``obslab.prom.export_range`` / export_prometheus_metrics.py), a
 single ``/api/v1/query_range`` response, or a bare ``result`` list (``[{"metric", "values"}]``).
 A record is one ``[timestamp, "value"]`` sample; ``"NaN"``, ``"+Inf"``, ``"-Inf"`` are real
 values and kept. Error bodies (``status: error``) are reported as query errors, never as an

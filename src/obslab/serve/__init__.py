@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["create_app", "ServeSettings", "load_model", "train_server_model", "server_metrics"]
+__all__ = ["create_app", "ServeSettings", "load_model", "train_server_model"]
 
 _WHERE = {
     "create_app": "obslab.serve.app",
     "ServeSettings": "obslab.serve.app",
     "load_model": "obslab.serve.model_store",
     "train_server_model": "obslab.serve.model_store",
-    "server_metrics": "obslab.serve.sample_records",
 }
 
 

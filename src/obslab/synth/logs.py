@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from obslab.ocsf.flat import FLAT_LOG
-from obslab.synth.arrow_util import pick, table_from
+from obslab.synth._arrow_util import pick, table_from
 from obslab.synth.metrics import ChunkState, chunk_rng
 from obslab.synth.topology import Topology
 from obslab.synth.traces import SpanBatch

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from obslab.ocsf.flat import FLAT_SPAN
-from obslab.synth.arrow_util import hex_ids, pick, table_from
+from obslab.synth._arrow_util import hex_ids, pick, table_from
 from obslab.synth.metrics import ChunkState, chunk_rng
 from obslab.synth.topology import Topology
 

@@ -144,7 +144,7 @@ class RawWriter:
             return
         t_ms = np.concatenate([c[0] for c in self.metric_chunks])
         ts = (t_ms / 1000.0).tolist()
-        # the header the lab's exporter writes (obslab.lab.prom.export_range); streamed series
+        # the header the lab's exporter writes (obslab.prom.export_range); streamed series
         # by series so that a year of samples never becomes one Python structure
         head = {"prometheus_url": None, "start": ms_to_iso(int(t_ms[0])),
                 "end": ms_to_iso(int(t_ms[-1])), "step": self.step_s}

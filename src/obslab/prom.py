@@ -1,5 +1,8 @@
 """Prometheus HTTP API: range queries for the documented metric queries, instant queries.
 
+Shared by the lab (verification, the run's metrics export) and the converter script
+appendix-code/scripts/export_prometheus_metrics.py, which needs no lab.
+
 ``export_range`` produces the document written as ``DIR/raw/metrics.json``::
 
     {"prometheus_url", "start", "end", "step",
