@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 APT_PACKAGES := redis-server prometheus prometheus-redis-exporter prometheus-postgres-exporter postgresql \
-	g++ libsimdjson-dev
+	g++ libsimdjson-dev docker.io debootstrap
 NATIVE_SOURCES := setup.py $(wildcard src/obslab/ocsf/native/*.cpp src/obslab/ocsf/native/*.hpp)
 NODE_SERVICES := appendix-code/services/auth-service
 

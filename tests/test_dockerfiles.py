@@ -42,7 +42,7 @@ def pins(path: Path) -> dict[str, str]:
 
 def test_every_built_service_has_a_dockerfile():
     found = builds()
-    assert set(found) == {"web-api", "auth-service", "payment-worker", "load-generator"}
+    assert set(found) == {"web-api", "auth-service", "payment-worker", "load-generator", "otel-collector"}
     assert all(dockerfile.exists() for _, dockerfile in found.values())
 
 
