@@ -1,40 +1,36 @@
-"""Test helpers: the lab's app services as real processes on free loopback ports.
+"""Test helpers: the lab's services as real processes, started by the native runner itself.
 
-Infrastructure (Redis, Postgres, free ports, process groups, the Compose log format) comes from
-obslab.lab.processes; the services' commands and environment come from
-appendix-code/docker-compose.yml through obslab.lab.compose, exactly as the native runner
-uses them, so these tests exercise the one source of truth.
+:func:`start_stack` drives :class:`obslab.lab.runner.Lab` (free loopback ports with its
+duplicate-port guard, the infrastructure, the Compose file's commands and environment, the
+health waits), so these tests exercise exactly what ``obslab lab run`` starts. What is left
+here only reads what the stack wrote (log lines, spans, metrics).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import sys
 import time
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from obslab.lab.compose import load_compose
-from obslab.lab.processes import (LogSink, ManagedProcess, ensure_database, free_port, http_ok, port_open,
-                                  postgres_datadir, start_postgres, start_redis, wait_until)
+from obslab.lab.runner import Lab, RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 APPENDIX = ROOT / "appendix-code"
 SERVICES = APPENDIX / "services"
-COMPOSE = APPENDIX / "docker-compose.yml"
 PREFIX = re.compile(r"^(?P<svc>[\w.-]+)-1\s*\| (?P<line>.*)$")
 
 
-@dataclass
 class Stack:
-    dir: Path
-    ports: dict[str, int]
-    sink: LogSink
-    procs: dict[str, ManagedProcess] = field(default_factory=dict)
-    env: dict[str, dict] = field(default_factory=dict)
+    """A started :class:`Lab` (no load, no fault plan) and readers for what it writes."""
+
+    def __init__(self, lab: Lab):
+        self.lab = lab
+        self.dir = lab.out
+        self.ports = lab.ports
+        self.sink = lab.sink
+        self._stopped = False
 
     def url(self, service: str, path: str = "") -> str:
         return f"http://127.0.0.1:{self.ports[service]}{path}"
@@ -45,7 +41,15 @@ class Stack:
 
     @property
     def database_url(self) -> str:
-        return self.env["web-api"]["DATABASE_URL"]
+        return self.lab.service_env("web-api")["DATABASE_URL"]
+
+    def data_dir(self, service: str) -> Path:
+        """Where the service writes its files (``DATA_DIR``: disk_fill)."""
+        return Path(self.lab.service_env(service)["DATA_DIR"])
+
+    def start(self, service: str):
+        """Start one more Compose service (e.g. the load generator) the way the runner does."""
+        return self.lab._add(self.lab._service_proc(service).start())
 
     def log_lines(self) -> list[tuple[str, str]]:
         """(service, payload) for every line written so far in the Compose log format."""
@@ -73,9 +77,27 @@ class Stack:
         return out
 
     def stop(self) -> None:
-        for proc in reversed(list(self.procs.values())):
-            proc.stop()
-        self.sink.close()
+        if not self._stopped:
+            self._stopped = True
+            self.lab.stop_all()
+
+
+def start_stack(workdir: Path, extra_env: dict[str, dict[str, str]] | None = None, **config) -> Stack:
+    """The lab's infrastructure and app services (no load), through the runner's own steps.
+
+    ``extra_env``: per service name (or ``"*"``), as :class:`RunConfig`; ``config``: other
+    RunConfig fields (``rate``, ``seed``, ...). ``stop()`` stops exactly what was started.
+    """
+    lab = Lab(RunConfig(out=Path(workdir), progress=False, appendix=APPENDIX, extra_env=extra_env or {},
+                        **config))
+    try:
+        lab.prepare()
+        lab.start_infra()
+        lab.start_services()
+    except BaseException:
+        lab.stop_all()
+        raise
+    return Stack(lab)
 
 
 def metrics_text(url: str) -> str:
@@ -93,46 +115,6 @@ def metric_value(text: str, name: str, **labels) -> float | None:
     return None
 
 
-def start_stack(workdir: Path, services=("auth-service", "payment-worker", "web-api"),
-                extra_env: dict[str, str] | None = None) -> Stack:
-    """Redis, Postgres and the given app services; stop() stops exactly these processes."""
-    workdir = Path(workdir)
-    ports = {name: free_port() for name in ("redis", "postgres", "web-api", "auth-service", "payment-worker")}
-    stack = Stack(workdir, ports, LogSink(workdir / "raw" / "logs.txt"))
-    try:
-        stack.procs["redis"] = start_redis(ports["redis"], workdir / "redis", stack.sink)
-        stack.procs["postgres"] = start_postgres(ports["postgres"], postgres_datadir(workdir), stack.sink)
-        specs = load_compose(COMPOSE)
-        hosts = {"redis": ports["redis"], "postgres": ports["postgres"], "web-api": ports["web-api"],
-                 "auth-service": ports["auth-service"], "otel-collector": free_port()}
-        from urllib.parse import unquote, urlsplit
-
-        db = urlsplit(specs["web-api"].native_environment(hosts)["DATABASE_URL"])
-        ensure_database(ports["postgres"], unquote(db.username), unquote(db.password or ""), db.path.lstrip("/"))
-        port_var = {"web-api": "PORT", "auth-service": "PORT", "payment-worker": "METRICS_PORT"}
-        for name in services:
-            env = specs[name].native_environment(hosts, {
-                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-                "PYTHONUNBUFFERED": "1",
-                "OTEL_TRACES_FILE": str(workdir / "raw" / "traces" / f"{name}.jsonl"),
-                "DATA_DIR": str(workdir / "data" / name),
-                port_var[name]: str(ports[name]),
-                **(extra_env or {}),
-            })
-            stack.env[name] = env
-            proc = ManagedProcess(name, list(specs[name].command), env=env, cwd=str(SERVICES / name),
-                                  sink=stack.sink, stop_timeout=10).start()
-            stack.procs[name] = proc
-            if name == "payment-worker":
-                wait_until(lambda: port_open(ports[name]), 60, name, proc, 0.1)
-            else:
-                wait_until(lambda: http_ok(stack.url(name, "/health")), 60, name, proc, 0.1)
-    except BaseException:
-        stack.stop()
-        raise
-    return stack
-
-
 def wait_for(check, timeout: float = 10.0, interval: float = 0.1):
     """Poll until check() returns a truthy value; returns it, or raises AssertionError."""
     deadline = time.monotonic() + timeout
@@ -140,5 +122,5 @@ def wait_for(check, timeout: float = 10.0, interval: float = 0.1):
         value = check()
         if value:
             return value
-        time.sleep(interval)
+        time.sleep(interval)  # the polling interval of a condition wait, not a fixed delay
     raise AssertionError(f"condition not met within {timeout} s")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import importlib.util
 import json
-import os
 import sys
 import time
 from datetime import datetime
@@ -14,7 +13,6 @@ import pytest
 import redis
 
 from lab_processes import SERVICES, start_stack, wait_for
-from obslab.lab.processes import ManagedProcess
 from obslab.lab.scenario import Injection, inject
 
 
@@ -61,17 +59,15 @@ def test_daily_shape_has_a_night_low_and_day_peaks():
 
 @pytest.mark.integration
 def test_loadgen_run_records_requests_markers_and_summary(tmp_path):
-    stack = start_stack(tmp_path / "lab")
+    stack = start_stack(tmp_path / "lab", rate=40, seed=5,
+                        extra_env={"load-generator": {"DURATION_S": "6", "DAY_LENGTH_S": "0"}})
     try:
-        record = tmp_path / "loadgen.jsonl"
-        env = {"PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}", "PYTHONUNBUFFERED": "1",
-               "TARGET_URL": stack.url("web-api"), "RATE": "40", "DURATION_S": "6", "SEED": "5",
-               "DAY_LENGTH_S": "0", "LOADGEN_RECORD_FILE": str(record), "REDIS_URL": stack.redis_url,
-               "SERVICE_NAME": "load-generator"}
-        proc = ManagedProcess("load-generator", [sys.executable, "loadgen.py"], env=env,
-                              cwd=str(SERVICES / "load-generator"), sink=stack.sink).start()
+        record = stack.dir / "raw" / "loadgen.jsonl"
+        proc = stack.start("load-generator")
         r = redis.Redis.from_url(stack.redis_url)
-        time.sleep(2.0)
+        # the load is flowing (the runner's own count of web-api access lines) before the fault
+        wait_for(lambda: sum(1 for s, line in stack.log_lines() if s == "web-api" and '"access"' in line) >= 20,
+                 30, 0.1)
         t_on = time.time()
         inject(r, Injection(0, "error_spike", "low", "web-api", 2.0, 0, "inc-lg-1", params={"error_rate": 0.05}))
         t_off = t_on + 2.0
@@ -111,14 +107,9 @@ def test_loadgen_run_records_requests_markers_and_summary(tmp_path):
 
 @pytest.mark.integration
 def test_endpoint_enumeration_probes_unmatched_routes_from_a_new_client(tmp_path):
-    stack = start_stack(tmp_path / "lab")
+    stack = start_stack(tmp_path / "lab", rate=1, seed=5, extra_env={"load-generator": {"DAY_LENGTH_S": "0"}})
     try:
-        env = {"PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}", "PYTHONUNBUFFERED": "1",
-               "TARGET_URL": stack.url("web-api"), "RATE": "1", "DURATION_S": "0", "SEED": "5",
-               "DAY_LENGTH_S": "0", "LOADGEN_RECORD_FILE": str(tmp_path / "lg.jsonl"),
-               "REDIS_URL": stack.redis_url, "SERVICE_NAME": "load-generator"}
-        proc = ManagedProcess("load-generator", [sys.executable, "loadgen.py"], env=env,
-                              cwd=str(SERVICES / "load-generator"), sink=stack.sink).start()
+        proc = stack.start("load-generator")
         r = redis.Redis.from_url(stack.redis_url)
         inject(r, Injection(0, "endpoint_enumeration", "high", "web-api", 30.0, 0, "inc-enum",
                             params={"rate_per_s": 5.0}))
