@@ -34,7 +34,7 @@ def _spans():
     base = dict(time_ms=T0, end_time_ms=T0 + 5, duration_ms=5.0, trace_id=TRACE, service="web-api", status_code=0)
     rows = [
         dict(base, span_id="1" * 16, name="GET /checkout", kind=2, http_method="GET", http_path="/checkout",
-             http_status=200, attributes='{"x":1}', marker_type="latency_spike", marker_label="db_slow"),
+             http_status=200, attributes=[("x", "1")], marker_type="latency_spike", marker_label="db_slow"),
         dict(base, span_id="2" * 16, parent_span_id="1" * 16, name="SELECT orders", kind=3, db_system="postgresql",
              db_statement="SELECT * FROM orders"),
         dict(base, span_id="3" * 16, parent_span_id="1" * 16, name="POST", kind=3, http_method="POST",

@@ -182,9 +182,10 @@ def flatten_for_csv(table: pa.Table) -> pa.Table:
     while any(pa.types.is_struct(f.type) for f in table.schema):
         table = table.flatten()
     for i, f in enumerate(table.schema):
-        if pa.types.is_list(f.type):
+        if pa.types.is_list(f.type) or pa.types.is_map(f.type):  # (maps as JSON objects)
             import json
 
-            text = pa.array([None if v is None else json.dumps(v) for v in table.column(i).to_pylist()], pa.string())
+            values = table.column(i).to_pylist(maps_as_pydicts="lossy")
+            text = pa.array([None if v is None else json.dumps(v) for v in values], pa.string())
             table = table.set_column(i, pa.field(f.name, pa.string()), text)
     return table

@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+from obslab.ocsf import _tables as T
 from obslab.ocsf.flat import FLAT_LOG
 from obslab.ocsf.report import ConversionReport
 from obslab.ocsf.textio import CHUNK_BYTES, iter_blocks
@@ -32,19 +33,20 @@ REPLICA = re.compile(r"[-_][1-9]\d*$")
 TS_PREFIX = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2}) ?")
 TEXT_LEVEL = re.compile(r"\b(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|FATAL|CRITICAL|PANIC)\b", re.I)
 ACCESS = re.compile(r'"(GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS|CONNECT|TRACE) (\S+)[^"]*" (\d{3})\b')
-LIFECYCLE = re.compile(
-    r"(?i)\b(started|starting|startup complete|listening on|ready to accept|ready for start|"
-    r"shutting down|shutdown|stopped|stopping|exiting|server restarted|booting)\b"
-)
-ERROR_TEXT = re.compile(r"\b(Traceback \(most recent call last\)|Exception|Error:|panic:)")
+# the NGINX/Apache "combined" format: client, user, [time], "request", status, bytes, referer, agent
+COMBINED = re.compile(r'^(\S+) \S+ (\S+) \[[^\]]*\] "[A-Z]+ \S+(?: HTTP/([0-9.]+))?" \d{3} \S+ "[^"]*" "([^"]*)"')
+LIFECYCLE = re.compile(T.phrase_regex(T.LIFECYCLE_PHRASES))
+ERROR_TEXT = re.compile(r"\b(" + "|".join(re.escape(p) for p in T.ERROR_PHRASES) + ")")
 
-TIME_KEYS = ("timestamp", "time", "ts", "@timestamp", "t", "datetime", "date", "asctime")
-LEVEL_KEYS = ("level", "lvl", "severity", "levelname", "log_level", "loglevel", "log_type", "s")
-MESSAGE_KEYS = ("message", "msg", "event_message", "log", "text")
-LOGGER_KEYS = ("logger", "logger_name", "name", "c", "component")
-SHORT_LEVELS = {"I": "INFO", "W": "WARN", "E": "ERROR", "F": "FATAL", "D": "DEBUG", "WARNING": "WARN",
-                "ERR": "ERROR", "CRIT": "CRITICAL"}
-EVENTS = {"access", "lifecycle", "error", "other"}
+G = T.LOG_KEY_GROUPS
+TIME_KEYS = G["time"]
+LEVEL_KEYS = G["level"]
+MESSAGE_KEYS = G["message"]
+LOGGER_KEYS = G["logger"]
+SHORT_LEVELS = T.SHORT_LEVELS
+EVENTS = set(T.LOG_EVENTS)
+KNOWN_KEYS = frozenset(k for group in G.values() for k in group) | frozenset(T.LOG_SINGLE_KEYS)
+KEEP_KEYS = frozenset(T.LOG_KEEP_KEYS)
 
 
 def _first(d: dict, keys):
@@ -85,6 +87,12 @@ def _str(value) -> str | None:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
+def _extra(obj: dict):
+    """The keys no column reads (and those read only in part), as (key, text) map entries."""
+    out = [(k, _str(v)) for k, v in obj.items() if k not in KNOWN_KEYS or k in KEEP_KEYS]
+    return out or None
+
+
 class _Columns:
     def __init__(self):
         self.cols = {name: [] for name in FLAT_LOG.names}
@@ -104,12 +112,11 @@ class _Columns:
 def _json_record(obj: dict) -> dict:
     """Fields of a JSON log object, whatever its key names."""
     http = obj.get("http") if isinstance(obj.get("http"), dict) else {}
-    method = _first(obj, ("method", "http_method", "http.method", "http.request.method")) or http.get("method")
-    path = _first(obj, ("path", "http_path", "http.target", "url.path", "route")) or http.get("path")
-    status = _first(obj, ("status", "status_code", "http_status", "http.status_code",
-                          "http.response.status_code")) or http.get("status")
+    method = _first(obj, G["http_method"]) or http.get("method")
+    path = _first(obj, G["http_path"]) or http.get("path")
+    status = _first(obj, G["http_status"]) or http.get("status")
     err = obj.get("error")
-    err_type = _first(obj, ("error_type", "error.type", "exc_type", "exception_type"))
+    err_type = _first(obj, G["error_type"])
     if err_type is None and isinstance(err, dict):
         err_type = err.get("type")
     return {
@@ -117,15 +124,19 @@ def _json_record(obj: dict) -> dict:
         "message": _str(_first(obj, MESSAGE_KEYS)),
         "logger": _str(_first(obj, LOGGER_KEYS)),
         "event": obj.get("event") if isinstance(obj.get("event"), str) and obj.get("event") in EVENTS else None,
-        "host": _str(_first(obj, ("host", "hostname", "host.name"))),
+        "host": _str(_first(obj, G["host"])),
         "region": _str(obj.get("region")),
-        "trace_id": _str(_first(obj, ("trace_id", "traceId", "trace.id", "otelTraceID"))),
-        "span_id": _str(_first(obj, ("span_id", "spanId", "span.id", "otelSpanID"))),
+        "trace_id": _str(_first(obj, G["trace_id"])),
+        "span_id": _str(_first(obj, G["span_id"])),
         "http_method": str(method).upper() if method else None,
         "http_path": _str(path),
         "http_status": _int(status),
-        "duration_ms": _float(_first(obj, ("duration_ms", "latency_ms", "elapsed_ms", "response_time_ms"))),
+        "duration_ms": _float(_first(obj, G["duration_ms"])),
         "error_type": _str(err_type),
+        "client_ip": _str(_first(obj, G["client_ip"])),
+        "user_agent": _str(_first(obj, G["user_agent"])),
+        "http_version": _str(_first(obj, G["http_version"])),
+        "extra": _extra(obj),
     }
 
 
@@ -137,6 +148,10 @@ def _text_record(text: str) -> dict:
     if a is not None:
         rec.update(http_method=a.group(1), http_path=a.group(2).split("?", 1)[0], http_status=int(a.group(3)),
                    event="access")
+        c = COMBINED.match(text)
+        if c is not None:
+            rec.update(client_ip=c.group(1), user_name=None if c.group(2) == "-" else c.group(2),
+                       http_version=c.group(3), user_agent=None if c.group(4) == "-" else c.group(4))
     return rec
 
 
@@ -147,7 +162,7 @@ def _classify(rec: dict) -> str:
         return "access"
     level = rec.get("level")
     msg = rec.get("message") or ""
-    if level in ("ERROR", "FATAL", "CRITICAL", "PANIC") or (level is None and ERROR_TEXT.search(msg[:200])):
+    if level in T.ERROR_LEVELS or (level is None and ERROR_TEXT.search(msg[:200])):
         return "error"
     if LIFECYCLE.search(msg[:200]):
         return "lifecycle"
@@ -159,12 +174,11 @@ def read_compose_logs(path: str | os.PathLike, report: ConversionReport | None =
                       ) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
     """Stream ``(FLAT_LOG batch, time_inferred bool array)`` pairs from a Compose log file.
 
-    Blocks of JSON-payload lines take a fast path: the compiled parser when it is built
-    (:func:`_native_block`), else the vectorised one (:mod:`obslab.ocsf.compose_fast`); other
-    blocks are parsed line by line here (``fast=False``: always).
+    Blocks of JSON-payload lines take the compiled parser when it is built
+    (:func:`_native_block`); other blocks, and every block without the extension, are parsed
+    line by line here, the reference (``fast=False``: always).
     """
     from obslab.ocsf import native
-    from obslab.ocsf.compose_fast import parse_block
     report = report if report is not None else ConversionReport()
     report.source = report.source or os.fspath(path)
     report.signal = report.signal or "logs"
@@ -177,17 +191,15 @@ def read_compose_logs(path: str | os.PathLike, report: ConversionReport | None =
     pending: list[int] = []  # rows before the first known time (backfilled once one is seen)
     cols = out.cols
     fields = ("level", "message", "logger", "event", "host", "region", "trace_id", "span_id",
-              "http_method", "http_path", "http_status", "duration_ms", "error_type")
-    use_native = native.available()
+              "http_method", "http_path", "http_status", "duration_ms", "error_type", "client_ip",
+              "user_agent", "http_version", "user_name", "extra")
+    use_native = fast and native.available()
     for block in iter_blocks(path, chunk_bytes, enc):
         first_no = block.first_line_no
         if enc and enc[0].startswith("utf-16"):
             report.notes["decoded_" + enc[0]] = 1
-        if fast:
-            if use_native:
-                batch = report.fast_block(_native_block, block.data, first_no)
-            else:
-                batch = report.fast_block(parse_block, block.lines, first_no)
+        if use_native:
+            batch = report.fast_block(_native_block, block.data, first_no)
             if batch is not None:
                 if batch.num_rows:
                     times = batch.column("time_ms")

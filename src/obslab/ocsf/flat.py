@@ -15,6 +15,9 @@ from __future__ import annotations
 import pyarrow as pa
 
 # Times are epoch milliseconds (int64) everywhere; durations are float64 milliseconds.
+# Attribute and label sets are maps of text (values that are not strings as their JSON text):
+# typed, so Athena/DuckDB/pandas read a key without json_extract.
+STR_MAP = pa.map_(pa.string(), pa.string())
 
 FLAT_LOG = pa.schema(
     [
@@ -34,6 +37,11 @@ FLAT_LOG = pa.schema(
         pa.field("http_status", pa.int32()),
         pa.field("duration_ms", pa.float64()),
         pa.field("error_type", pa.string()),
+        pa.field("client_ip", pa.string()),  # the caller's address (access lines)
+        pa.field("user_agent", pa.string()),
+        pa.field("http_version", pa.string()),  # "1.1", "2"
+        pa.field("user_name", pa.string()),  # the authenticated user of a combined-format access line
+        pa.field("extra", STR_MAP),  # JSON keys no column reads: key -> text (JSON text if not a string)
         pa.field("payload", pa.string()),  # the original payload text (JSON or plain)
         pa.field("line_no", pa.int64()),  # 1-based line in the source file; null if generated
     ]
@@ -64,7 +72,24 @@ FLAT_SPAN = pa.schema(
         pa.field("db_system", pa.string()),
         pa.field("db_statement", pa.string()),
         pa.field("messaging_system", pa.string()),
-        pa.field("attributes", pa.string()),  # remaining attributes as a JSON object
+        # more attributes with an OCSF place (obslab.ocsf._tables.SPAN_ATTR_COLUMNS), as text
+        pa.field("client_address", pa.string()),  # the caller (server spans)
+        pa.field("client_port", pa.string()),
+        pa.field("peer_address", pa.string()),  # the other end of the connection
+        pa.field("peer_port", pa.string()),
+        pa.field("server_port", pa.string()),
+        pa.field("peer_service", pa.string()),  # the called service's logical name (client spans)
+        pa.field("user_agent", pa.string()),
+        pa.field("http_version", pa.string()),
+        pa.field("url_scheme", pa.string()),
+        pa.field("db_name", pa.string()),
+        pa.field("db_user", pa.string()),
+        pa.field("attributes", STR_MAP),  # the other attributes (markers removed)
+        pa.field("resource", STR_MAP),  # resource attributes but service.name, host.name, cloud.region
+        pa.field("flags", pa.int64()),  # W3C trace flags (bit 0: sampled) and OTLP remote bits
+        pa.field("trace_state", pa.string()),
+        pa.field("events", pa.string()),  # span events as a JSON array (name, time_unix_nano, attributes)
+        pa.field("links", pa.string()),  # span links as a JSON array (trace_id, span_id, trace_state, attributes)
         # ground-truth markers: label side only, never features
         pa.field("marker_type", pa.string()),
         pa.field("marker_label", pa.string()),
@@ -82,7 +107,7 @@ FLAT_METRIC = pa.schema(
         pa.field("host", pa.string()),  # instance / host name
         pa.field("region", pa.string()),
         pa.field("unit", pa.string()),
-        pa.field("labels", pa.string()),  # the series' label set as a JSON object
+        pa.field("labels", STR_MAP),  # the series' label set
         pa.field("query", pa.string()),  # PromQL that produced it (null when generated)
     ]
 )

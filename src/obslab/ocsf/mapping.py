@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from obslab.ocsf import _tables as T
 from obslab.ocsf import catalog as C
 from obslab.ocsf import schemas as S
 from obslab.ocsf.flat import FLAT_LOG, FLAT_METRIC, FLAT_SPAN
@@ -164,14 +165,22 @@ def _profiles(n: int, valid) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets), values, type=pa.list_(pa.string()), mask=mask)
 
 
-def _metadata(n, uid, product_name, profiles_valid, log_name, provider, correlation, sequence):
+# metadata.product.vendor_name per log_provider: who makes the software that wrote the record
+VENDORS = {"docker-compose": "Docker", "otlp": "OpenTelemetry", "prometheus": "Prometheus", "synthetic": "obslab"}
+
+
+def _metadata(n, uid, product_name, profiles_valid, log_name, provider, correlation, sequence, reporter=None):
     profiles = _profiles(n, profiles_valid)
-    product = _struct({"name": product_name, "vendor_name": _nulls(n, pa.string())}, S.PRODUCT, None)
+    vendor = _const(n, VENDORS.get(provider, provider), pa.string())
+    product = _struct({"name": product_name, "vendor_name": vendor}, S.PRODUCT, None)
+    if reporter is None:
+        reporter = _nulls(n, S.REPORTER)
     return _struct(
         {
             "uid": uid,
             "version": _const(n, C.OCSF_VERSION, pa.string()),
             "product": product,
+            "reporter": reporter,
             "profiles": profiles,
             "log_name": _const(n, log_name, pa.string()),
             "log_provider": _const(n, provider, pa.string()),
@@ -221,20 +230,68 @@ def _ms(values: pa.Array) -> pa.Array:
     return pc.cast(pc.round(values), pa.int64())
 
 
+def _port(text: pa.Array) -> pa.Array:
+    """Port text -> int64 (null when it is not a port number)."""
+    ok = pc.fill_null(pc.match_substring_regex(text, r"^[0-9]{1,5}$"), False)
+    num = pc.cast(pc.if_else(ok, text, pa.scalar(None, pa.string())), pa.int64())
+    return pc.if_else(pc.less_equal(pc.fill_null(num, 0), 65535), num, pa.scalar(None, pa.int64()))
+
+
+OBSERVABLE_TYPES = {1: "Hostname", 2: "IP Address", 4: "User Name", 6: "URL String", 16: "HTTP User-Agent",
+                    99: "Other"}
+
+
+def _observables(n: int, entries: list) -> pa.Array:
+    """OCSF ``observables`` from ``(name, type_id, values)`` candidates: per row, one entry for
+    each candidate that has a value there (built from offsets, no per-row Python)."""
+    if not entries:
+        return _nulls(n, S.OBSERVABLES)
+    valid = np.stack([pc.is_valid(_single(v)).to_numpy(zero_copy_only=False) for _, _, v in entries], axis=1)
+    counts = valid.sum(axis=1)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    order = np.flatnonzero(valid.ravel())  # row-major: row by row, candidates in order
+    cand = order % len(entries)
+    rows = order // len(entries)
+    values = pa.chunked_array([pc.cast(_single(v), pa.string()) for _, _, v in entries]).combine_chunks()
+    value = values.take(pa.array(cand * n + rows))
+    names = pa.array([e[0] for e in entries]).take(pa.array(cand))
+    ids = pa.array([e[1] for e in entries], pa.int64()).take(pa.array(cand))
+    types = pa.array([OBSERVABLE_TYPES[e[1]] for e in entries]).take(pa.array(cand))
+    items = pa.StructArray.from_arrays([names, ids, types, value], fields=list(S.OBSERVABLES.value_type))
+    mask = pa.array(counts == 0)
+    return pa.ListArray.from_arrays(pa.array(offsets), items, type=S.OBSERVABLES, mask=mask)
+
+
+RESTART = T.phrase_regex(T.LIFECYCLE_RESTART + ("restart",))
+STOP_WORDS = r"(?i)\b(stop|stopping|stopped|shut ?down|shutting|exit|exiting|terminat\w*|sigterm|sigint)\b"
+START_WORDS = r"(?i)\b(start|starting|started|startup|listening|ready|running|boot|booting)\b"
+
+
+def _lifecycle_activity(message: pa.Array) -> pa.Array:
+    """Application Lifecycle activity of a line already known to be one (the reader decides that
+    with _tables.LIFECYCLE_PHRASES): Restart (5), Stop (4), Start (3), else Other (99)."""
+    msg = pc.fill_null(message, "")
+    return pc.if_else(pc.match_substring_regex(msg, RESTART), 5,
+                      pc.if_else(pc.match_substring_regex(msg, STOP_WORDS), 4,
+                                 pc.if_else(pc.match_substring_regex(msg, START_WORDS), 3, 99)))
+
+
 # ----------------------------------------------------------------------------- logs
 def logs_to_ocsf(flat: pa.Table, source: str = "logs", offset: int = 0,
-                 provider: str = "docker-compose") -> pa.Table:
+                 provider: str = "docker-compose", raw_data: bool = False) -> pa.Table:
     """FLAT_LOG rows -> OCSF events (4002 access lines, 6008 errors, 6002 start/stop, 0 others).
 
     ``source`` names the input (file name) for ``metadata.log_name`` and uids; ``offset`` is the
-    number of rows of this source already converted (used for uids when ``line_no`` is null).
+    number of rows of this source already converted (used for uids when ``line_no`` is null);
+    ``raw_data``: keep each line's payload text in ``raw_data``.
     """
     flat = _conform(flat, FLAT_LOG)
     n = flat.num_rows
     g = {name: _col(flat, name) for name in FLAT_LOG.names}
     level = pc.utf8_upper(g["level"])
     event = pc.utf8_lower(g["event"])
-    is_err_level = pc.is_in(level, value_set=pa.array(["ERROR", "ERR", "FATAL", "CRITICAL", "PANIC"]))
+    is_err_level = pc.is_in(level, value_set=pa.array(list(T.ERROR_LEVELS) + ["ERR"]))
     has_http = pc.and_(pc.is_valid(g["http_method"]), pc.is_valid(g["http_status"]))
     inferred = pc.if_else(has_http, "access", pc.if_else(is_err_level, "error", "other"))
     event = pc.coalesce(event, inferred)
@@ -245,12 +302,7 @@ def logs_to_ocsf(flat: pa.Table, source: str = "logs", offset: int = 0,
 
     method = pc.utf8_upper(g["http_method"])
     if pc.any(is_life).as_py():
-        msg_l = pc.utf8_lower(pc.fill_null(g["message"], ""))
-        life_act = pc.if_else(
-            pc.match_substring_regex(msg_l, r"\b(stop|stopping|stopped|shut ?down|shutting|exit|exiting|terminat)"),
-            4,
-            pc.if_else(pc.match_substring_regex(msg_l, r"\b(start|starting|started|listening|ready|running|boot)"), 3, 99),
-        )
+        life_act = _lifecycle_activity(g["message"])
     else:  # only read where is_life: skip the message regexes in batches without lifecycle lines
         life_act = _const(n, 99, pa.int64())
     activity = pc.if_else(
@@ -273,12 +325,20 @@ def logs_to_ocsf(flat: pa.Table, source: str = "logs", offset: int = 0,
     tag = source_tag(source)
     uid = pc.binary_join_element_wise(tag, _row_keys(flat, offset, "line_no"), "-")
     service = g["service"]
-    endpoint = _struct({"svc_name": service, "hostname": g["host"]}, S.ENDPOINT, is_http)
-    url = _struct({"path": g["http_path"], "hostname": _nulls(n, pa.string())}, S.URL, pc.is_valid(g["http_path"]))
+    none_s, none_i = _nulls(n, pa.string()), _nulls(n, pa.int64())
+    # an access line: the caller in src_endpoint (client_ip), this service in dst_endpoint
+    dst = _struct({"svc_name": service, "hostname": g["host"], "ip": none_s, "port": none_i, "name": none_s},
+                  S.ENDPOINT, is_http)
+    src = _struct({"svc_name": none_s, "hostname": none_s, "ip": g["client_ip"], "port": none_i, "name": none_s},
+                  S.ENDPOINT, pc.and_(is_http, pc.is_valid(g["client_ip"])))
+    url = _struct({"path": g["http_path"], "hostname": none_s, "scheme": none_s, "port": none_i,
+                   "url_string": none_s}, S.URL, pc.is_valid(g["http_path"]))
     span_start = pc.subtract(time, pc.fill_null(dur, 0))
+    svc = _struct({"name": service, "version": none_s, "uid": none_s}, S.SERVICE, None)
     span = _struct(
-        {"uid": g["span_id"], "parent_uid": _nulls(n, pa.string()), "operation": _nulls(n, pa.string()),
-         "start_time": span_start, "end_time": time, "duration": dur, "status_code": _nulls(n, pa.string())},
+        {"uid": g["span_id"], "parent_uid": none_s, "operation": none_s,
+         "start_time": span_start, "end_time": time, "duration": pc.subtract(time, span_start),
+         "status_code": none_s, "service": svc},
         S.SPAN, pc.is_valid(g["span_id"]),
     )
     has_trace = pc.and_(is_http, pc.is_valid(g["trace_id"]))
@@ -286,26 +346,36 @@ def logs_to_ocsf(flat: pa.Table, source: str = "logs", offset: int = 0,
         time=time,
         status_code=pc.cast(status, pa.string()),
         message=g["message"],
-        duration=pc.if_else(is_http, dur, _nulls(n, pa.int64())),
+        duration=pc.if_else(is_http, dur, none_i),
         metadata=_metadata(n, uid, service, is_http, source, provider, g["trace_id"], g["line_no"]),
+        observables=_observables(n, [
+            ("src_endpoint.ip", 2, pc.if_else(is_http, g["client_ip"], none_s)),
+            ("unmapped.host", 1, g["host"]),
+            ("unmapped.user_name", 4, g["user_name"]),
+            ("http_request.user_agent", 16, pc.if_else(is_http, g["user_agent"], none_s)),
+            ("trace.uid", 99, pc.if_else(has_trace, g["trace_id"], none_s)),
+        ]),
+        raw_data=g["payload"] if raw_data else None,
         unmapped=_struct(
             {"service": service, "container": g["container"], "host": g["host"], "region": g["region"],
              "level": g["level"], "logger": g["logger"], "event": event, "error_type": g["error_type"],
-             "duration_ms": g["duration_ms"], "time_inferred": _nulls(n, pa.bool_())},
+             "duration_ms": g["duration_ms"], "time_inferred": _nulls(n, pa.bool_()), "user_name": g["user_name"],
+             "extra": g["extra"]},
             S.UNMAPPED_LOG, None,
         ),
-        http_request=_struct({"http_method": method, "url": url}, S.HTTP_REQUEST, is_http),
+        http_request=_struct({"http_method": method, "url": url, "user_agent": g["user_agent"],
+                              "version": g["http_version"]}, S.HTTP_REQUEST, is_http),
         http_response=_struct({"code": status}, S.HTTP_RESPONSE, pc.and_(is_http, pc.is_valid(status))),
-        dst_endpoint=endpoint,
+        src_endpoint=src,
+        dst_endpoint=dst,
         trace=_struct(
-            {"uid": g["trace_id"], "span": span, "service": _struct({"name": service}, S.SERVICE, None),
-             "start_time": _nulls(n, pa.int64()), "end_time": _nulls(n, pa.int64()),
-             "duration": _nulls(n, pa.int64())},
+            {"uid": g["trace_id"], "span": span, "service": svc,
+             "start_time": none_i, "end_time": none_i, "duration": none_i, "flags": _nulls(n, pa.list_(pa.string()))},
             S.TRACE, has_trace,
         ),
-        app=_struct({"name": service, "vendor_name": _nulls(n, pa.string())}, S.PRODUCT, is_life),
+        app=_struct({"name": service, "vendor_name": none_s}, S.PRODUCT, is_life),
     )
-    cols["status_code"] = pc.if_else(is_http, cols["status_code"], _nulls(n, pa.string()))
+    cols["status_code"] = pc.if_else(is_http, cols["status_code"], none_s)
     return _finish(cols, S.OCSF_LOGS, n)
 
 
@@ -320,9 +390,29 @@ def mark_inferred_times(table: pa.Table, inferred: pa.Array) -> pa.Table:
 
 
 # ----------------------------------------------------------------------------- spans
+def _trace_flags(flags: pa.Array) -> pa.Array:
+    """W3C trace flags -> OCSF ``trace.flags`` captions (bit 0 sampled; OTLP bits 8-9 remote parent)."""
+    def captions(values):
+        out = []
+        for v in values.to_pylist():
+            names = [] if v is None else (["sampled"] if v & 1 else []) + (["remote parent"] if v & 0x300 == 0x300 else [])
+            out.append(names or None)
+        return pa.array(out, pa.list_(pa.string()))
+    return _per_distinct(flags, captions)
+
+
+def _map_value(m: pa.Array, key: str) -> pa.Array:
+    """``m[key]`` of a map<string,string> column (null where absent)."""
+    return pc.map_lookup(m, pa.scalar(key), "first")
+
+
 def spans_to_ocsf(flat: pa.Table, source: str = "traces", offset: int = 0, provider: str = "otlp") -> pa.Table:
     """FLAT_SPAN rows -> 4002 HTTP Activity (HTTP server/client spans) or 6003 API Activity.
 
+    Server and consumer spans: the caller is the actor and the source (its address, and its
+    service when the parent span is in the same batch), the span's own service the destination.
+    Client, producer and internal spans: the span's own service is the actor and the source,
+    the called service (``peer.service``, ``server.address``) the destination and ``api.service``.
     Markers (``marker_*``) are not carried over: labels come from the flat table, never OCSF.
     """
     flat = _conform(flat, FLAT_SPAN)
@@ -344,23 +434,53 @@ def spans_to_ocsf(flat: pa.Table, source: str = "traces", offset: int = 0, provi
     cols = _captions(class_uid, activity, severity.cast(pa.int64()), status_id)
 
     start, end = g["time_ms"], g["end_time_ms"]
-    dur = _ms(g["duration_ms"])
+    dur = pc.subtract(end, start)  # exactly end_time - start_time (ms); unmapped.duration_ms keeps the ns detail
     service, host = g["service"], g["host"]
+    none_s, none_i = _nulls(n, pa.string()), _nulls(n, pa.int64())
     tag = source_tag(source)
     uid = pc.binary_join_element_wise(tag, g["trace_id"], g["span_id"], "-")
     code_name = pc.take(pa.array(STATUS_CODE_NAMES), pc.min_element_wise(pc.max_element_wise(code, 0), 2))
     kind_name = pc.take(pa.array(SPAN_KIND_NAMES), pc.min_element_wise(pc.max_element_wise(kind, 0), 5))
-    is_server = pc.equal(kind, 2)
-    is_client = pc.equal(kind, 3)
+    inbound = pc.is_in(kind, value_set=pa.array([2, 5], pa.int64()))  # server, consumer: called by another
+    outbound = pc.is_in(kind, value_set=pa.array([3, 4], pa.int64()))  # client, producer: calls another
+    resource = g["resource"]
+    own = _struct({"name": service, "version": _map_value(resource, "service.version"),
+                   "uid": _map_value(resource, "service.instance.id")}, S.SERVICE, None)
     span = _struct(
         {"uid": g["span_id"], "parent_uid": g["parent_span_id"], "operation": g["name"], "start_time": start,
-         "end_time": end, "duration": dur, "status_code": code_name},
+         "end_time": end, "duration": dur, "status_code": code_name, "service": own},
         S.SPAN, None,
     )
-    none_s = _nulls(n, pa.string())
-    # OCSF url needs a path (or url_string); the peer host is in dst_endpoint anyway
-    url = _struct({"path": g["http_path"], "hostname": g["server_address"]}, S.URL, pc.is_valid(g["http_path"]))
-    self_ep = {"svc_name": service, "hostname": host}
+    # the caller of an inbound span: its parent's service when the parent is in this batch
+    parent_at = pc.index_in(g["parent_span_id"], value_set=g["span_id"])
+    caller = pc.if_else(inbound, pc.take(service, parent_at), none_s)
+    caller_ip = pc.coalesce(g["client_address"], g["peer_address"])
+    caller_port = _port(pc.if_else(pc.is_valid(g["client_address"]), g["client_port"], g["peer_port"]))
+    unknown = pc.and_(inbound, pc.and_(pc.is_null(caller), pc.is_null(caller_ip)))
+    # 6003 requires actor and src_endpoint: an unidentified caller is named "unknown", never the span's own service
+    caller_name = pc.if_else(pc.and_(unknown, pc.equal(class_uid, 6003)), "unknown", none_s)
+    called = pc.coalesce(g["peer_service"], g["server_address"])
+    self_ep = {"svc_name": service, "hostname": host, "ip": none_s, "port": none_i, "name": none_s}
+    src_in = _struct({"svc_name": caller, "hostname": none_s, "ip": caller_ip, "port": caller_port,
+                      "name": caller_name}, S.ENDPOINT, None)
+    peer_port = _port(pc.coalesce(g["server_port"], g["peer_port"]))
+    dst_out = _struct({"svc_name": g["peer_service"], "hostname": g["server_address"], "ip": g["peer_address"],
+                       "port": peer_port, "name": none_s}, S.ENDPOINT,
+                      pc.or_(pc.or_(pc.is_valid(g["peer_service"]), pc.is_valid(g["server_address"])),
+                             pc.is_valid(g["peer_address"])))
+    self_dst = dict(self_ep, port=_port(g["server_port"]))
+    src_valid = pc.or_(pc.invert(inbound), pc.or_(pc.invert(unknown), pc.equal(class_uid, 6003)))
+    url_port = _port(g["server_port"])
+    url_host = g["server_address"]
+    url_string = pc.binary_join_element_wise(
+        g["url_scheme"], "://", url_host,
+        pc.if_else(pc.is_valid(url_port), pc.binary_join_element_wise(":", pc.cast(url_port, pa.string()), ""), ""),
+        g["http_path"], "")
+    url = _struct({"path": g["http_path"], "hostname": url_host, "scheme": g["url_scheme"], "port": url_port,
+                   "url_string": url_string}, S.URL, pc.is_valid(g["http_path"]))
+    actor_app = pc.if_else(inbound, pc.coalesce(caller, caller_name), service)
+    user = _struct({"name": g["db_user"]}, S.USER, pc.is_valid(g["db_user"]))
+    api_service = pc.if_else(outbound, pc.coalesce(called, g["db_system"], g["messaging_system"], service), service)
     cols.update(
         time=start,
         start_time=start,
@@ -368,34 +488,47 @@ def spans_to_ocsf(flat: pa.Table, source: str = "traces", offset: int = 0, provi
         duration=dur,
         status_code=code_name,
         message=pc.coalesce(g["status_message"], g["name"]),
-        metadata=_metadata(n, uid, service, None, source, provider, g["trace_id"], _nulls(n, pa.int64())),
+        metadata=_metadata(n, uid, service, None, source, provider, g["trace_id"], none_i),
+        observables=_observables(n, [
+            ("src_endpoint.ip", 2, pc.if_else(inbound, caller_ip, none_s)),
+            ("dst_endpoint.ip", 2, pc.if_else(outbound, g["peer_address"], none_s)),
+            ("dst_endpoint.hostname", 1, pc.if_else(outbound, g["server_address"], none_s)),
+            ("unmapped.host", 1, host),
+            ("actor.user.name", 4, g["db_user"]),
+            ("http_request.url.url_string", 6, url_string),
+            ("http_request.user_agent", 16, g["user_agent"]),
+            ("trace.uid", 99, g["trace_id"]),
+        ]),
         unmapped=_struct(
             {"service": service, "host": host, "region": g["region"], "kind": kind_name, "scope": g["scope"],
              "http_route": g["http_route"], "db_system": g["db_system"], "db_statement": g["db_statement"],
-             "messaging_system": g["messaging_system"], "duration_ms": g["duration_ms"],
-             "attributes": g["attributes"]},
+             "db_name": g["db_name"], "db_user": g["db_user"], "messaging_system": g["messaging_system"],
+             "duration_ms": g["duration_ms"], "attributes": g["attributes"], "resource": resource,
+             "trace_state": g["trace_state"], "events": g["events"], "links": g["links"]},
             S.UNMAPPED_SPAN, None,
         ),
-        http_request=_struct({"http_method": method, "url": url}, S.HTTP_REQUEST, pc.is_valid(method)),
+        http_request=_struct({"http_method": method, "url": url, "user_agent": g["user_agent"],
+                              "version": g["http_version"]}, S.HTTP_REQUEST, pc.is_valid(method)),
         http_response=_struct({"code": http_status}, S.HTTP_RESPONSE, pc.is_valid(http_status)),
-        src_endpoint=_struct(self_ep, S.ENDPOINT, pc.or_(pc.invert(is_http), pc.invert(is_server))),
-        dst_endpoint=pc.if_else(
-            is_server,
-            _struct(self_ep, S.ENDPOINT, None),
-            _struct({"svc_name": none_s, "hostname": g["server_address"]}, S.ENDPOINT,
-                    pc.and_(is_client, pc.is_valid(g["server_address"]))),
-        ),
+        src_endpoint=pc.if_else(inbound, src_in, _struct(self_ep, S.ENDPOINT, None)),
+        dst_endpoint=pc.if_else(inbound, _struct(self_dst, S.ENDPOINT, None), dst_out),
         trace=_struct(
-            {"uid": g["trace_id"], "span": span, "service": _struct({"name": service}, S.SERVICE, None),
-             "start_time": _nulls(n, pa.int64()), "end_time": _nulls(n, pa.int64()),
-             "duration": _nulls(n, pa.int64())},
+            {"uid": g["trace_id"], "span": span, "service": own,
+             "start_time": none_i, "end_time": none_i, "duration": none_i, "flags": _trace_flags(g["flags"])},
             S.TRACE, None,
         ),
-        actor=_struct({"app_name": service}, S.ACTOR, pc.invert(is_http)),
-        api=_struct({"operation": g["name"], "service": _struct({"name": service}, S.SERVICE, None)}, S.API,
-                    pc.invert(is_http)),
+        actor=_struct({"app_name": actor_app, "user": user}, S.ACTOR,
+                      pc.and_(pc.invert(is_http), pc.or_(pc.is_valid(actor_app), pc.is_valid(g["db_user"])))),
+        api=_struct({"operation": g["name"], "service": _struct(
+            {"name": api_service, "version": none_s, "uid": none_s}, S.SERVICE, None)}, S.API, pc.invert(is_http)),
     )
+    cols["src_endpoint"] = _mask(cols["src_endpoint"], src_valid)
     return _finish(cols, S.OCSF_TRACES, n)
+
+
+def _mask(arr: pa.Array, valid) -> pa.Array:
+    """``arr`` with rows where ``valid`` is false set to null."""
+    return pc.if_else(pc.fill_null(valid, False), arr, pa.nulls(len(arr), arr.type))
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -412,12 +545,17 @@ def metrics_to_ocsf(flat: pa.Table, source: str = "metrics", offset: int = 0,
     cols = _const_captions(n, 0, 99, 1, None)
     tag = source_tag(source)
     uid = pc.binary_join_element_wise(tag, _row_keys(flat, offset, None), "-")
-    product = pc.coalesce(g["service"], _const(n, "prometheus", pa.string()))
+    # the reporting product is Prometheus; the exporter it scraped (its job) and instance report it
+    product = _const(n, "Prometheus" if provider == "prometheus" else provider, pa.string())
+    job = _map_value(g["labels"], "job")
+    reporter = _struct({"name": job, "hostname": g["host"]}, S.REPORTER,
+                       pc.or_(pc.is_valid(job), pc.is_valid(g["host"])))
     cols.update(
         time=g["time_ms"],
         message=g["metric"],
         metadata=_metadata(n, uid, product, _const(n, False, pa.bool_()), source, provider,
-                           _nulls(n, pa.string()), _nulls(n, pa.int64())),
+                           _nulls(n, pa.string()), _nulls(n, pa.int64()), reporter),
+        observables=_observables(n, [("unmapped.host", 1, g["host"])]),
         unmapped=_struct(
             {"service": g["service"], "host": g["host"], "region": g["region"], "metric": g["metric"],
              "value": g["value"], "unit": g["unit"], "query": g["query"], "labels": g["labels"]},

@@ -1,8 +1,10 @@
 """The optional compiled block parsers (``obslab.ocsf._native``, simdjson) and their glue.
 
 The extension is built by ``pip install`` when a C++ compiler and simdjson are present
-(Debian: ``g++ libsimdjson-dev``); without it the fast paths fall back to Arrow's JSON reader.
-Both produce the same FLAT columns (tests/test_ocsf_fastpath.py compares every path).
+(Debian: ``g++ libsimdjson-dev``); without it the Python readers (the reference) read
+everything, and :func:`tell_if_unavailable` says so once. Both produce the same FLAT columns
+(tests/test_ocsf_fastpath.py and test_ocsf_native_*.py compare them). The key lists, level
+words and phrases both use are declared once, in :mod:`obslab.ocsf._tables`.
 """
 
 from __future__ import annotations
@@ -38,16 +40,22 @@ def tell_if_unavailable() -> None:
               "with the Python readers, same output, slower", file=sys.stderr)
 
 
+MAP = pa.map_(pa.string(), pa.string())
+
+
+def _array(kind, n, validity, offsets, *data) -> pa.Array:
+    valid = None if validity is None else pa.py_buffer(validity)
+    if kind == "map":  # (keys, values) column tuples: the entries of every row
+        keys, values = (_array(*col) for col in data)
+        entries = pa.StructArray.from_arrays([keys, values], fields=[MAP.key_field, MAP.item_field])
+        return pa.Array.from_buffers(MAP, n, [valid, pa.py_buffer(offsets)], children=[entries])
+    bufs = [valid] + ([] if offsets is None else [pa.py_buffer(offsets)]) + [pa.py_buffer(data[0])]
+    return pa.Array.from_buffers(KINDS[kind], n, bufs)
+
+
 def to_arrays(columns: dict) -> dict[str, pa.Array]:
     """Column buffers from the extension -> Arrow arrays, without copying."""
-    out = {}
-    for name, (kind, n, validity, offsets, data) in columns.items():
-        bufs = [None if validity is None else pa.py_buffer(validity)]
-        if offsets is not None:
-            bufs.append(pa.py_buffer(offsets))
-        bufs.append(pa.py_buffer(data))
-        out[name] = pa.Array.from_buffers(KINDS[kind], n, bufs)
-    return out
+    return {name: _array(*col) for name, col in columns.items()}
 
 
 def call(parser: str, *args) -> dict[str, pa.Array]:

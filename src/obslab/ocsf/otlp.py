@@ -19,6 +19,7 @@ from typing import Iterator
 import orjson
 import pyarrow as pa
 
+from obslab.ocsf import _tables as T
 from obslab.ocsf.flat import FLAT_SPAN
 from obslab.ocsf.report import ConversionReport
 from obslab.ocsf.textio import CHUNK_BYTES, iter_blocks, read_all_text
@@ -31,19 +32,11 @@ KIND_NAMES = {"SPAN_KIND_UNSPECIFIED": 0, "SPAN_KIND_INTERNAL": 1, "SPAN_KIND_SE
 KIND_NAMES.update({k.removeprefix("SPAN_KIND_"): v for k, v in list(KIND_NAMES.items())})
 STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2,
                 "UNSET": 0, "OK": 1, "ERROR": 2}
-# attribute key -> flat column; the first key present wins (current names listed first)
-ATTR_COLUMNS = {
-    "http_method": ("http.request.method", "http.method"),
-    "http_path": ("url.path", "http.target"),
-    "http_route": ("http.route",),
-    "http_status": ("http.response.status_code", "http.status_code"),
-    "server_address": ("server.address", "net.peer.name", "peer.service"),
-    "db_system": ("db.system", "db.system.name"),
-    "db_statement": ("db.statement", "db.query.text"),
-    "messaging_system": ("messaging.system",),
-}
+# attribute key -> flat column (the first key present wins) and the marker names: _tables
+ATTR_COLUMNS = T.SPAN_ATTR_COLUMNS
 EXTRACTED = {k for keys in ATTR_COLUMNS.values() for k in keys}
-MARKER_FIELDS = ("type", "label", "root_cause", "msg")
+MARKER_FIELDS = T.MARKER_FIELDS
+RESOURCE_COLUMNS = frozenset(T.RESOURCE_COLUMNS)
 OTHER_SIGNALS = {
     "resourceLogs": "OTLP logs (resourceLogs), not traces",
     "resource_logs": "OTLP logs (resource_logs), not traces",
@@ -168,15 +161,49 @@ class _Columns:
         return pa.RecordBatch.from_arrays(arrays, schema=FLAT_SPAN)
 
 
-def _resource_info(resource) -> tuple[str, str | None, str | None]:
+def _text(value) -> str | None:
+    """An attribute value as map text: strings as they are, other values as JSON."""
+    if value is None:
+        return None
+    return value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _entries(attrs: dict):
+    """A dict as map entries (None when empty)."""
+    return [(k, _text(v)) for k, v in attrs.items()] or None
+
+
+def _resource_info(resource) -> tuple:
     attrs = attrs_to_dict((resource or {}).get("attributes"))
     service = attrs.get("service.name") or "unknown_service"
     host = attrs.get("host.name") or attrs.get("k8s.pod.name")
     region = attrs.get("cloud.region") or attrs.get("region")
-    return str(service), None if host is None else str(host), None if region is None else str(region)
+    rest = _entries({k: v for k, v in attrs.items() if k not in RESOURCE_COLUMNS})
+    return str(service), None if host is None else str(host), None if region is None else str(region), rest
 
 
-def _add_span(cols: dict, s: dict, service, host, region, scope) -> None:
+def _events(s: dict) -> str | None:
+    """Span events (exceptions, annotations) as one JSON array: name, time, attributes."""
+    events = s.get("events")
+    if not isinstance(events, list):
+        return None
+    out = [{"name": ev.get("name"), "time_unix_nano": _nanos(_g(ev, "timeUnixNano", "time_unix_nano")),
+            "attributes": attrs_to_dict(ev.get("attributes")) or None} for ev in events if isinstance(ev, dict)]
+    return orjson.dumps(out, option=orjson.OPT_NON_STR_KEYS).decode() if out else None
+
+
+def _links(s: dict) -> str | None:
+    """Span links as one JSON array: the linked trace and span ids, trace state, attributes."""
+    links = s.get("links")
+    if not isinstance(links, list):
+        return None
+    out = [{"trace_id": norm_id(_g(ln, "traceId", "trace_id"), 16), "span_id": norm_id(_g(ln, "spanId", "span_id"), 8),
+            "trace_state": _g(ln, "traceState", "trace_state") or None,
+            "attributes": attrs_to_dict(ln.get("attributes")) or None} for ln in links if isinstance(ln, dict)]
+    return orjson.dumps(out, option=orjson.OPT_NON_STR_KEYS).decode() if out else None
+
+
+def _add_span(cols: dict, s: dict, service, host, region, resource, scope) -> None:
     trace_id = norm_id(_g(s, "traceId", "trace_id"), 16)
     span_id = norm_id(_g(s, "spanId", "span_id"), 8)
     if trace_id is None:
@@ -243,10 +270,18 @@ def _add_span(cols: dict, s: dict, service, host, region, scope) -> None:
     r = found.get("http_route")
     cols["http_route"].append(r if isinstance(r, str) else None)
     cols["http_status"].append(code if code is not None and -2**31 <= code < 2**31 else None)
-    for col in ("server_address", "db_system", "db_statement", "messaging_system"):
+    for col in T.SPAN_STRING_COLUMNS:
         v = found.get(col)
         cols[col].append(None if v is None else str(v))
-    cols["attributes"].append(orjson.dumps(attrs, option=orjson.OPT_NON_STR_KEYS).decode() if attrs else None)
+    cols["attributes"].append(_entries(attrs))
+    cols["resource"].append(resource)
+    flags = s.get("flags")
+    cols["flags"].append(flags if isinstance(flags, int) and not isinstance(flags, bool) and 0 <= flags < 2**32
+                         else None)
+    state = _g(s, "traceState", "trace_state")
+    cols["trace_state"].append(state if isinstance(state, str) and state else None)
+    cols["events"].append(_events(s))
+    cols["links"].append(_links(s))
     for f in MARKER_FIELDS:
         v = markers.get(f)
         cols["marker_" + f].append(None if v is None else str(v))
@@ -289,7 +324,7 @@ def _doc_spans(doc, report: ConversionReport, line_no, out: _Columns) -> None:
             report.records_in += 1
             report.reject("resourceSpans entry is not an object", line_no)
             continue
-        service, host, region = _resource_info(rs.get("resource"))
+        service, host, region, resource = _resource_info(rs.get("resource"))
         for ss in _g(rs, "scopeSpans", "scope_spans") or rs.get("instrumentationLibrarySpans") or []:
             if not isinstance(ss, dict):
                 continue
@@ -301,7 +336,7 @@ def _doc_spans(doc, report: ConversionReport, line_no, out: _Columns) -> None:
                     continue
                 n_before = len(cols["span_id"])
                 try:
-                    _add_span(cols, s, service, host, region, scope)
+                    _add_span(cols, s, service, host, region, resource, scope)
                     report.records_out += 1
                 except (SpanError, TypeError, ValueError, AttributeError, OverflowError) as exc:
                     for c in cols.values():  # undo a half-added row
@@ -315,12 +350,11 @@ def read_otlp(path: str | os.PathLike, report: ConversionReport | None = None,
               chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.RecordBatch]:
     """Stream FLAT_SPAN batches from an OTLP JSON file (lines or one document).
 
-    Blocks of canonical JSON lines take a fast path: the compiled parser when it is built
-    (:func:`_native_block`), else the vectorised one (:mod:`obslab.ocsf.otlp_fast`); any block
-    it does not accept is parsed span by span here (``fast=False``: always).
+    Blocks of canonical JSON lines take the compiled parser when it is built
+    (:func:`_native_block`); any block it does not accept, and every block without the
+    extension, is parsed span by span here, the reference (``fast=False``: always).
     """
     from obslab.ocsf import native
-    from obslab.ocsf.otlp_fast import parse_block
 
     report = report if report is not None else ConversionReport()
     report.source = report.source or os.fspath(path)
@@ -331,10 +365,10 @@ def read_otlp(path: str | os.PathLike, report: ConversionReport | None = None,
         return
     first = True
     saw_content = False
-    use_native = native.available()
+    use_native = fast and native.available()
     for block in iter_blocks(path, chunk_bytes):
         first_no = block.first_line_no
-        if first and fast:  # JSON lines (not one pretty document)? then the fast path may try
+        if first and use_native:  # JSON lines (not one pretty document)? then the fast path may try
             head = _first_line(block.data)
             try:
                 orjson.loads(head) if head is not None else None
@@ -342,11 +376,8 @@ def read_otlp(path: str | os.PathLike, report: ConversionReport | None = None,
             except orjson.JSONDecodeError:
                 pass
             saw_content = saw_content or head is not None
-        if fast and not first:
-            if use_native:
-                batch = report.fast_block(_native_block, block.data)
-            else:
-                batch = report.fast_block(parse_block, block.lines)
+        if use_native and not first:
+            batch = report.fast_block(_native_block, block.data)
             if batch is not None:
                 yield from _flush(out, 1)
                 if batch.num_rows:
@@ -398,7 +429,7 @@ def _first_line(data: bytes) -> bytes | None:
 
 
 def _native_block(data: bytes) -> pa.RecordBatch:
-    """FLAT_SPAN rows of a block by the compiled parser (refuses like otlp_fast.parse_block)."""
+    """FLAT_SPAN rows of a block by the compiled parser (it refuses what it cannot reproduce exactly)."""
     from obslab.ocsf import native
     from obslab.ocsf.flat import to_batch
 

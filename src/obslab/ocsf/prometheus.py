@@ -76,7 +76,7 @@ def _series(out: _Columns, series, name, query, unit, report, where) -> Iterator
     service = labels.get("service") or labels.get("job")
     host = labels.get("instance") or labels.get("host")
     region = labels.get("region")
-    label_text = orjson.dumps(labels, option=orjson.OPT_SORT_KEYS).decode()
+    label_text = [(str(k), v if isinstance(v, str) else orjson.dumps(v).decode()) for k, v in sorted(labels.items())]
     c = out.cols
     for pair in samples:
         report.records_in += 1

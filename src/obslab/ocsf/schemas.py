@@ -13,12 +13,15 @@ import pyarrow as pa
 
 I64, STR, F64 = pa.int64(), pa.string(), pa.float64()
 
+STR_MAP = pa.map_(STR, STR)  # typed unmapped: attributes and labels, key -> text
 PRODUCT = pa.struct([("name", STR), ("vendor_name", STR)])
+REPORTER = pa.struct([("name", STR), ("hostname", STR)])
 METADATA = pa.struct(
     [
         ("uid", STR),
         ("version", STR),
         ("product", PRODUCT),
+        ("reporter", REPORTER),  # metrics: the exporter (job) and its instance
         ("profiles", pa.list_(STR)),
         ("log_name", STR),  # source file name (or generator name)
         ("log_provider", STR),  # docker-compose | otlp | prometheus | synthetic
@@ -26,11 +29,12 @@ METADATA = pa.struct(
         ("sequence", I64),  # 1-based line number in the source file
     ]
 )
-ENDPOINT = pa.struct([("svc_name", STR), ("hostname", STR)])
-URL = pa.struct([("path", STR), ("hostname", STR)])
-HTTP_REQUEST = pa.struct([("http_method", STR), ("url", URL)])
+ENDPOINT = pa.struct([("svc_name", STR), ("hostname", STR), ("ip", STR), ("port", I64), ("name", STR)])
+URL = pa.struct([("path", STR), ("hostname", STR), ("scheme", STR), ("port", I64), ("url_string", STR)])
+HTTP_REQUEST = pa.struct([("http_method", STR), ("url", URL), ("user_agent", STR), ("version", STR)])
 HTTP_RESPONSE = pa.struct([("code", I64)])
-SERVICE = pa.struct([("name", STR)])
+SERVICE = pa.struct([("name", STR), ("version", STR), ("uid", STR)])
+OBSERVABLES = pa.list_(pa.struct([("name", STR), ("type_id", I64), ("type", STR), ("value", STR)]))
 SPAN = pa.struct(
     [
         ("uid", STR),
@@ -40,13 +44,15 @@ SPAN = pa.struct(
         ("end_time", I64),
         ("duration", I64),
         ("status_code", STR),
+        ("service", SERVICE),  # the span's own service
     ]
 )
 TRACE = pa.struct(
     [("uid", STR), ("span", SPAN), ("service", SERVICE), ("start_time", I64), ("end_time", I64),
-     ("duration", I64)]
+     ("duration", I64), ("flags", pa.list_(STR))]
 )
-ACTOR = pa.struct([("app_name", STR)])
+USER = pa.struct([("name", STR)])
+ACTOR = pa.struct([("app_name", STR), ("user", USER)])
 API = pa.struct([("operation", STR), ("service", SERVICE)])
 
 UNMAPPED_LOG = pa.struct(
@@ -61,6 +67,8 @@ UNMAPPED_LOG = pa.struct(
         ("error_type", STR),
         ("duration_ms", F64),
         ("time_inferred", pa.bool_()),
+        ("user_name", STR),  # the user of a combined-format access line (HTTP Activity has no actor)
+        ("extra", STR_MAP),  # JSON keys no OCSF field takes (values that are not strings as JSON text)
     ]
 )
 UNMAPPED_SPAN = pa.struct(
@@ -73,9 +81,15 @@ UNMAPPED_SPAN = pa.struct(
         ("http_route", STR),
         ("db_system", STR),
         ("db_statement", STR),
+        ("db_name", STR),
+        ("db_user", STR),
         ("messaging_system", STR),
         ("duration_ms", F64),
-        ("attributes", STR),  # remaining span attributes, JSON object (markers removed)
+        ("attributes", STR_MAP),  # the other span attributes (markers removed)
+        ("resource", STR_MAP),  # resource attributes (service.version, process.*, telemetry.sdk.*, ...)
+        ("trace_state", STR),
+        ("events", STR),  # span events (exceptions), JSON array
+        ("links", STR),  # span links, JSON array
     ]
 )
 UNMAPPED_METRIC = pa.struct(
@@ -87,7 +101,7 @@ UNMAPPED_METRIC = pa.struct(
         ("value", F64),
         ("unit", STR),
         ("query", STR),
-        ("labels", STR),  # series label set, JSON object
+        ("labels", STR_MAP),  # the series' label set (job, instance, ...)
     ]
 )
 
@@ -113,6 +127,8 @@ def _base(unmapped: pa.DataType) -> list[pa.Field]:
         pa.field("start_time", I64),
         pa.field("end_time", I64),
         pa.field("metadata", METADATA, nullable=False),
+        pa.field("observables", OBSERVABLES),
+        pa.field("raw_data", STR),  # the source text, only when asked for (``raw_data=True``)
         pa.field("unmapped", unmapped),
     ]
 
@@ -124,7 +140,7 @@ HTTP_FIELDS = [
     pa.field("dst_endpoint", ENDPOINT),
     pa.field("trace", TRACE),
 ]
-API_FIELDS = [pa.field("actor", ACTOR), pa.field("api", API)]
+API_FIELDS = [pa.field("actor", ACTOR), pa.field("api", API)]  # (HTTP Activity has an actor only in the host profile)
 LIFECYCLE_FIELDS = [pa.field("app", PRODUCT)]
 
 

@@ -147,7 +147,7 @@ def validate_table(table: pa.Table, sample: int | None = None, seed: int = 0,
     res = ValidationResult(rows=n)
     step = 2048
     for i in range(0, len(idx), step):
-        part = table.take(pa.array(idx[i : i + step], pa.int64())).to_pylist()
+        part = table.take(pa.array(idx[i : i + step], pa.int64())).to_pylist(maps_as_pydicts="lossy")
         for row in part:
             event = strip_nulls(row)
             errors = check_event(event, signal)

@@ -131,6 +131,73 @@ class NumCol {
 using I64Col = NumCol<int64_t>;
 using F64Col = NumCol<double>;
 
+// map<string, string> rows: entries appended with key()/value()/null_value(), then close()
+// (or null() for a missing map). Python builds a pyarrow MapArray from
+// ("map", n, validity | None, offsets, keys, values).
+class MapCol {
+ public:
+  MapCol() { offsets_.push_back(0); }
+  StrCol keys, values;
+  void close() {
+    offsets_.push_back(static_cast<int32_t>(keys.size()));
+    valid_.push(true);
+  }
+  void null() {
+    offsets_.push_back(static_cast<int32_t>(keys.size()));
+    valid_.push(false);
+  }
+  size_t size() const { return valid_.size(); }
+  void clear() {
+    keys.clear();
+    values.clear();
+    offsets_.assign(1, 0);
+    valid_.clear();
+  }
+  size_t capacity_bytes() const { return keys.capacity_bytes() + values.capacity_bytes(); }
+  PyObject* to_py() const {
+    return Py_BuildValue("(snNy#NN)", "map", static_cast<Py_ssize_t>(size()), valid_.to_py(),
+                         reinterpret_cast<const char*>(offsets_.data()),
+                         static_cast<Py_ssize_t>(offsets_.size() * sizeof(int32_t)), keys.to_py(), values.to_py());
+  }
+
+ private:
+  std::vector<int32_t> offsets_;
+  Validity valid_;
+};
+
+// --- JSON text as orjson.dumps writes it -------------------------------------------------------
+// a JSON string body: the escapes orjson uses (no \u escapes for non-ASCII, none for "/")
+inline void json_escape(std::string& out, std::string_view s) {
+  static const char* HEXD = "0123456789abcdef";
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out += HEXD[c >> 4];
+          out += HEXD[c & 15];
+        } else {
+          out += ch;
+        }
+    }
+  }
+}
+
+// repr(float) (which orjson.dumps matches) where Python writes fixed notation: shortest
+// round-trip digits, ".0" for integral values; outside that range refuse
+void python_float(double d, std::string& out);
+
+// orjson.dumps(value) for a parsed JSON value (floats in repr's fixed range, else refuse)
+void json_text(simdjson::dom::element v, std::string& out);
+
 // Set d[name] = col.to_py(); false (Python error set) on failure.
 template <class Col>
 bool put(PyObject* d, const char* name, const Col& col) {

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "columns.hpp"
+#include "tables.hpp"
 
 namespace obslab {
 namespace {
@@ -32,42 +33,17 @@ namespace {
 using simdjson::dom::element;
 using simdjson::dom::element_type;
 
-// --- the keys compose.py reads (top level of the JSON object) -------------------------------
-// groups in compose.py's order: _first() takes the first present, non-null, non-"" value
-const std::string_view KEYS[] = {
-    // 0..7 TIME_KEYS
-    "timestamp", "time", "ts", "@timestamp", "t", "datetime", "date", "asctime",
-    // 8..15 LEVEL_KEYS
-    "level", "lvl", "severity", "levelname", "log_level", "loglevel", "log_type", "s",
-    // 16..20 MESSAGE_KEYS
-    "message", "msg", "event_message", "log", "text",
-    // 21..25 LOGGER_KEYS
-    "logger", "logger_name", "name", "c", "component",
-    // 26..28 host
-    "host", "hostname", "host.name",
-    // 29..32 trace id
-    "trace_id", "traceId", "trace.id", "otelTraceID",
-    // 33..36 span id
-    "span_id", "spanId", "span.id", "otelSpanID",
-    // 37..40 method
-    "method", "http_method", "http.method", "http.request.method",
-    // 41..45 path
-    "path", "http_path", "http.target", "url.path", "route",
-    // 46..50 status
-    "status", "status_code", "http_status", "http.status_code", "http.response.status_code",
-    // 51..54 duration
-    "duration_ms", "latency_ms", "elapsed_ms", "response_time_ms",
-    // 55..58 error type
-    "error_type", "error.type", "exc_type", "exception_type",
-    // 59..62 single keys (obj.get)
-    "event", "region", "error", "http"};
-constexpr int N_KEYS = sizeof(KEYS) / sizeof(KEYS[0]);
-struct Group {
-  int first, n;
-};
-constexpr Group TIME{0, 8}, LEVEL{8, 8}, MESSAGE{16, 5}, LOGGER{21, 5}, HOST{26, 3}, TRACE{29, 4}, SPAN{33, 4},
-    METHOD{37, 4}, PATH{41, 5}, STATUS{46, 5}, DURATION{51, 4}, ERROR_TYPE{55, 4};
-constexpr int EVENT = 59, REGION = 60, ERROR = 61, HTTP = 62;
+// --- the keys compose.py reads (top level of the JSON object): tables.hpp, from _tables.py ---
+using tables::KeyGroup;
+using tables::LOG_KEYS;
+constexpr int N_KEYS = tables::N_LOG_KEYS;
+constexpr KeyGroup TIME = tables::G_TIME, LEVEL = tables::G_LEVEL, MESSAGE = tables::G_MESSAGE,
+                   LOGGER = tables::G_LOGGER, HOST = tables::G_HOST, TRACE = tables::G_TRACE_ID,
+                   SPAN = tables::G_SPAN_ID, METHOD = tables::G_HTTP_METHOD, PATH = tables::G_HTTP_PATH,
+                   STATUS = tables::G_HTTP_STATUS, DURATION = tables::G_DURATION_MS,
+                   ERROR_TYPE = tables::G_ERROR_TYPE, CLIENT_IP = tables::G_CLIENT_IP,
+                   USER_AGENT = tables::G_USER_AGENT, HTTP_VERSION = tables::G_HTTP_VERSION;
+constexpr int EVENT = tables::K_EVENT, REGION = tables::K_REGION, ERROR = tables::K_ERROR, HTTP = tables::K_HTTP;
 
 // key -> index: open addressing on length and three bytes, so an unknown key usually costs
 // one table probe and no comparison
@@ -76,7 +52,7 @@ class KeyIndex {
   KeyIndex() {
     table_.fill(-1);
     for (int i = 0; i < N_KEYS; ++i) {
-      size_t h = hash(KEYS[i]);
+      size_t h = hash(LOG_KEYS[i]);
       while (table_[h] >= 0) h = (h + 1) & MASK;
       table_[h] = static_cast<int8_t>(i);
     }
@@ -86,7 +62,7 @@ class KeyIndex {
     for (size_t h = hash(k);; h = (h + 1) & MASK) {
       int i = table_[h];
       if (i < 0) return -1;
-      std::string_view c = KEYS[i];
+      std::string_view c = LOG_KEYS[i];
       if (c.size() != k.size()) continue;
       size_t j = 0;  // (keys are short: a loop beats a memcmp call)
       while (j < k.size() && c[j] == k[j]) ++j;
@@ -333,30 +309,23 @@ void py_upper_str(const element& v, std::string& out) {
 }
 
 // --- classification (compose._classify, ERROR_TEXT, LIFECYCLE) on ASCII text ----------------
-// \b(Traceback \(most recent call last\)|Exception|Error:|panic:)
+// compose.ERROR_TEXT: any of tables::ERROR_PHRASES with a word boundary before it
 bool error_text(std::string_view s) {
-  static const std::string_view ALTS[] = {"Traceback (most recent call last)", "Exception", "Error:", "panic:"};
   for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c != 'T' && c != 'E' && c != 'p') continue;
     if (i > 0 && word_char(s[i - 1])) continue;
-    for (auto a : ALTS)
-      if (s.size() - i >= a.size() && std::memcmp(s.data() + i, a.data(), a.size()) == 0) return true;
+    for (auto a : tables::ERROR_PHRASES)
+      if (s[i] == a[0] && s.size() - i >= a.size() && std::memcmp(s.data() + i, a.data(), a.size()) == 0)
+        return true;
   }
   return false;
 }
 
-// (?i)\b(started|starting|...)\b
+// compose.LIFECYCLE: (?i)\b(phrase|...)\b over tables::LIFECYCLE_PHRASES (lower case)
 bool lifecycle_text(std::string_view s) {
-  static const std::string_view ALTS[] = {"started",      "starting",        "startup complete", "listening on",
-                                          "ready to accept", "ready for start", "shutting down",    "shutdown",
-                                          "stopped",      "stopping",        "exiting",          "server restarted",
-                                          "booting"};
   for (size_t i = 0; i < s.size(); ++i) {
-    char c = lower(s[i]);
-    if (c != 's' && c != 'l' && c != 'r' && c != 'e' && c != 'b') continue;
     if (i > 0 && word_char(s[i - 1])) continue;
-    for (auto a : ALTS) {
+    char c = lower(s[i]);
+    for (auto a : tables::LIFECYCLE_PHRASES) {
       if (a[0] != c || s.size() - i < a.size()) continue;
       size_t j = 1;
       while (j < a.size() && lower(s[i + j]) == a[j]) ++j;
@@ -373,21 +342,23 @@ struct LogColumns {
   I64Col time_ms{"i64"}, http_status{"i64"}, line_no{"i64"};
   F64Col duration_ms{"f64"};
   StrCol service, container, level, message, logger, event, host, region, trace_id, span_id, http_method, http_path,
-      error_type, payload;
+      error_type, client_ip, user_agent, http_version, user_name, payload;
+  MapCol extra;
 
   void clear() {
     for (I64Col* col : {&time_ms, &http_status, &line_no}) col->clear();
     duration_ms.clear();
     for (StrCol* col : strs()) col->clear();
+    extra.clear();
   }
   size_t capacity_bytes() const {
     size_t n = 0;
     for (const StrCol* col : const_cast<LogColumns*>(this)->strs()) n += col->capacity_bytes();
-    return n;
+    return n + extra.capacity_bytes();
   }
-  std::array<StrCol*, 14> strs() {
+  std::array<StrCol*, 18> strs() {
     return {&service, &container, &level, &message, &logger, &event, &host, &region, &trace_id, &span_id,
-            &http_method, &http_path, &error_type, &payload};
+            &http_method, &http_path, &error_type, &client_ip, &user_agent, &http_version, &user_name, &payload};
   }
 
   bool to_dict(PyObject* d) const {
@@ -396,7 +367,9 @@ struct LogColumns {
            put(d, "event", event) && put(d, "host", host) && put(d, "region", region) &&
            put(d, "trace_id", trace_id) && put(d, "span_id", span_id) && put(d, "http_method", http_method) &&
            put(d, "http_path", http_path) && put(d, "http_status", http_status) &&
-           put(d, "duration_ms", duration_ms) && put(d, "error_type", error_type) && put(d, "payload", payload) &&
+           put(d, "duration_ms", duration_ms) && put(d, "error_type", error_type) && put(d, "client_ip", client_ip) &&
+           put(d, "user_agent", user_agent) && put(d, "http_version", http_version) &&
+           put(d, "user_name", user_name) && put(d, "extra", extra) && put(d, "payload", payload) &&
            put(d, "line_no", line_no);
   }
 };
@@ -454,7 +427,9 @@ class ComposeBlock {
     for (StrCol* col : {&c_.level, &c_.event, &c_.http_method}) col->reserve(n, n * 6);
     for (StrCol* col : {&c_.trace_id, &c_.span_id, &c_.http_path})
       col->reserve(n, col == &c_.trace_id ? n * 32 : n * 16);
-    for (StrCol* col : {&c_.logger, &c_.host, &c_.region, &c_.error_type}) col->reserve(n, 0);
+    for (StrCol* col : {&c_.logger, &c_.host, &c_.region, &c_.error_type, &c_.client_ip, &c_.user_agent,
+                        &c_.http_version, &c_.user_name})
+      col->reserve(n, 0);
   }
 
  private:
@@ -505,7 +480,7 @@ class ComposeBlock {
     record(obj, line_no, container, payload);
   }
 
-  const element* first(Group g) const {
+  const element* first(KeyGroup g) const {
     for (int k = g.first; k < g.first + g.n; ++k) {
       if (!present_[k]) continue;
       const element& v = slot_[k];
@@ -527,11 +502,21 @@ class ComposeBlock {
   // known to be good (a refusal drops the whole block anyway)
   void record(simdjson::dom::object obj, int64_t line_no, std::string_view container, std::string_view payload) {
     present_.fill(false);
+    extras_.clear();
     for (auto field : obj) {
       int k = KEY_INDEX.find(field.key);
       if (k >= 0) {
         slot_[k] = field.value;  // duplicate keys: the last value wins, as in a dict
         present_[k] = true;
+      }
+      if (k < 0 || keep_whole(field.key)) {  // tables::LOG_KEEP_KEYS: read in part, kept whole
+        bool dup = false;
+        for (auto& e : extras_)
+          if (e.first == field.key) {
+            e.second = field.value;  // a dict: first place, last value
+            dup = true;
+          }
+        if (!dup) extras_.emplace_back(field.key, field.value);
       }
     }
     if (present_[HTTP] && slot_[HTTP].type() == element_type::OBJECT) throw Refuse("nested http object");
@@ -544,14 +529,15 @@ class ComposeBlock {
     if (const element* lv = first(LEVEL)) {
       py_upper_str(*lv, level_);
       has_level = true;
-      std::string_view txt = level_;  // SHORT_LEVELS
-      if (txt[0] == 'D' && txt.size() <= 2) level_ = "DEBUG";
-      else if (txt.size() <= 7) {
-        if (txt == "I") level_ = "INFO";
-        else if (txt == "W" || txt == "WARNING") level_ = "WARN";
-        else if (txt == "E" || txt == "ERR") level_ = "ERROR";
-        else if (txt == "F") level_ = "FATAL";
-        else if (txt == "CRIT") level_ = "CRITICAL";
+      std::string_view txt = level_;  // tables::SHORT_LEVEL_FROM -> _TO
+      if (!txt.empty() && txt[0] == 'D' && txt.size() <= 2) {
+        level_ = "DEBUG";
+      } else {
+        for (size_t i = 0; i < std::size(tables::SHORT_LEVEL_FROM); ++i)
+          if (txt == tables::SHORT_LEVEL_FROM[i]) {
+            level_ = std::string(tables::SHORT_LEVEL_TO[i]);
+            break;
+          }
       }
     }
     // http: `_first(...) or http.get(...)`; a falsy first value gives None (no http object)
@@ -607,7 +593,8 @@ class ComposeBlock {
     std::string_view event;
     if (present_[EVENT] && slot_[EVENT].type() == element_type::STRING) {
       std::string_view ev = slot_[EVENT].get_string().value_unsafe();
-      if (ev == "access" || ev == "lifecycle" || ev == "error" || ev == "other") event = ev;
+      for (auto known : tables::LOG_EVENTS)
+        if (ev == known) event = ev;
     }
     // error_type: _first(...), else error.get("type") when error is an object
     const element* etv = first(ERROR_TYPE);
@@ -654,6 +641,25 @@ class ComposeBlock {
     if (has_duration) c_.duration_ms.add(duration);
     else c_.duration_ms.null();
     add_str(c_.error_type, etv);
+    add_str(c_.client_ip, first(CLIENT_IP));
+    add_str(c_.user_agent, first(USER_AGENT));
+    add_str(c_.http_version, first(HTTP_VERSION));
+    c_.user_name.null();  // (only plain-text access lines name a user: Python reads those)
+    if (extras_.empty()) {
+      c_.extra.null();
+    } else {
+      for (auto& [key, value] : extras_) {
+        c_.extra.keys.add(key);
+        switch (value.type()) {  // compose._text
+          case element_type::NULL_VALUE: c_.extra.values.null(); break;
+          case element_type::STRING: c_.extra.values.add(value.get_string().value_unsafe()); break;
+          default:
+            json_text(value, c_.extra.values.buf());
+            c_.extra.values.close();
+        }
+      }
+      c_.extra.close();
+    }
     c_.payload.add(payload);
     c_.line_no.add(line_no);
 
@@ -663,7 +669,7 @@ class ComposeBlock {
       c_.event.add(event);
     } else if (has_method && has_status) {
       c_.event.add("access");
-    } else if (has_level && (lv == "ERROR" || lv == "FATAL" || lv == "CRITICAL" || lv == "PANIC")) {
+    } else if (has_level && is_error_level(lv)) {
       c_.event.add("error");
     } else {
       std::string_view head = has_msg ? msg_text.substr(0, 200) : std::string_view();
@@ -677,7 +683,20 @@ class ComposeBlock {
   simdjson::dom::parser parser_;
   bool allocated_ = false;
   LogColumns c_;
+  static bool keep_whole(std::string_view key) {
+    for (auto k : tables::LOG_KEEP_KEYS)
+      if (key == k) return true;
+    return false;
+  }
+
+  static bool is_error_level(std::string_view lv) {
+    for (auto e : tables::ERROR_LEVELS)
+      if (lv == e) return true;
+    return false;
+  }
+
   std::array<element, N_KEYS> slot_;
+  std::vector<std::pair<std::string_view, element>> extras_;
   std::array<bool, N_KEYS> present_{};
   std::string ansi_, tmp_, level_, method_, msg_;
 };

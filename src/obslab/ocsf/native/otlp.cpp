@@ -17,6 +17,7 @@
 #include <string>
 
 #include "columns.hpp"
+#include "tables.hpp"
 
 namespace obslab {
 namespace {
@@ -135,23 +136,11 @@ struct AnyVal {
   enum Kind { NONE, STR, INT, DBL, BOOL, EMPTY_LIST, OTHER } kind = NONE;
   bool from_list = false;  // the first element of an arrayValue (markers accept that)
   std::string_view str;    // STR: valid until the next line is parsed
+  element raw;             // the AnyValue object itself (read_attrs sets it): lists and maps print from it
   int64_t i = 0;
   double d = 0;
   bool b = false;
 };
-
-// repr(float) (which orjson.dumps matches) where Python writes fixed notation: shortest
-// round-trip digits, ".0" for integral values; outside that range refuse
-void python_float(double d, std::string& out) {
-  double a = std::fabs(d);
-  if (!(a == 0 || (a >= 1e-4 && a < 1e16))) throw Refuse("float outside repr's fixed range");
-  char buf[64];
-  auto res = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed);
-  if (res.ec != std::errc()) throw Refuse("float format");
-  std::string_view s(buf, static_cast<size_t>(res.ptr - buf));
-  out.append(s);
-  if (s.find('.') == std::string_view::npos) out += ".0";
-}
 
 // otlp.any_value(): the first recognised key decides, unknown keys are skipped
 AnyVal any_value(element v) {
@@ -239,25 +228,126 @@ bool python_str(const AnyVal& a, std::string& out) {
   }
 }
 
-// --- the attribute keys (otlp.ATTR_COLUMNS, MARKER_FIELDS) ------------------------------------
-enum AttrCol { METHOD, PATH, ROUTE, STATUS, SERVER, DB_SYSTEM, DB_STATEMENT, MESSAGING, N_ATTR_COLS };
-const std::array<std::array<std::string_view, 3>, N_ATTR_COLS> ATTR_KEYS = {{
-    {"http.request.method", "http.method", ""},
-    {"url.path", "http.target", ""},
-    {"http.route", "", ""},
-    {"http.response.status_code", "http.status_code", ""},
-    {"server.address", "net.peer.name", "peer.service"},
-    {"db.system", "db.system.name", ""},
-    {"db.statement", "db.query.text", ""},
-    {"messaging.system", "", ""},
-}};
-const std::array<std::string_view, 4> MARKERS = {"type", "label", "root_cause", "msg"};
+// --- the attribute keys (otlp.ATTR_COLUMNS, MARKER_FIELDS): tables.hpp, from _tables.py ------
+using namespace tables;  // A_HTTP_METHOD .. N_SPAN_ATTRS, SPAN_ATTR_KEYS, MARKER_FIELDS
 
 bool is_extracted(std::string_view key) {
-  for (const auto& keys : ATTR_KEYS)
+  for (const auto& keys : SPAN_ATTR_KEYS)
     for (auto k : keys)
       if (!k.empty() && k == key) return true;
   return false;
+}
+
+bool is_resource_column(std::string_view key) {
+  for (auto k : RESOURCE_COLUMNS)
+    if (k == key) return true;
+  return false;
+}
+
+// orjson.dumps(otlp.any_value(v)): the first recognised key decides, as in any_value()
+void anyvalue_json(element v, std::string& out) {
+  if (v.is_null()) {
+    out += "null";
+    return;
+  }
+  if (v.type() != element_type::OBJECT) throw Refuse("attribute value is not an object");
+  for (key_value_pair field : as_object(v)) {
+    std::string_view key = field.key;
+    element val = field.value;
+    element_type t = val.type();
+    if (key.find('_') != std::string_view::npos) throw Refuse("snake_case attribute value");
+    if (key == "stringValue" || key == "bytesValue") {
+      if (t == element_type::NULL_VALUE) {
+        out += "null";
+      } else {
+        if (t != element_type::STRING) throw Refuse("string value of another type");
+        out += '"';
+        json_escape(out, val.get_string().value());
+        out += '"';
+      }
+    } else if (key == "intValue") {
+      if (t == element_type::NULL_VALUE) out += "null";
+      else out += std::to_string(json_int(val));
+    } else if (key == "doubleValue") {
+      if (t == element_type::NULL_VALUE) {
+        out += "null";
+      } else {
+        if (t != element_type::INT64 && t != element_type::UINT64 && t != element_type::DOUBLE)
+          throw Refuse("doubleValue of another type");
+        python_float(val.get_double().value(), out);
+      }
+    } else if (key == "boolValue") {
+      if (t != element_type::BOOL) throw Refuse("boolValue of another type");
+      out += val.get_bool().value() ? "true" : "false";
+    } else if (key == "arrayValue" || key == "kvlistValue") {
+      bool kv = key == "kvlistValue";
+      out += kv ? '{' : '[';
+      if (!val.is_null()) {
+        if (t != element_type::OBJECT) throw Refuse("array or kvlist value is not an object");
+        for (key_value_pair af : as_object(val)) {
+          if (af.key != "values") throw Refuse("array or kvlist key");
+          if (af.value.type() != element_type::ARRAY) throw Refuse("values is not an array");
+          bool first = true;
+          std::vector<std::string_view> seen;
+          for (element item : as_array(af.value)) {
+            if (!first) out += ',';
+            first = false;
+            if (!kv) {
+              anyvalue_json(item, out);
+              continue;
+            }
+            if (item.type() != element_type::OBJECT) throw Refuse("kvlist entry is not an object");
+            std::string_view k;
+            bool has_key = false;
+            element value;
+            bool has_value = false;
+            for (key_value_pair e : as_object(item)) {
+              if (e.key == "key") {
+                if (e.value.type() != element_type::STRING) throw Refuse("kvlist key is not a string");
+                k = e.value.get_string().value();
+                has_key = true;
+              } else if (e.key == "value") {
+                value = e.value;
+                has_value = true;
+              }
+            }
+            if (!has_key) throw Refuse("kvlist entry without key");
+            for (auto sk : seen)
+              if (sk == k) throw Refuse("repeated kvlist key");
+            seen.push_back(k);
+            out += '"';
+            json_escape(out, k);
+            out += "\":";
+            if (has_value) anyvalue_json(value, out);
+            else out += "null";
+          }
+        }
+      }
+      out += kv ? '}' : ']';
+    } else {
+      continue;  // unknown keys are skipped
+    }
+    return;
+  }
+  out += "null";
+}
+
+// otlp._text(): map text of an attribute value; false for None (lists and maps as JSON)
+bool attr_text(const AnyVal& a, std::string& out) {
+  out.clear();
+  if (a.from_list || a.kind == AnyVal::EMPTY_LIST || a.kind == AnyVal::OTHER) {
+    anyvalue_json(a.raw, out);
+    return true;
+  }
+  switch (a.kind) {
+    case AnyVal::NONE: return false;
+    case AnyVal::STR: out.assign(a.str); break;
+    case AnyVal::INT: out = std::to_string(a.i); break;
+    case AnyVal::BOOL: out = a.b ? "true" : "false"; break;
+    case AnyVal::DBL: python_float(a.d, out); break;
+    default: break;
+  }
+  return true;
 }
 
 // otlp._marker_key(): 'anomaly.type' / 'x-anomaly-type' / '...header.x-anomaly-type' -> index
@@ -283,8 +373,8 @@ int marker_index(std::string_view key) {
     if (i == std::string_view::npos) return -1;
     rest = key.substr(i + 10);
   }
-  for (size_t m = 0; m < MARKERS.size(); ++m) {
-    std::string_view want = MARKERS[m];
+  for (size_t m = 0; m < std::size(MARKER_FIELDS); ++m) {
+    std::string_view want = MARKER_FIELDS[m];
     if (rest.size() != want.size()) continue;
     size_t j = 0;
     while (j < want.size() && (rest[j] == '-' ? '_' : lower(rest[j])) == want[j]) ++j;
@@ -293,38 +383,16 @@ int marker_index(std::string_view key) {
   return -1;
 }
 
-// orjson's escaping of a JSON string body
-void json_escape(std::string& out, std::string_view s) {
-  static const char* HEX = "0123456789abcdef";
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += HEX[c >> 4];
-          out += HEX[c & 15];
-        } else {
-          out += ch;
-        }
-    }
-  }
-}
-
 // --- the columns ----------------------------------------------------------------------------
 struct SpanColumns {
   I64Col time_ms{"i64"}, end_time_ms{"i64"}, start_time_unix_nano{"i64"}, kind{"i64"}, status_code{"i64"},
       http_status{"i64"};
   F64Col duration_ms{"f64"};
   StrCol trace_id, span_id, parent_span_id, service, host, region, name, status_message, scope, http_method,
-      http_path, http_route, server_address, db_system, db_statement, messaging_system, attributes;
+      http_path, http_route, trace_state, events, links;
+  std::array<StrCol, N_SPAN_ATTRS - A_SERVER_ADDRESS> strings;  // tables::SPAN_ATTR_NAMES from server_address on
+  MapCol attributes, resource;
+  I64Col flags{"i64"};
   std::array<StrCol, 4> markers;
   std::vector<size_t> span_resource;  // per span: index into resources
 
@@ -337,6 +405,14 @@ struct SpanColumns {
     span_resource.reserve(n);
   }
 
+  bool strings_to_dict(PyObject* d) const {
+    for (size_t i = 0; i < strings.size(); ++i) {
+      std::string name(SPAN_ATTR_NAMES[A_SERVER_ADDRESS + i]);
+      if (!put(d, name.c_str(), strings[i])) return false;
+    }
+    return true;
+  }
+
   bool to_dict(PyObject* d) const {
     return put(d, "time_ms", time_ms) && put(d, "end_time_ms", end_time_ms) &&
            put(d, "start_time_unix_nano", start_time_unix_nano) && put(d, "duration_ms", duration_ms) &&
@@ -344,10 +420,10 @@ struct SpanColumns {
            put(d, "service", service) && put(d, "host", host) && put(d, "region", region) && put(d, "name", name) &&
            put(d, "kind", kind) && put(d, "status_code", status_code) && put(d, "status_message", status_message) &&
            put(d, "scope", scope) && put(d, "http_method", http_method) && put(d, "http_path", http_path) &&
-           put(d, "http_route", http_route) && put(d, "http_status", http_status) &&
-           put(d, "server_address", server_address) && put(d, "db_system", db_system) &&
-           put(d, "db_statement", db_statement) && put(d, "messaging_system", messaging_system) &&
-           put(d, "attributes", attributes) && put(d, "marker_type", markers[0]) &&
+           put(d, "http_route", http_route) && put(d, "http_status", http_status) && strings_to_dict(d) &&
+           put(d, "attributes", attributes) && put(d, "resource", resource) && put(d, "flags", flags) &&
+           put(d, "trace_state", trace_state) && put(d, "events", events) && put(d, "links", links) &&
+           put(d, "marker_type", markers[0]) &&
            put(d, "marker_label", markers[1]) && put(d, "marker_root_cause", markers[2]) &&
            put(d, "marker_msg", markers[3]);
   }
@@ -357,6 +433,8 @@ struct Resource {  // otlp._resource_info()
   std::string service = "unknown_service";
   std::string host, region;
   bool has_host = false, has_region = false;
+  std::vector<std::pair<std::string, std::string>> rest;  // the other attributes (map text)
+  std::vector<bool> rest_valid;
 };
 
 struct Attr {
@@ -382,6 +460,7 @@ void read_attrs(element v, std::vector<Attr>& out) {
         has_key = true;
       } else if (field.key == "value") {
         val = any_value(field.value);
+        val.raw = field.value;
       }
     }
     if (!has_key) throw Refuse("attribute without key");
@@ -419,6 +498,12 @@ Resource read_resource(element v, std::vector<Attr>& scratch) {
     return out.empty() ? 1 : 2;
   };
   std::string s;
+  for (const Attr& a : scratch) {
+    if (is_resource_column(a.key)) continue;
+    bool valid = attr_text(a.val, s);
+    r.rest.emplace_back(std::string(a.key), s);
+    r.rest_valid.push_back(valid);
+  }
   if (text("service.name", s) == 2) r.service = s;
   // Python's `a or b`: a when truthy, else b (even "" or None)
   for (auto [first, second, dest, has] :
@@ -462,6 +547,16 @@ class OtlpBlock {
       else c_.host.null();
       if (res.has_region) c_.region.add(res.region);
       else c_.region.null();
+      if (res.rest.empty()) {
+        c_.resource.null();
+      } else {
+        for (size_t i = 0; i < res.rest.size(); ++i) {
+          c_.resource.keys.add(res.rest[i].first);
+          if (res.rest_valid[i]) c_.resource.values.add(res.rest[i].second);
+          else c_.resource.values.null();
+        }
+        c_.resource.close();
+      }
     }
     return c_.to_dict(d);
   }
@@ -521,9 +616,12 @@ class OtlpBlock {
     // ids go straight into their columns (a refusal drops the whole block, so a span is
     // never half-added); the other columns are appended once the span is known to be good
     bool has_trace = false, has_span = false, has_parent = false, seen_parent = false, has_msg = false;
-    int64_t start = -1, end = -1, kind = 0, code = 0;
-    std::string_view name, msg;
+    bool has_flags = false;
+    int64_t start = -1, end = -1, kind = 0, code = 0, flags = 0;
+    std::string_view name, msg, state;
     attrs_.clear();
+    events_.clear();
+    links_.clear();
     for (key_value_pair field : as_object(v)) {
       std::string_view k = field.key;
       element val = field.value;
@@ -550,6 +648,21 @@ class OtlpBlock {
         end = nanos(val);
       } else if (k == "attributes") {
         read_attrs(val, attrs_);
+      } else if (k == "flags") {
+        if (val.is_null()) continue;
+        if (val.type() != element_type::INT64) throw Refuse("span flags the Python path must read");
+        flags = val.get_int64().value();
+        has_flags = flags >= 0 && flags < (int64_t{1} << 32);
+      } else if (k == "traceState") {
+        if (val.is_null()) continue;
+        if (val.type() != element_type::STRING) throw Refuse("traceState is not a string");
+        state = val.get_string().value();
+      } else if (k == "events") {
+        events_.clear();
+        if (!val.is_null()) events(val, events_);
+      } else if (k == "links") {
+        links_.clear();
+        if (!val.is_null()) links(val, links_);
       } else if (k == "status") {
         if (val.is_null()) continue;
         if (val.type() != element_type::OBJECT) throw Refuse("status is not an object");
@@ -584,13 +697,169 @@ class OtlpBlock {
     if (has_msg) c_.status_message.add(msg);
     else c_.status_message.null();
     c_.span_resource.push_back(resource);
+    if (has_flags) c_.flags.add(flags);
+    else c_.flags.null();
+    if (!state.empty()) c_.trace_state.add(state);
+    else c_.trace_state.null();
+    if (events_.empty()) c_.events.null();
+    else c_.events.add(events_);
+    if (links_.empty()) c_.links.null();
+    else c_.links.add(links_);
     attribute_columns();
   }
 
+  // {"k": value, ...} of read_attrs() output, as orjson.dumps writes attrs_to_dict(); "null" if empty
+  void attrs_json(const std::vector<Attr>& attrs, std::string& out) {
+    if (attrs.empty()) {
+      out += "null";
+      return;
+    }
+    out += '{';
+    bool first = true;
+    for (const Attr& a : attrs) {
+      if (!first) out += ',';
+      first = false;
+      out += '"';
+      json_escape(out, a.key);
+      out += "\":";
+      if (a.val.from_list || a.val.kind == AnyVal::EMPTY_LIST || a.val.kind == AnyVal::OTHER) {
+        anyvalue_json(a.val.raw, out);
+        continue;
+      }
+      switch (a.val.kind) {
+        case AnyVal::NONE: out += "null"; break;
+        case AnyVal::STR:
+          out += '"';
+          json_escape(out, a.val.str);
+          out += '"';
+          break;
+        case AnyVal::INT: out += std::to_string(a.val.i); break;
+        case AnyVal::DBL: python_float(a.val.d, out); break;
+        case AnyVal::BOOL: out += a.val.b ? "true" : "false"; break;
+        default: anyvalue_json(a.val.raw, out);
+      }
+    }
+    out += '}';
+  }
+
+  // otlp._events(): [{"name", "time_unix_nano", "attributes"}] ("" when there are none)
+  void events(element v, std::string& out) {
+    if (v.type() != element_type::ARRAY) throw Refuse("events is not a list");
+    for (element ev : as_array(v)) {
+      if (ev.type() != element_type::OBJECT) throw Refuse("event is not an object");
+      std::string_view name;
+      bool has_name = false;
+      int64_t t = -1;
+      scratch_.clear();
+      for (key_value_pair f : as_object(ev)) {
+        if (f.key == "name") {
+          if (f.value.is_null()) continue;
+          if (f.value.type() != element_type::STRING) throw Refuse("event name is not a string");
+          name = f.value.get_string().value();
+          has_name = true;
+        } else if (f.key == "timeUnixNano") {
+          if (f.value.type() == element_type::INT64 && f.value.get_int64().value() < 0) throw Refuse("event time");
+          t = nanos(f.value);
+        } else if (f.key == "attributes") {
+          read_attrs(f.value, scratch_);
+        } else if (f.key.find('_') != std::string_view::npos) {
+          throw Refuse("snake_case event key");
+        }
+      }
+      out += out.empty() ? "[" : ",";
+      out += "{\"name\":";
+      if (has_name) {
+        out += '"';
+        json_escape(out, name);
+        out += '"';
+      } else {
+        out += "null";
+      }
+      out += ",\"time_unix_nano\":";
+      out += t < 0 ? "null" : std::to_string(t);
+      out += ",\"attributes\":";
+      attrs_json(scratch_, out);
+      out += '}';
+      scratch_.clear();
+    }
+    if (!out.empty()) out += ']';
+  }
+
+  // lower-case hex id of n chars, or null for null / ""; anything else (base64) refuses
+  static void id_json(element v, size_t n, std::string& out) {
+    if (v.is_null()) {
+      out += "null";
+      return;
+    }
+    if (v.type() != element_type::STRING) throw Refuse("link id of another type");
+    std::string_view s = v.get_string().value();
+    if (s.empty()) {
+      out += "null";
+      return;
+    }
+    if (s.size() != n) throw Refuse("link id that is not hex of its length");
+    out += '"';
+    for (char ch : s) {
+      char c = HEX.to_lower[static_cast<unsigned char>(ch)];
+      if (c == 0) throw Refuse("link id that is not hex");
+      out += c;
+    }
+    out += '"';
+  }
+
+  // otlp._links(): [{"trace_id", "span_id", "trace_state", "attributes"}]
+  void links(element v, std::string& out) {
+    if (v.type() != element_type::ARRAY) throw Refuse("links is not a list");
+    for (element ln : as_array(v)) {
+      if (ln.type() != element_type::OBJECT) throw Refuse("link is not an object");
+      element tid, sid;
+      bool has_tid = false, has_sid = false;
+      std::string_view st;
+      scratch_.clear();
+      for (key_value_pair f : as_object(ln)) {
+        if (f.key == "traceId") {
+          tid = f.value;
+          has_tid = true;
+        } else if (f.key == "spanId") {
+          sid = f.value;
+          has_sid = true;
+        } else if (f.key == "traceState") {
+          if (f.value.is_null()) continue;
+          if (f.value.type() != element_type::STRING) throw Refuse("link traceState is not a string");
+          st = f.value.get_string().value();
+        } else if (f.key == "attributes") {
+          read_attrs(f.value, scratch_);
+        } else if (f.key.find('_') != std::string_view::npos) {
+          throw Refuse("snake_case link key");
+        }
+      }
+      out += out.empty() ? "[" : ",";
+      out += "{\"trace_id\":";
+      if (has_tid) id_json(tid, 32, out);
+      else out += "null";
+      out += ",\"span_id\":";
+      if (has_sid) id_json(sid, 16, out);
+      else out += "null";
+      out += ",\"trace_state\":";
+      if (st.empty()) {
+        out += "null";
+      } else {
+        out += '"';
+        json_escape(out, st);
+        out += '"';
+      }
+      out += ",\"attributes\":";
+      attrs_json(scratch_, out);
+      out += '}';
+      scratch_.clear();
+    }
+    if (!out.empty()) out += ']';
+  }
+
   void attribute_columns() {
-    std::array<const Attr*, N_ATTR_COLS> found{};
-    for (size_t col = 0; col < N_ATTR_COLS; ++col)
-      for (auto k : ATTR_KEYS[col]) {
+    std::array<const Attr*, N_SPAN_ATTRS> found{};
+    for (size_t col = 0; col < N_SPAN_ATTRS; ++col)
+      for (auto k : SPAN_ATTR_KEYS[col]) {
         if (k.empty()) break;
         if (const Attr* a = find_attr(attrs_, k)) {
           found[col] = a;
@@ -603,7 +872,7 @@ class OtlpBlock {
       return &a->val;
     };
     // http_method: str(m).upper()
-    if (const AnyVal* m = plain(found[METHOD])) {
+    if (const AnyVal* m = plain(found[A_HTTP_METHOD])) {
       python_str(*m, tmp_);
       for (char& c : tmp_) {
         if (static_cast<unsigned char>(c) >= 0x80) throw Refuse("non-ASCII method");
@@ -614,7 +883,8 @@ class OtlpBlock {
       c_.http_method.null();
     }
     // http_path / http_route: strings only (the path without its query), else null
-    for (auto [col, out, cut] : {std::tuple{PATH, &c_.http_path, true}, std::tuple{ROUTE, &c_.http_route, false}}) {
+    for (auto [col, out, cut] :
+         {std::tuple{A_HTTP_PATH, &c_.http_path, true}, std::tuple{A_HTTP_ROUTE, &c_.http_route, false}}) {
       const Attr* a = found[col];
       if (a && a->val.kind == AnyVal::STR && !a->val.from_list) {
         std::string_view s = a->val.str;
@@ -628,7 +898,7 @@ class OtlpBlock {
     }
     // http_status: int(code) within int32, else null
     {
-      const Attr* a = found[STATUS];
+      const Attr* a = found[A_HTTP_STATUS];
       int64_t v = 0;
       bool ok = false;
       if (a && a->val.kind != AnyVal::NONE) {
@@ -646,17 +916,16 @@ class OtlpBlock {
       if (ok && v >= INT32_MIN && v <= INT32_MAX) c_.http_status.add(v);
       else c_.http_status.null();
     }
-    for (auto [col, out] : {std::tuple{SERVER, &c_.server_address}, std::tuple{DB_SYSTEM, &c_.db_system},
-                            std::tuple{DB_STATEMENT, &c_.db_statement}, std::tuple{MESSAGING, &c_.messaging_system}}) {
+    for (size_t col = A_SERVER_ADDRESS; col < N_SPAN_ATTRS; ++col) {  // str(value)
+      StrCol& out = c_.strings[col - A_SERVER_ADDRESS];
       const AnyVal* val = plain(found[col]);
-      if (val && python_str(*val, tmp_)) out->add(tmp_);
-      else out->null();
+      if (val && python_str(*val, tmp_)) out.add(tmp_);
+      else out.null();
     }
     // markers leave the attributes; the mapped keys too; the rest becomes one JSON object
     std::array<bool, 4> has_marker{};
     std::array<std::string, 4> marker;
-    std::string& rest = tmp2_;
-    rest.clear();
+    size_t n_rest = 0;
     for (const Attr& a : attrs_) {
       int m = marker_index(a.key);
       if (m >= 0) {
@@ -669,32 +938,13 @@ class OtlpBlock {
         continue;
       }
       if (is_extracted(a.key)) continue;
-      for (char ch : a.key)
-        if (ch == '"' || ch == '\\' || static_cast<unsigned char>(ch) < 0x20) throw Refuse("key needs escaping");
-      if (a.val.from_list || a.val.kind == AnyVal::EMPTY_LIST || a.val.kind == AnyVal::OTHER)
-        throw Refuse("nested or double attribute value");
-      rest += rest.empty() ? "{\"" : ",\"";
-      rest += a.key;
-      rest += "\":";
-      switch (a.val.kind) {
-        case AnyVal::NONE: rest += "null"; break;
-        case AnyVal::STR:
-          rest += '"';
-          json_escape(rest, a.val.str);
-          rest += '"';
-          break;
-        case AnyVal::INT: rest += std::to_string(a.val.i); break;
-        case AnyVal::DBL: python_float(a.val.d, rest); break;
-        case AnyVal::BOOL: rest += a.val.b ? "true" : "false"; break;
-        default: break;
-      }
+      c_.attributes.keys.add(a.key);
+      if (attr_text(a.val, tmp_)) c_.attributes.values.add(tmp_);
+      else c_.attributes.values.null();
+      ++n_rest;
     }
-    if (rest.empty()) {
-      c_.attributes.null();
-    } else {
-      rest += '}';
-      c_.attributes.add(rest);
-    }
+    if (n_rest) c_.attributes.close();
+    else c_.attributes.null();
     for (size_t m = 0; m < 4; ++m) {
       if (has_marker[m]) c_.markers[m].add(marker[m]);
       else c_.markers[m].null();
@@ -704,7 +954,7 @@ class OtlpBlock {
   SpanColumns c_;
   std::vector<Resource> resources_;
   std::vector<Attr> attrs_, scratch_;
-  std::string tmp_, tmp2_;
+  std::string tmp_, events_, links_;
 };
 
 }  // namespace

@@ -1,0 +1,72 @@
+// JSON text of parsed values as the Python readers print them (orjson.dumps / repr(float)).
+#include <charconv>
+#include <cmath>
+
+#include "columns.hpp"
+
+namespace obslab {
+
+void python_float(double d, std::string& out) {
+  double a = std::fabs(d);
+  if (!(a == 0 || (a >= 1e-4 && a < 1e16))) throw Refuse("float outside repr's fixed range");
+  if (d == 0 && std::signbit(d)) throw Refuse("negative zero");  // (readers disagree on its sign)
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed);
+  if (res.ec != std::errc()) throw Refuse("float format");
+  std::string_view s(buf, static_cast<size_t>(res.ptr - buf));
+  out.append(s);
+  if (s.find('.') == std::string_view::npos) out += ".0";
+}
+
+void json_text(simdjson::dom::element v, std::string& out) {
+  using simdjson::dom::element_type;
+  switch (v.type()) {
+    case element_type::NULL_VALUE: out += "null"; break;
+    case element_type::BOOL: out += v.get_bool().value_unsafe() ? "true" : "false"; break;
+    case element_type::INT64: out += std::to_string(v.get_int64().value_unsafe()); break;
+    case element_type::UINT64: out += std::to_string(v.get_uint64().value_unsafe()); break;
+    case element_type::DOUBLE: python_float(v.get_double().value_unsafe(), out); break;
+    case element_type::STRING:
+      out += '"';
+      json_escape(out, v.get_string().value_unsafe());
+      out += '"';
+      break;
+    case element_type::ARRAY: {
+      out += '[';
+      bool first = true;
+      simdjson::dom::array arr = v.get_array().value_unsafe();  // (a named copy: see otlp.cpp as_array)
+      for (simdjson::dom::element e : arr) {
+        if (!first) out += ',';
+        first = false;
+        json_text(e, out);
+      }
+      out += ']';
+      break;
+    }
+    case element_type::OBJECT: {
+      // a dict keeps a repeated key once (first place, last value): leave that to Python
+      simdjson::dom::object obj = v.get_object().value_unsafe();
+      out += '{';
+      bool first = true;
+      size_t n = 0;
+      for (auto field : obj) {
+        size_t m = 0;
+        for (auto other : obj) {
+          if (m++ >= n) break;
+          if (other.key == field.key) throw Refuse("repeated key in a nested object");
+        }
+        ++n;
+        if (!first) out += ',';
+        first = false;
+        out += '"';
+        json_escape(out, field.key);
+        out += "\":";
+        json_text(field.value, out);
+      }
+      out += '}';
+      break;
+    }
+  }
+}
+
+}  // namespace obslab
