@@ -164,6 +164,7 @@ class Lab:
         self.started_ms = _now_ms()
         self.counter = RequestCounter(self.raw / "loadgen.jsonl")
         self.loadgen_sent = 0
+        self.otlp_metrics = 0
         self.loadgen_summary: dict = {}
         self.progress = Progress(cfg.progress)
 
@@ -188,9 +189,10 @@ class Lab:
         faults_file = appendix / "faults.yaml"
         self.catalog = scenario.load_catalog(faults_file) if faults_file.exists() else {}
         self.plan = self._make_plan()
-        for d in (self.raw, self.raw / "traces", self.state):
+        for d in (self.raw, self.raw / "traces", self.raw / "metrics", self.state):
             d.mkdir(parents=True, exist_ok=True)
-        for stale in [self.raw / "logs.txt", self.raw / "loadgen.jsonl", *self.raw.glob("traces/*.jsonl")]:
+        for stale in [self.raw / "logs.txt", self.raw / "loadgen.jsonl", *self.raw.glob("traces/*.jsonl"),
+                      *self.raw.glob("metrics/*.jsonl")]:
             stale.unlink(missing_ok=True)  # a re-run into the same DIR starts clean
         self.sink = LogSink(self.raw / "logs.txt", on_line=self._follow_line)
         for name in ("redis", "postgres", "prometheus", "redis-exporter", "postgres-exporter", "otel-collector",
@@ -302,6 +304,8 @@ class Lab:
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "PYTHONUNBUFFERED": "1",
             "OTEL_TRACES_FILE": str(self.raw / "traces" / f"{name}.jsonl"),
+            # the services' own OTLP metrics, as the Collector's metrics pipeline writes them in Compose
+            "OTEL_METRICS_FILE": str(self.raw / "metrics" / f"{name}.jsonl"),
             # files a service writes (disk_fill) go to the run's state, never into the repo
             "DATA_DIR": str(self.state / name / "data"),
         }
@@ -472,6 +476,7 @@ class Lab:
                 self.driver.verify(prom_url, self.cfg.scrape_interval_s)
         self.stop_all()
         spans = self._gather_traces()
+        self.otlp_metrics = self._gather_otlp_metrics()
         summary.update(self._write_outputs(end_ms, metrics_doc, spans, interrupted))
         return summary
 
@@ -504,9 +509,19 @@ class Lab:
 
     def _gather_traces(self) -> int:
         """Concatenate each process's OTLP JSON lines into raw/traces.jsonl; count the spans."""
-        spans = 0
-        with open(self.raw / "traces.jsonl", "w", encoding="utf-8") as out:
-            for part in sorted((self.raw / "traces").glob("*.jsonl")):
+        return self._gather("traces", lambda doc: sum(
+            len(ss.get("spans", [])) for rs in doc.get("resourceSpans", []) for ss in rs.get("scopeSpans", [])))
+
+    def _gather_otlp_metrics(self) -> int:
+        """The same for the services' OTLP metrics (raw/metrics.jsonl); count the metrics."""
+        return self._gather("metrics", lambda doc: sum(
+            len(sm.get("metrics", [])) for rm in doc.get("resourceMetrics", [])
+            for sm in rm.get("scopeMetrics", [])))
+
+    def _gather(self, kind: str, count) -> int:
+        total = 0
+        with open(self.raw / f"{kind}.jsonl", "w", encoding="utf-8") as out:
+            for part in sorted((self.raw / kind).glob("*.jsonl")):
                 with open(part, encoding="utf-8", errors="replace") as fh:
                     for line in fh:
                         line = line.strip()
@@ -515,12 +530,11 @@ class Lab:
                         try:
                             doc = json.loads(line)
                         except ValueError:
-                            self.errors.append(f"{part.name}: a line that is not JSON was skipped")
+                            self.errors.append(f"{kind}/{part.name}: a line that is not JSON was skipped")
                             continue
                         out.write(line + "\n")
-                        spans += sum(len(ss.get("spans", [])) for rs in doc.get("resourceSpans", [])
-                                     for ss in rs.get("scopeSpans", []))
-        return spans
+                        total += count(doc)
+        return total
 
     def versions(self) -> dict:
         import obslab
@@ -541,6 +555,7 @@ class Lab:
             "log_lines": dict(self.sink.counts) if self.sink else {},
             "log_lines_total": sum(self.sink.counts.values()) if self.sink else 0,
             "spans": spans,
+            "otlp_metrics": self.otlp_metrics,
             "series": prom.series_count(metrics_doc) if metrics_doc else 0,
             "requests_sent": self.counter.count,
             "incidents": len(self.incidents),

@@ -1,8 +1,10 @@
 """OpenTelemetry set-up shared by the Python services.
 
 OTEL_SDK_DISABLED=true: no provider and no instrumentation (the throughput baseline).
-OTEL_TRACES_FILE set (native mode): OTLP JSON lines appended to that file.
-Otherwise: OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT (the Collector in Compose).
+OTEL_TRACES_FILE / OTEL_METRICS_FILE set (native mode): OTLP JSON lines appended to those files.
+Otherwise: OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT (the Collector in Compose, which writes
+traces.jsonl and metrics.jsonl). Metrics (the instrumentations' request durations and the like)
+are exported every OTEL_METRIC_EXPORT_INTERVAL ms (10 s unless set).
 Markers travelling in W3C baggage (anomaly.*) are copied onto every span started in that context.
 """
 
@@ -17,6 +19,7 @@ __all__ = ["MARKER_KEYS", "BaggageMarkerProcessor", "enabled", "setup", "shutdow
 
 MARKER_KEYS = ("anomaly.type", "anomaly.label", "anomaly.root_cause", "anomaly.msg")
 _provider = None
+_meter_provider = None
 
 
 def enabled() -> bool:
@@ -62,7 +65,32 @@ def setup(service: str | None = None) -> bool:
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1000))
     trace.set_tracer_provider(provider)
     _provider = provider
+    _setup_metrics(provider.resource)
     return True
+
+
+def _setup_metrics(resource) -> None:
+    """The global meter provider, before the instrumentations ask for their meters."""
+    global _meter_provider
+    from opentelemetry import metrics
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    path = os.environ.get("OTEL_METRICS_FILE")
+    if path:
+        from opentelemetry.exporter.otlp.json.file import FileMetricExporter
+
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        exporter = FileMetricExporter(path)
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+        endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318").rstrip("/")
+        exporter = OTLPMetricExporter(endpoint=f"{endpoint}/v1/metrics")
+    interval = float(os.environ.get("OTEL_METRIC_EXPORT_INTERVAL") or 10000)
+    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=interval)
+    _meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+    metrics.set_meter_provider(_meter_provider)
 
 
 def shutdown() -> None:
@@ -70,3 +98,5 @@ def shutdown() -> None:
     if _provider is not None:
         _provider.force_flush(5000)
         _provider.shutdown()
+    if _meter_provider is not None:
+        _meter_provider.shutdown(5000)
