@@ -46,7 +46,6 @@ def test_findings_name_a_difference_only_where_intervals_separate():
     assert table.loc[("corruption", "0.6"), "raw features"] == ""
 
 
-@pytest.mark.skipif(not (RESULTS / "sensitivity.csv").exists(), reason="no committed sensitivity table")
 def test_one_committed_point_reproduces():
     """Re-run the sample's k=10 point (three encoders trained from scratch, or from the cache)
     and compare it with the committed table: same seeds, same bootstrap draws, same numbers."""

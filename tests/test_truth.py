@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 from obslab.features import window_labels
 from obslab.labels import phase_arrays
-from obslab.truth import Incident, phases, precedence
+from obslab.truth import Incident, phases, precedence, qualify
 
 S = 1_000  # one second in ms
 
@@ -107,3 +107,11 @@ def test_a_window_is_fault_iff_one_of_its_instants_is(spans, width):
         inside = set(instants[t:t + width])
         expect = "fault" if "fault" in inside else "cooldown" if "cooldown" in inside else "normal"
         assert win[k] == expect, (k, width, spans)
+
+
+def test_qualify_prefixes_ids_and_cascade_links_with_the_run():
+    sec = inc("a-c1", 100, 250, 320, targets=["web"], primary="a")
+    got = qualify([A, sec], "run-2")
+    assert [(i.incident_id, i.primary_incident_id) for i in got] == [("run-2/a", None), ("run-2/a-c1", "run-2/a")]
+    assert A.incident_id == "a"  # copies: the catalog read once stays as it is
+    assert qualify([A], None) == [A]

@@ -17,7 +17,7 @@ import pandas as pd
 
 from obslab._event_rows import load_event_rows
 from obslab.evaluate import control_mask, split_by_time
-from obslab.truth import Incident
+from obslab.truth import Incident, qualify
 
 __all__ = ["EventData", "load_event_data"]
 
@@ -52,19 +52,6 @@ class EventData:
         return normal_blocks(w["window_start_ms"].to_numpy(), starts, w["run"].to_numpy())
 
 
-def _qualify(incidents: list[Incident], run: str | None) -> list[Incident]:
-    if run is None:
-        return list(incidents)
-    out = []
-    for inc in incidents:
-        q = Incident(**{**inc.__dict__})
-        q.incident_id = f"{run}/{inc.incident_id}"
-        if inc.primary_incident_id:
-            q.primary_incident_id = f"{run}/{inc.primary_incident_id}"
-        out.append(q)
-    return out
-
-
 def _kpi_windows(root: Path, window_ms: int) -> pd.DataFrame:
     # KPIs come from spans and logs; the metrics table of a long run is large and not needed
     from obslab.features import read_feature_columns, window_features
@@ -77,7 +64,7 @@ def _one_run(root: Path, run: str | None, window_ms: int, train_fraction: float)
     from obslab.data import read_incidents
     from obslab.features import window_labels
 
-    incidents = _qualify(read_incidents(root), run)
+    incidents = qualify(read_incidents(root), run)
     events = load_event_rows(root)
     events["window_start_ms"] = events["time_ms"] // window_ms * window_ms
     windows = _kpi_windows(root, window_ms)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from obslab.evaluate import Split, split_by_time, stack_splits
+from obslab.truth import qualify
 
 __all__ = [
     "CLOCK_FEATURES",
@@ -137,14 +138,6 @@ def _span_ms(run) -> int:
     return int(times.max() - times.min()) if len(times) else 0
 
 
-def _qualified(incidents, run: str) -> list:
-    from dataclasses import replace
-
-    return [replace(i, incident_id=f"{run}/{i.incident_id}",
-                    primary_incident_id=i.primary_incident_id and f"{run}/{i.primary_incident_id}")
-            for i in incidents]
-
-
 def _load_run(run, window_ms, train_fraction, margin_ms, min_train_rows):
     """One run's windows, truth and split, on its own clock (memoised per process while the
     run's files are unchanged: a sweep over training seeds reads a long run once)."""
@@ -213,7 +206,7 @@ def window_experiment(root=None, *, window_ms: int | None = None, seed: int = 7,
         if corpus:
             lab = lab.assign(incident_id=lab["incident_id"].map(
                 lambda i, r=run_name: f"{r}/{i}" if pd.notna(i) and i else None))  # no incident stays None
-            incs = _qualified(incs, run_name)
+            incs = qualify(incs, run_name)
         frames.append(f.assign(run=run_name))
         labels.append(lab.assign(run=run_name))
         incidents += incs

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Incident", "read_incidents", "write_incidents", "ms_to_iso", "iso_to_ms", "NORMAL", "FAULT",
+__all__ = ["Incident", "read_incidents", "write_incidents", "qualify", "ms_to_iso", "iso_to_ms", "NORMAL", "FAULT",
            "COOLDOWN", "PHASES", "precedence", "assign", "phases"]
 
 
@@ -64,6 +64,18 @@ class Incident:
                 d[f"{key}_ms"] = iso_to_ms(d.pop(key))
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def qualify(incidents: list[Incident], run: str | None) -> list[Incident]:
+    """Copies with ids (and cascade links) as ``"<run>/<id>"``: the runs of a corpus share no id
+    space. ``run=None`` leaves them as they are."""
+    from dataclasses import replace
+
+    if run is None:
+        return list(incidents)
+    return [replace(i, incident_id=f"{run}/{i.incident_id}",
+                    primary_incident_id=i.primary_incident_id and f"{run}/{i.primary_incident_id}")
+            for i in incidents]
 
 
 def write_incidents(path: str | os.PathLike, incidents: list[Incident], **header) -> None:
