@@ -7,6 +7,8 @@ file and epoch milliseconds in code.
 :func:`phases` is the one incident -> phase mapping: the converters' event labels
 (:mod:`obslab.labels`), the KPI table, the window truth of the features and the evaluation's
 split all call it, so an event and the window holding it never disagree on the tie breaks.
+The synthetic generator alone labels finer, per host (a partial outage leaves a service's
+healthy hosts normal); its labels refine these (tests/test_synth_dataset.py checks that).
 """
 
 from __future__ import annotations
