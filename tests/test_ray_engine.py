@@ -37,35 +37,13 @@ def frame(table) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def ray_engine(tmp_path_factory):
-    ray = pytest.importorskip("ray")
-    from ray.cluster_utils import Cluster
+def ray_engine():
+    pytest.importorskip("ray")
+    from obslab.distributed._cluster import local_cluster
 
-    from obslab.distributed import get_engine
-    from obslab.distributed._engine import THREAD_ENV
-
-    tmp = tmp_path_factory.mktemp("raytmp")
-    (tmp / "ray").mkdir()
-    env = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "RAY_TMPDIR": str(tmp)}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "include_dashboard": False, "object_store_memory": 256 << 20})
-    try:
-        cluster.add_node(num_cpus=1, object_store_memory=256 << 20)
-        cluster.wait_for_nodes()
-        ray.init(address=cluster.address, log_to_driver=False, runtime_env={"env_vars": THREAD_ENV})
-        engine = get_engine("ray")
+    with local_cluster(nodes=2) as engine:  # own RAY_TMPDIR, auth and usage stats off; stopped after
         assert engine.workers == 2
         yield engine
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import resource
+import time
 
 # one thread per worker: torch and faiss otherwise take every core of the node, and two
 # workers on two cores would fight for them instead of adding throughput
@@ -26,9 +27,10 @@ def pin_threads() -> None:
 
 def _call(fn, shared, has_shared: bool, *args):
     pin_threads()
+    cpu = time.process_time()
     out = fn(shared, *args) if has_shared else fn(*args)
     # ru_maxrss is KiB on Linux: the worker's peak resident memory so far
-    return out, os.getpid(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return out, os.getpid(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, time.process_time() - cpu
 
 
 class Engine:
@@ -36,13 +38,15 @@ class Engine:
 
     def __init__(self):
         self.peaks: dict[int, int] = {}  # worker pid -> peak RSS bytes seen in its tasks
+        self.cpu_s = 0.0  # CPU seconds the tasks used (a shared machine's wall time varies)
 
     def map(self, fn, items, shared=None) -> list:
         """``[fn(*item) for item in items]`` (``fn(shared, *item)`` when ``shared`` is given),
         results in the order of ``items``. ``shared`` travels to each worker once."""
         results = []
-        for out, pid, peak in self._run(fn, [tuple(i) for i in items], shared, shared is not None):
+        for out, pid, peak, cpu in self._run(fn, [tuple(i) for i in items], shared, shared is not None):
             self.peaks[pid] = max(self.peaks.get(pid, 0), peak)
+            self.cpu_s += cpu
             results.append(out)
         return results
 

@@ -120,13 +120,20 @@ def score_batch(batch: pa.Table, holder, signal: str, schema: pa.Schema) -> pa.T
     """Ray Data function UDF: a batch of lake object paths -> their scores (+ who scored)."""
     from obslab.distributed._engine import pin_threads
 
+    import resource
+    import time
+
     pin_threads()
+    cpu = time.process_time()
     sm = _model(holder)
     out = [score_object(sm, p, signal, schema) for p in batch.column("path").to_pylist()]
     table = pa.concat_tables(out) if out else SCORE_SCHEMA.empty_table()
-    n = table.num_rows
-    return table.append_column("worker_pid", pa.array([os.getpid()] * n, pa.int64())).append_column(
-        "model_loads", pa.array([LOADS["count"]] * n, pa.int64()))
+    n, rss = table.num_rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    cpu = (time.process_time() - cpu) / max(n, 1)  # spread over the rows: the column sums to the batch's CPU
+    return (table.append_column("worker_pid", pa.array([os.getpid()] * n, pa.int64()))
+            .append_column("model_loads", pa.array([LOADS["count"]] * n, pa.int64()))
+            .append_column("worker_peak_rss", pa.array([rss] * n, pa.int64()))
+            .append_column("worker_cpu_s", pa.array([cpu] * n, pa.float64())))
 
 
 def _sorted(table: pa.Table) -> pa.Table:
@@ -138,7 +145,7 @@ def score_lake(lake, model, out=None, signal: str = "traces", engine="local",
     """Score every ``signal`` event of a lake with a scoring model (folder or ScoringModel).
 
     Writes ``out`` (parquet, rows by (time_ms, uid)) when given. Returns ``{"scores": table,
-    "workers": {pid: model loads}, "objects": n}``."""
+    "workers": {pid: model loads}, "peak_rss": {pid: bytes}, "cpu_s": seconds, "objects": n}``."""
     from obslab.distributed._engine import RayEngine, get_engine
 
     lake = find_lake(lake) or lake
@@ -163,10 +170,15 @@ def score_lake(lake, model, out=None, signal: str = "traces", engine="local",
     finally:
         if eng is not engine:
             eng.close()
-    workers = {}
-    for pid, loads in zip(table.column("worker_pid").to_pylist(), table.column("model_loads").to_pylist()):
+    workers, peak = {}, {}
+    for pid, loads, rss in zip(*(table.column(c).to_pylist() for c in ("worker_pid", "model_loads", "worker_peak_rss"))):
         workers[pid] = max(workers.get(pid, 0), loads)
-    scores = _sorted(table.drop_columns(["worker_pid", "model_loads"]).cast(SCORE_SCHEMA))
+        peak[pid] = max(peak.get(pid, 0), rss)
+    import pyarrow.compute as pc
+
+    cpu_s = float(pc.sum(table.column("worker_cpu_s")).as_py() or 0.0)
+    scores = _sorted(table.drop_columns(["worker_pid", "model_loads", "worker_peak_rss", "worker_cpu_s"])
+                     .cast(SCORE_SCHEMA))
     if out is not None:
         import pyarrow.parquet as pq
 
@@ -175,4 +187,4 @@ def score_lake(lake, model, out=None, signal: str = "traces", engine="local",
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         pq.write_table(scores, tmp, compression="zstd")
         os.replace(tmp, out)
-    return {"scores": scores, "workers": workers, "objects": len(files)}
+    return {"scores": scores, "workers": workers, "peak_rss": peak, "cpu_s": cpu_s, "objects": len(files)}
