@@ -22,6 +22,7 @@ import re
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from obslab.features import flatten, log_events, trace_events
@@ -54,7 +55,7 @@ def message_template(messages: pd.Series, max_len: int = 160) -> pd.Series:
 
 _TRACE_EXTRA = ["metadata.uid", "trace.uid", "trace.span.uid", "trace.span.parent_uid",
                 "unmapped.service", "unmapped.db_statement", "unmapped.attributes", "http_response.code",
-                "trace.span.operation", "api.operation"]
+                "trace.span.operation", "api.operation", "http_request.user_agent", "src_endpoint.ip"]
 _LOG_EXTRA = ["message", "http_response.code", "http_request.user_agent", "src_endpoint.ip"]
 
 
@@ -66,6 +67,25 @@ def _attribute(attrs: pd.Series, keys: list[str]) -> pd.Series:
         found = text.str.extract(r'"' + re.escape(key) + r'":"((?:[^"\\]|\\.)*)"', expand=False)
         out = out.fillna(found)
     return out
+
+
+def _typed_attribute(table, keys: list[str]) -> pd.Series | None:
+    """The first of ``keys`` in a typed ``unmapped.attributes`` map column (None: not a map)."""
+    if not isinstance(table, pa.Table):
+        return None
+    if "unmapped.attributes" in table.column_names:
+        col = table.column("unmapped.attributes")
+    elif "unmapped" in table.column_names and table.schema.field("unmapped").type.get_field_index("attributes") >= 0:
+        col = pc.struct_field(table.column("unmapped"), "attributes")
+    else:
+        return None
+    if not pa.types.is_map(col.type):
+        return None
+    out = None
+    for key in keys:
+        value = pc.map_lookup(col, pa.scalar(key), "first")
+        out = value if out is None else pc.coalesce(out, value)
+    return pd.Series(out.to_pandas(), dtype="string")
 
 
 def _url_path(urls: pd.Series) -> pd.Series:
@@ -106,17 +126,25 @@ def span_rows(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
     base = trace_events(table)
     extra = _extra_columns(table, _TRACE_EXTRA)
     attrs = extra["unmapped.attributes"]
+
+    def attribute(keys):  # typed map (current files) or JSON text (older ones)
+        typed = _typed_attribute(table, keys)
+        return _attribute(attrs, keys) if typed is None else typed
+
     out = base
     out["kind"] = "span:" + base["kind"]
-    client_path = _mask_path(_url_path(_attribute(attrs, ["url.full", "http.url"])))
+    client_path = _mask_path(_url_path(attribute(["url.full", "http.url"])))
     out["route"] = base["route"].where(base["route"] != "none", client_path.fillna("none").astype(str))
     out["method"] = base["method"]
     out["status"] = _code(extra["http_response.code"])
     out["severity_id"] = np.nan
     out["template"] = np.where(extra["unmapped.db_statement"].isna(), "none",
                                message_template(extra["unmapped.db_statement"]))
-    out["user_agent"] = _user_agent(_attribute(attrs, ["user_agent.original", "http.user_agent"]))
-    out["client_net"] = _client_net(_attribute(attrs, ["client.address", "http.client_ip", "net.peer.ip"]))
+    # the caller's agent and address have OCSF places now; older files kept them in the attributes
+    agent = extra["http_request.user_agent"].astype("string")
+    out["user_agent"] = _user_agent(agent.fillna(attribute(["user_agent.original", "http.user_agent"])))
+    caller = extra["src_endpoint.ip"].astype("string")
+    out["client_net"] = _client_net(caller.fillna(attribute(["client.address", "http.client_ip", "net.peer.ip"])))
     # caller and entry point: join each span to its parent and to its trace's root span
     span_id = extra["trace.span.uid"].astype("string")
     parent_id = extra["trace.span.parent_uid"].astype("string")

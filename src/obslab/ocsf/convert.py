@@ -51,13 +51,15 @@ def writer_options(schema: pa.Schema) -> dict:
     return dict(WRITER_OPTIONS, column_encoding=column_encodings(schema))
 
 
-def iter_ocsf(signal: str, src: str | os.PathLike, report: ConversionReport, source: str | None = None):
-    """Yield ``(ocsf_table, flat_batch)`` per batch of ``src`` (a raw file of ``signal``)."""
+def iter_ocsf(signal: str, src: str | os.PathLike, report: ConversionReport, source: str | None = None,
+              raw_data: bool = False):
+    """Yield ``(ocsf_table, flat_batch)`` per batch of ``src`` (a raw file of ``signal``);
+    ``raw_data``: keep each log line's text in ``raw_data``."""
     source = source or Path(src).name
     offset = 0
     if signal == "logs":
         for batch, inferred in read_compose_logs(src, report):
-            table = mark_inferred_times(logs_to_ocsf(batch, source, offset), inferred)
+            table = mark_inferred_times(logs_to_ocsf(batch, source, offset, raw_data=raw_data), inferred)
             offset += batch.num_rows
             yield table, batch
     elif signal == "traces":
@@ -74,7 +76,7 @@ def iter_ocsf(signal: str, src: str | os.PathLike, report: ConversionReport, sou
 
 def convert_file(signal: str, src: str | os.PathLike, out: str | os.PathLike, *, incidents=None,
                  labels_writer=None, validate_sample: int | None = 200, seed: int = 0,
-                 quiet: bool = False, source: str | None = None) -> ConversionReport:
+                 quiet: bool = False, source: str | None = None, raw_data: bool = False) -> ConversionReport:
     """Convert one raw file to ``out`` (parquet, explicit schema); returns the report.
 
     ``labels_writer``: an open ``pq.ParquetWriter`` of :data:`obslab.labels.LABELS` to append this
@@ -82,6 +84,7 @@ def convert_file(signal: str, src: str | os.PathLike, out: str | os.PathLike, *,
     checked against the official schema (None: all of them; 0: none). ``source``: the name
     uids and ``metadata.log_name`` carry (default: the file name; a lake job passes the path
     relative to the raw folder, so two ``logs.txt`` of different days get distinct uids).
+    ``raw_data``: log lines keep their text in ``raw_data`` (off by default: it doubles the file).
     """
     from obslab.ocsf import native
     from obslab.ocsf.validate import validate_table
@@ -100,7 +103,7 @@ def convert_file(signal: str, src: str | os.PathLike, out: str | os.PathLike, *,
     writer = pq.ParquetWriter(tmp, schema, **writer_options(schema))
     ok = False
     try:
-        for table, flat in iter_ocsf(signal, src, report, source):
+        for table, flat in iter_ocsf(signal, src, report, source, raw_data=raw_data):
             writer.write_table(table)
             if validate_sample is None:
                 samples.append(table)

@@ -232,18 +232,36 @@ def _ms(values: pa.Array) -> pa.Array:
 
 def _port(text: pa.Array) -> pa.Array:
     """Port text -> int64 (null when it is not a port number)."""
-    ok = pc.fill_null(pc.match_substring_regex(text, r"^[0-9]{1,5}$"), False)
-    num = pc.cast(pc.if_else(ok, text, pa.scalar(None, pa.string())), pa.int64())
-    return pc.if_else(pc.less_equal(pc.fill_null(num, 0), 65535), num, pa.scalar(None, pa.int64()))
+    text = _single(text)
+    if text.null_count == len(text):
+        return _nulls(len(text), pa.int64())
+
+    def parse(values):
+        ok = pc.fill_null(pc.match_substring_regex(values, r"^[0-9]{1,5}$"), False)
+        num = pc.cast(pc.if_else(ok, values, pa.scalar(None, pa.string())), pa.int64())
+        return pc.if_else(pc.less_equal(pc.fill_null(num, 0), 65535), num, pa.scalar(None, pa.int64()))
+    return _per_distinct(text, parse)  # (a few ports repeat over a batch)
 
 
-OBSERVABLE_TYPES = {1: "Hostname", 2: "IP Address", 4: "User Name", 6: "URL String", 16: "HTTP User-Agent",
-                    99: "Other"}
+
+
+IP = r"^([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$"
+
+
+def _split_address(text: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Address text -> (ip, hostname): ``client.address`` and friends may hold a domain name."""
+    text = _single(text)
+    if text.null_count == len(text):
+        return text, text
+    is_ip = pc.fill_null(pc.match_substring_regex(text, IP), False)
+    none = pa.scalar(None, pa.string())
+    return pc.if_else(is_ip, text, none), pc.if_else(is_ip, none, text)
 
 
 def _observables(n: int, entries: list) -> pa.Array:
     """OCSF ``observables`` from ``(name, type_id, values)`` candidates: per row, one entry for
     each candidate that has a value there (built from offsets, no per-row Python)."""
+    entries = [e for e in entries if _single(e[2]).null_count < n]  # (all-null candidates add nothing)
     if not entries:
         return _nulls(n, S.OBSERVABLES)
     valid = np.stack([pc.is_valid(_single(v)).to_numpy(zero_copy_only=False) for _, _, v in entries], axis=1)
@@ -257,8 +275,7 @@ def _observables(n: int, entries: list) -> pa.Array:
     value = values.take(pa.array(cand * n + rows))
     names = pa.array([e[0] for e in entries]).take(pa.array(cand))
     ids = pa.array([e[1] for e in entries], pa.int64()).take(pa.array(cand))
-    types = pa.array([OBSERVABLE_TYPES[e[1]] for e in entries]).take(pa.array(cand))
-    items = pa.StructArray.from_arrays([names, ids, types, value], fields=list(S.OBSERVABLES.value_type))
+    items = pa.StructArray.from_arrays([names, ids, value], fields=list(S.OBSERVABLES.value_type))
     mask = pa.array(counts == 0)
     return pa.ListArray.from_arrays(pa.array(offsets), items, type=S.OBSERVABLES, mask=mask)
 
@@ -451,20 +468,23 @@ def spans_to_ocsf(flat: pa.Table, source: str = "traces", offset: int = 0, provi
          "end_time": end, "duration": dur, "status_code": code_name, "service": own},
         S.SPAN, None,
     )
-    # the caller of an inbound span: its parent's service when the parent is in this batch
+    # the caller of an inbound span: peer.service when the span names it (OpenTracing names the
+    # remote side so on both ends), else its parent's service when the parent is in this batch
     parent_at = pc.index_in(g["parent_span_id"], value_set=g["span_id"])
-    caller = pc.if_else(inbound, pc.take(service, parent_at), none_s)
-    caller_ip = pc.coalesce(g["client_address"], g["peer_address"])
+    caller = pc.if_else(inbound, pc.coalesce(g["peer_service"], pc.take(service, parent_at)), none_s)
+    caller_ip, caller_host = _split_address(pc.coalesce(g["client_address"], g["peer_address"]))
+    peer_ip, peer_host = _split_address(g["peer_address"])
     caller_port = _port(pc.if_else(pc.is_valid(g["client_address"]), g["client_port"], g["peer_port"]))
-    unknown = pc.and_(inbound, pc.and_(pc.is_null(caller), pc.is_null(caller_ip)))
+    unknown = pc.and_(inbound, pc.and_(pc.is_null(caller), pc.is_null(pc.coalesce(caller_ip, caller_host))))
     # 6003 requires actor and src_endpoint: an unidentified caller is named "unknown", never the span's own service
     caller_name = pc.if_else(pc.and_(unknown, pc.equal(class_uid, 6003)), "unknown", none_s)
     called = pc.coalesce(g["peer_service"], g["server_address"])
     self_ep = {"svc_name": service, "hostname": host, "ip": none_s, "port": none_i, "name": none_s}
-    src_in = _struct({"svc_name": caller, "hostname": none_s, "ip": caller_ip, "port": caller_port,
+    src_in = _struct({"svc_name": caller, "hostname": caller_host, "ip": caller_ip, "port": caller_port,
                       "name": caller_name}, S.ENDPOINT, None)
     peer_port = _port(pc.coalesce(g["server_port"], g["peer_port"]))
-    dst_out = _struct({"svc_name": g["peer_service"], "hostname": g["server_address"], "ip": g["peer_address"],
+    dst_out = _struct({"svc_name": g["peer_service"], "hostname": pc.coalesce(g["server_address"], peer_host),
+                       "ip": peer_ip,
                        "port": peer_port, "name": none_s}, S.ENDPOINT,
                       pc.or_(pc.or_(pc.is_valid(g["peer_service"]), pc.is_valid(g["server_address"])),
                              pc.is_valid(g["peer_address"])))
@@ -491,7 +511,7 @@ def spans_to_ocsf(flat: pa.Table, source: str = "traces", offset: int = 0, provi
         metadata=_metadata(n, uid, service, None, source, provider, g["trace_id"], none_i),
         observables=_observables(n, [
             ("src_endpoint.ip", 2, pc.if_else(inbound, caller_ip, none_s)),
-            ("dst_endpoint.ip", 2, pc.if_else(outbound, g["peer_address"], none_s)),
+            ("dst_endpoint.ip", 2, pc.if_else(outbound, peer_ip, none_s)),
             ("dst_endpoint.hostname", 1, pc.if_else(outbound, g["server_address"], none_s)),
             ("unmapped.host", 1, host),
             ("actor.user.name", 4, g["db_user"]),

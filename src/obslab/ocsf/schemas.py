@@ -34,7 +34,9 @@ URL = pa.struct([("path", STR), ("hostname", STR), ("scheme", STR), ("port", I64
 HTTP_REQUEST = pa.struct([("http_method", STR), ("url", URL), ("user_agent", STR), ("version", STR)])
 HTTP_RESPONSE = pa.struct([("code", I64)])
 SERVICE = pa.struct([("name", STR), ("version", STR), ("uid", STR)])
-OBSERVABLES = pa.list_(pa.struct([("name", STR), ("type_id", I64), ("type", STR), ("value", STR)]))
+# (type_id only: the caption ``type`` is optional and costs a column; 1 Hostname, 2 IP Address,
+# 4 User Name, 6 URL String, 16 HTTP User-Agent, 99 Other: trace ids)
+OBSERVABLES = pa.list_(pa.struct([("name", STR), ("type_id", I64), ("value", STR)]))
 SPAN = pa.struct(
     [
         ("uid", STR),
