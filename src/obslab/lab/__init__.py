@@ -8,7 +8,6 @@ Submodules: ``processes`` (start/stop helpers), ``compose`` (docker-compose.yml 
 
 from obslab.lab.compose import ComposeError, ServiceSpec, interpolate, load_compose, rewrite_hosts
 from obslab.lab.processes import LabError, LogSink, ManagedProcess, find_binary, free_port
-from obslab import prom  # the shared Prometheus client (obslab.prom), as ``obslab.lab.prom``
 from obslab.prom import export_range, load_queries
 
 __all__ = [

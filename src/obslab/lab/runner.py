@@ -25,7 +25,8 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
-from obslab.lab import prom, scenario
+from obslab import prom
+from obslab.lab import scenario
 from obslab.lab.compose import ServiceSpec, load_compose
 from obslab.lab.driver import PlanDriver
 from obslab.lab.processes import (
