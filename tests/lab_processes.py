@@ -49,7 +49,7 @@ class Stack:
 
     def start(self, service: str):
         """Start one more Compose service (e.g. the load generator) the way the runner does."""
-        return self.lab._add(self.lab._service_proc(service).start())
+        return self.lab.start_service(service)
 
     def log_lines(self) -> list[tuple[str, str]]:
         """(service, payload) for every line written so far in the Compose log format."""

@@ -351,16 +351,19 @@ class Lab:
             if r.returncode != 0:
                 raise LabError(f"auth-service: npm ci failed: {r.stderr.strip().splitlines()[-1:]}")
 
+    def start_service(self, name: str) -> ManagedProcess:
+        """Start one Compose service as the run does (its environment, folder and log sink)."""
+        return self._add(self._service_proc(name).start())
+
     def start_services(self) -> None:
         self._ensure_node_modules()
         for name in APP_SERVICES:
             if name == "load-generator":
                 continue
-            proc = self._add(self._service_proc(name).start())
-            self._wait_healthy(name, proc)
+            self._wait_healthy(name, self.start_service(name))
 
     def start_load(self) -> None:
-        proc = self._add(self._service_proc("load-generator").start())
+        proc = self.start_service("load-generator")
         self.load_started_ms = _now_ms()
         self._wait_healthy("load-generator", proc)
 
