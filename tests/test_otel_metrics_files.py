@@ -91,3 +91,29 @@ def test_auth_service_writes_otlp_metric_lines(tmp_path):
     assert _service_names(docs) == {"auth-probe"}
     points = _points(docs, "probe_requests")
     assert points and float(points[-1]["asDouble"]) == 3  # JS counters are doubles unless declared INT
+
+
+def test_collector_writes_metrics_and_is_checked_on_its_health_endpoint():
+    """Compose side (static: the Collector image cannot run here): a metrics pipeline from the
+    OTLP receiver to a file in the mounted folder, and a healthcheck that asks health_check."""
+    import yaml
+
+    appendix = REPO / "appendix-code"
+    doc = yaml.safe_load((appendix / "config" / "otel-collector-config.yml").read_text())
+    pipe = doc["service"]["pipelines"]["metrics"]
+    assert "otlp" in pipe["receivers"]
+    exporter = doc["exporters"][next(e for e in pipe["exporters"] if e.startswith("file"))]
+    assert exporter["path"] == "/telemetry/metrics.jsonl" and exporter.get("format") == "json"
+    assert "health_check" in doc["service"]["extensions"]
+    health_port = doc["extensions"]["health_check"]["endpoint"].rsplit(":", 1)[1]
+    compose = yaml.safe_load((appendix / "docker-compose.yml").read_text())
+    collector = compose["services"]["otel-collector"]
+    assert any(m.startswith("./telemetry:/telemetry") for m in collector["volumes"])
+    probe = " ".join(collector["healthcheck"]["test"])
+    assert f"127.0.0.1:{health_port}/" in probe and "validate" not in probe
+    binary = collector["healthcheck"]["test"][1]
+    dockerfile = (appendix / collector["build"]["context"] / collector["build"]["dockerfile"]).read_text()
+    assert f"COPY --from=probe /bin/busybox {binary}" in dockerfile  # the probe exists in the image
+    for name, svc in compose["services"].items():
+        if "otel-collector" in (svc.get("depends_on") or {}):
+            assert svc["depends_on"]["otel-collector"]["condition"] == "service_healthy", name
