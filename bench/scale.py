@@ -57,7 +57,8 @@ def run(copies: int, work: Path) -> dict:
     from obslab.features import trace_events
 
     raw = make_raw(work, copies)
-    out: dict = {"copies": copies, "raw_files": 3 * copies, "cpus": os.cpu_count()}
+    out: dict = {"copies": copies, "raw_files": 3 * copies, "cpus": os.cpu_count(),
+                 "load_average_at_start": round(os.getloadavg()[0], 2)}  # other processes on the machine
     import torch  # noqa: F401  (imported so pin_threads reaches it)
 
     pin_threads()
@@ -102,11 +103,14 @@ def run(copies: int, work: Path) -> dict:
             got = pq.read_table(work / f"ray{nodes}_scores.parquet")
             row.update(score_s=round(secs, 2), score_events_per_s=round(n_scored / secs),
                        score_events_per_cpu_s=round(n_scored / sc["cpu_s"]),
+                       score_events_per_cpu_s_after_load=round(n_scored / (sc["cpu_s"] - sc["load_cpu_s"])),
+                       model_load_cpu_s_per_worker=round(sc["load_cpu_s"] / len(sc["workers"]), 2),
                        score_peak_rss_mb={str(p): round(v / 2**20) for p, v in sorted(sc["peak_rss"].items())},
                        model_loads={str(p): n for p, n in sorted(sc["workers"].items())},
                        scores_equal=bool(got.column("uid").equals(ref_scores.column("uid")) and np.allclose(
                            got.column("score").to_numpy(), ref_scores.column("score").to_numpy(), rtol=1e-5, atol=1e-6)))
             out[f"ray_{nodes}"] = row
+    out["load_average_at_end"] = round(os.getloadavg()[0], 2)
     r1, r2 = out["ray_1"], out["ray_2"]
     out["speedup_2_vs_1"] = {"convert": round(r2["convert_events_per_s"] / r1["convert_events_per_s"], 2),
                              "score": round(r2["score_events_per_s"] / r1["score_events_per_s"], 2)}
@@ -115,7 +119,8 @@ def run(copies: int, work: Path) -> dict:
 
 def report(r: dict) -> str:
     lines = [f"scale bench: {r['copies']} copies of the sample = {r['raw_files']} raw files, {r['events']:,} events, "
-             f"{r['lake_objects']} lake objects, {r['scored_events']:,} trace events scored; {r['cpus']} CPUs",
+             f"{r['lake_objects']} lake objects, {r['scored_events']:,} trace events scored; {r['cpus']} CPUs, "
+             f"load average {r['load_average_at_start']} -> {r['load_average_at_end']}",
              "events/s: wall clock (all workers); ev/cpu-s: events per CPU second of one worker",
              f"{'run':<10}{'start s':>9}{'convert ev/s':>14}{'ev/cpu-s':>10}{'score ev/s':>12}{'ev/cpu-s':>10}"
              "  peak RSS per worker MB (convert / score)"]
@@ -128,7 +133,9 @@ def report(r: dict) -> str:
         lines.append(f"{key + ' wk':<10}{x['startup_s']:>9}{x['convert_events_per_s']:>14,}"
                      f"{x['convert_events_per_cpu_s']:>10,}{x['score_events_per_s']:>12,}{x['score_events_per_cpu_s']:>10,}  {rss}")
         lines.append(f"{'':<10}lake identical to local: {x['lake_identical']}; scores equal: {x['scores_equal']}; "
-                     f"model loads per worker: {sorted(x['model_loads'].values())}")
+                     f"model loads per worker: {sorted(x['model_loads'].values())} "
+                     f"({x['model_load_cpu_s_per_worker']} CPU s each; scoring after it: "
+                     f"{x['score_events_per_cpu_s_after_load']:,} ev/cpu-s)")
     s = r["speedup_2_vs_1"]
     lines.append(f"2 workers vs 1: conversion x{s['convert']}, scoring x{s['score']}")
     return "\n".join(lines)

@@ -18,10 +18,16 @@ import warnings
 
 
 def quiet_ray() -> None:
-    """Keep Ray Data's progress bars and info logs off the driver's stderr."""
-    import ray.data
+    """Keep Ray's and Ray Data's progress bars, notices and info logs off the driver's stderr
+    (a notebook cell that writes to stderr fails the book's build)."""
+    # set before Ray's modules load: they log "Missing packages: ipywidgets" in a kernel
+    logging.getLogger("ray.widgets.util").setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        # tqdm.auto, imported by Ray, warns in a kernel without ipywidgets
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import ray.data
 
-    logging.getLogger("ray").setLevel(logging.WARNING)
+    logging.getLogger("ray").setLevel(logging.WARNING)  # e.g. "Missing packages: ipywidgets"
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # it warns that the bars are off
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
@@ -34,6 +40,7 @@ def local_cluster(nodes: int = 2, object_store_mb: int = 256):
     """Start ``nodes`` 1-CPU nodes, connect, yield a RayEngine; stop everything on exit.
 
     The engine's ``startup_s`` is the wall time from nothing to a connected driver."""
+    quiet_ray()
     import ray
     from ray.cluster_utils import Cluster
 
@@ -55,7 +62,7 @@ def local_cluster(nodes: int = 2, object_store_mb: int = 256):
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, log_to_driver=False, logging_level=logging.WARNING,
                  runtime_env={"env_vars": THREAD_ENV})
-        quiet_ray()
+        quiet_ray()  # ray.init reset the loggers' levels
         engine = RayEngine()
         engine.startup_s = time.perf_counter() - t0
         yield engine

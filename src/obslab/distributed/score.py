@@ -126,14 +126,17 @@ def score_batch(batch: pa.Table, holder, signal: str, schema: pa.Schema) -> pa.T
     pin_threads()
     cpu = time.process_time()
     sm = _model(holder)
+    load = time.process_time() - cpu  # non-zero once per worker: the model's one trip
     out = [score_object(sm, p, signal, schema) for p in batch.column("path").to_pylist()]
     table = pa.concat_tables(out) if out else SCORE_SCHEMA.empty_table()
     n, rss = table.num_rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    cpu = (time.process_time() - cpu) / max(n, 1)  # spread over the rows: the column sums to the batch's CPU
+    # spread over the rows: the columns sum to the batch's CPU seconds
+    cpu, load = (time.process_time() - cpu) / max(n, 1), load / max(n, 1)
     return (table.append_column("worker_pid", pa.array([os.getpid()] * n, pa.int64()))
             .append_column("model_loads", pa.array([LOADS["count"]] * n, pa.int64()))
             .append_column("worker_peak_rss", pa.array([rss] * n, pa.int64()))
-            .append_column("worker_cpu_s", pa.array([cpu] * n, pa.float64())))
+            .append_column("worker_cpu_s", pa.array([cpu] * n, pa.float64()))
+            .append_column("worker_load_cpu_s", pa.array([load] * n, pa.float64())))
 
 
 def _sorted(table: pa.Table) -> pa.Table:
@@ -145,7 +148,8 @@ def score_lake(lake, model, out=None, signal: str = "traces", engine="local",
     """Score every ``signal`` event of a lake with a scoring model (folder or ScoringModel).
 
     Writes ``out`` (parquet, rows by (time_ms, uid)) when given. Returns ``{"scores": table,
-    "workers": {pid: model loads}, "peak_rss": {pid: bytes}, "cpu_s": seconds, "objects": n}``."""
+    "workers": {pid: model loads}, "peak_rss": {pid: bytes}, "cpu_s": worker CPU seconds (of which
+    "load_cpu_s" receiving the model), "objects": n}``."""
     from obslab.distributed._engine import RayEngine, get_engine
 
     lake = find_lake(lake) or lake
@@ -177,7 +181,9 @@ def score_lake(lake, model, out=None, signal: str = "traces", engine="local",
     import pyarrow.compute as pc
 
     cpu_s = float(pc.sum(table.column("worker_cpu_s")).as_py() or 0.0)
-    scores = _sorted(table.drop_columns(["worker_pid", "model_loads", "worker_peak_rss", "worker_cpu_s"])
+    load_cpu_s = float(pc.sum(table.column("worker_load_cpu_s")).as_py() or 0.0)
+    scores = _sorted(table.drop_columns(["worker_pid", "model_loads", "worker_peak_rss", "worker_cpu_s",
+                                         "worker_load_cpu_s"])
                      .cast(SCORE_SCHEMA))
     if out is not None:
         import pyarrow.parquet as pq
@@ -187,4 +193,5 @@ def score_lake(lake, model, out=None, signal: str = "traces", engine="local",
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         pq.write_table(scores, tmp, compression="zstd")
         os.replace(tmp, out)
-    return {"scores": scores, "workers": workers, "peak_rss": peak, "cpu_s": cpu_s, "objects": len(files)}
+    return {"scores": scores, "workers": workers, "peak_rss": peak, "cpu_s": cpu_s, "load_cpu_s": load_cpu_s,
+            "objects": len(files)}
