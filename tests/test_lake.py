@@ -204,7 +204,32 @@ def test_window_features_per_day_equal_whole_run(synth_pair):
     per_day = lake_window_features(lake, window_ms=300_000)
     pd.testing.assert_frame_equal(whole, per_day)
     assert per_day["window_start_ms"].nunique() == 3 * 288
-    # without explicit bounds a day's grid starts at its first event: rows would be lost
-    day = L.read_lake(lake / "lake", "logs", dates=["2025-01-02"])
-    naive = window_features(logs=day, window_ms=300_000)
-    assert naive["window_start_ms"].nunique() < 288
+    # without explicit bounds a day's grid starts at its first event: a quiet first hour
+    # (no events before 01:00) loses its windows; the day's bounds keep all 288
+    lo, hi = L.day_bounds_ms("2025-01-02")
+    day = L.read_lake(lake / "lake", "traces", dates=["2025-01-02"])
+    late = day.filter(pc.greater_equal(day.column("time"), lo + 3_600_000))
+    naive = window_features(traces=late, window_ms=300_000)
+    bounded = window_features(traces=late, window_ms=300_000, start_ms=lo, end_ms=hi - 1)
+    assert bounded["window_start_ms"].nunique() == 288
+    assert naive["window_start_ms"].nunique() <= 288 - 12
+
+
+def test_obslab_needs_no_ray(tmp_path):
+    """Ray is optional: with it unimportable, obslab, its CLI and the local engine work, and
+    asking for the Ray engine is a clear error."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['ray'] = None\n"
+        "import obslab, obslab.lake, obslab.data, obslab.distributed, obslab.distributed.score\n"
+        "from obslab.cli import build_parser; build_parser()\n"
+        "from obslab.distributed import convert_lake, get_engine\n"
+        f"r = convert_lake({str(SAMPLE_RAW)!r}, {str(tmp_path / 'o')!r}, validate_sample=0)\n"
+        "assert r['manifest']['rows'] > 0\n"
+        "try:\n    get_engine('ray')\nexcept RuntimeError as e:\n    print('clear:', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "clear: --engine ray needs Ray" in out.stdout

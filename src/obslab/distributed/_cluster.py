@@ -17,6 +17,13 @@ import time
 import warnings
 
 
+def ray_available() -> bool:
+    """Whether Ray is installed (it is optional: the book and the local engine never need it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("ray") is not None
+
+
 def quiet_ray() -> None:
     """Keep Ray's and Ray Data's progress bars, notices and info logs off the driver's stderr
     (a notebook cell that writes to stderr fails the book's build)."""
