@@ -233,3 +233,27 @@ def test_obslab_needs_no_ray(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "clear: --engine ray needs Ray" in out.stdout
+
+
+def test_lake_cli_features_score_manifest(tmp_path, lake_ds, capsys):
+    from obslab.cli import main
+    from obslab.distributed.score import fit_scoring_model, save_scoring_model
+    from obslab.features import trace_events
+
+    out, _ = lake_ds
+    assert main(["lake", "features", str(out), str(tmp_path / "w.parquet")]) == 0
+    windows = pd.read_parquet(tmp_path / "w.parquet")
+    pd.testing.assert_frame_equal(windows, lake_window_features(out))
+    events = trace_events(read_signal("traces", out))
+    model = save_scoring_model(tmp_path / "model", fit_scoring_model(
+        events, events["time_ms"] <= events["time_ms"].median(), seed=1, epochs=1, min_steps=10,
+        budget_steps=20, check_every=10))
+    capsys.readouterr()
+    assert main(["lake", "score", str(out), str(tmp_path / "s.parquet"), "--model", str(model)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    scores = pq.read_table(tmp_path / "s.parquet").to_pandas()
+    assert printed["events"] == len(scores) == len(events)
+    assert scores["time_ms"].is_monotonic_increasing and scores["uid"].is_unique
+    assert printed["alerts"] == int(scores["alert"].sum())
+    assert main(["lake", "manifest", str(out / "lake")]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == L.read_manifest(out / "lake")["rows"]
