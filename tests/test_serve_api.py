@@ -27,7 +27,8 @@ pytestmark = pytest.mark.integration
 
 KEY = "test-key-7c1f0b2e9d4a"
 OTHER = "not-the-key-5e6f7a8b9c"
-PROTECTED = [("GET", "/status"), ("GET", "/predictions/current"), ("POST", "/feed/data")]
+PROTECTED = [("GET", "/predictions/current"), ("POST", "/feed/data")]
+GUIDE_STATUS = {"tick_count", "last_prediction", "warmup_complete", "rolling_window_size", "servers_tracked", "progress"}
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,13 @@ def test_health_is_open_and_every_other_route_needs_the_key(shared):
     assert httpx.get(d.url + "/health").json() == {"status": "ok"}
     spec = httpx.get(d.url + "/openapi.json").json()
     routes = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops}
-    assert set(PROTECTED) == routes - {("GET", "/health")}  # the test covers every route there is
+    assert set(PROTECTED) == routes - {("GET", "/health"), ("GET", "/status")}  # every route there is
+    # /status without a key: the guide's fields only; with a wrong key: refused; with the key: detail
+    anonymous = httpx.get(d.url + "/status")
+    assert anonymous.status_code == 200 and set(anonymous.json()) == GUIDE_STATUS
+    assert httpx.get(d.url + "/status", headers={"X-API-Key": OTHER}).status_code == 403
+    full = httpx.get(d.url + "/status", headers={"X-API-Key": KEY}).json()
+    assert set(full) > GUIDE_STATUS and "model" in full and "records_total" in full
     for method, path in PROTECTED:
         body = {"json": {"records": []}} if method == "POST" else {}
         missing = httpx.request(method, d.url + path, **body)
@@ -226,6 +233,8 @@ def test_warmup_then_predictions_and_restart_keeps_the_window(daemon, fleet, tmp
         assert model["model_id"] == meta["model_id"] and model["torch_version"] == torch.__version__
         assert model["trained_on"]["generator"] == "obslab.synth.server_metrics_with_labels"
         assert model["trained_on"]["n_records"] > 0 and model["created_at"] == meta["created_at"]
+        assert model["features"] == json.loads((Path(d.args[d.args.index("--model") + 1]) / "meta.json").read_text())[
+            "feature_spec"]["numeric"]
     assert d.stop() in (0, -15)  # uvicorn re-raises SIGTERM after a graceful shutdown
 
     again = daemon(state=state, warmup=100, window=200)

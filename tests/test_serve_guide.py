@@ -17,8 +17,11 @@ import httpx
 import pytest
 import requests
 
+from obslab.serve.evaluation import VALIDATION_OFFSET
+from obslab.serve.fleet import SYNTH_PER_PROFILE
 from obslab.serve.process import DaemonProcess
 from obslab.serve.schemas import METRICS
+from obslab.train import Encoder
 
 pytestmark = pytest.mark.integration
 
@@ -50,9 +53,14 @@ def model_dir(tmp_path_factory) -> Path:
     r = _cli("serve", "train", "--from", "synth", "--days", "1", "--epochs", "2", "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert f"obslab serve --model {out}" in r.stderr
-    meta = json.loads((out / "meta.json").read_text())
-    assert meta["trained_on"]["generator"] == "obslab.serve.fleet.guide_fleet" and meta["trained_on"]["n_servers"] == 45
-    assert set(meta["profiles"]) == {"ppdb", "ppml", "ppapi", "ppcond", "ppetl", "pprisk", "generic"}
+    serving = json.loads((out / "serving.json").read_text())
+    trained, cal = serving["trained_on"], serving["calibration"]
+    assert trained["generator"] == "obslab.serve.fleet.guide_fleet" and trained["n_servers"] == 7 * SYNTH_PER_PROFILE
+    assert set(serving["profiles"]) == {"ppdb", "ppml", "ppapi", "ppcond", "ppetl", "pprisk", "generic"}
+    # thresholds chosen on a validation fleet of another seed, to the target it reports
+    assert cal["on"] == "validation fleet" and cal["seed"] == trained["seed"] + VALIDATION_OFFSET
+    assert 0 < cal["validation_rate"] <= cal["target_rate"] == 0.005
+    Encoder.load(out)  # the library's own format
     return out
 
 
@@ -138,8 +146,16 @@ def test_the_guides_examples_work_unchanged(daemon):
     assert pred["status"] == "ok" and len(pred["servers"]) == status["servers_tracked"]
     again = requests.get(d.url + "/status", headers=headers).json()
     assert isinstance(again["last_prediction"], str)
-    # the guide's `curl http://localhost:8000/status` sends no key: the one documented difference
-    assert requests.get(d.url + "/status").status_code == 401
+    # the guide's status check sends no key: `curl http://localhost:8000/status` and the Python
+    # form; both get the guide's fields (and nothing more) with the guide's types
+    out = subprocess.run(["curl", "-s", f"{d.url}/status"], capture_output=True, text=True, timeout=60)
+    public = json.loads(out.stdout)
+    _types(public, {"tick_count": int, "warmup_complete": bool, "rolling_window_size": int, "servers_tracked": int,
+                    "progress": str, "last_prediction": str})
+    assert set(public) == {"tick_count", "last_prediction", "warmup_complete", "rolling_window_size",
+                           "servers_tracked", "progress"}
+    assert {k: again[k] for k in public} == public
+    assert requests.get(d.url + "/status").json() == public
 
 
 def test_the_guides_placeholder_key_is_refused_with_how_to_make_one(model_dir, tmp_path):
@@ -223,9 +239,10 @@ def test_bad_input_table_no_5xx_no_unbounded_echo_nothing_stored(daemon, capsys)
 
 
 def test_a_key_guessing_loop_is_throttled_per_address(daemon):
-    d = daemon(rate_limit=3)
+    d = daemon(rate_limit=4)
+    anonymous = httpx.get(d.url + "/status")  # the guide's keyless status check: same per-address budget
     codes = [httpx.get(d.url + "/status", headers={"X-API-Key": f"guess-{i:020d}"}).status_code for i in range(4)]
-    assert codes == [403, 403, 403, 429]
+    assert anonymous.status_code == 200 and codes == [403, 403, 403, 429]
     limited = httpx.get(d.url + "/status")
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1  # no key: same address
     assert httpx.get(d.url + "/status", headers={"X-API-Key": KEY}).status_code == 200  # a valid key has its own budget

@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from obslab.serve.auth import KeyChecker, load_keys
-from obslab.serve.features import FEATURES, feature_matrix
+from obslab.serve.features import FEATURES, RECORD_INPUTS, encode, fit_spec, record_frame
 from obslab.serve.ratelimit import RateLimiter
 from obslab.serve.schemas import METRICS, FeedRequest
 from obslab.serve.store import RecordStore, RollingWindow
@@ -86,11 +86,23 @@ def test_schema_reports_every_bad_field_of_every_record():
     assert bad == {(1, "cpu_user_pct"), (1, "status"), (2, "uptime_days"), (2, "server_name")}
 
 
-def test_feature_matrix_ignores_status_and_encodes_time_of_day():
-    values = np.arange(len(METRICS), dtype=float)[None, :].repeat(2, axis=0)
-    x = feature_matrix(values, np.array([0, 6 * 3_600_000]))
-    assert x.shape == (2, len(FEATURES)) and "status" not in FEATURES and "server_name" not in FEATURES
-    assert np.allclose(x[:, -2:], [[0, 1], [1, 0]], atol=1e-6)
+def test_record_inputs_use_the_librarys_feature_spec_and_leave_out_labels_and_uptime():
+    from obslab.features import FeatureSpec, transform
+
+    rng = np.random.default_rng(0)
+    values = rng.uniform(0, 50, size=(200, len(METRICS)))
+    ts = 1_767_607_200_000 + np.arange(200) * 300_000
+    frame = record_frame(values, ts)
+    assert list(frame.columns) == list(RECORD_INPUTS) and "status" not in RECORD_INPUTS
+    assert "server_name" not in RECORD_INPUTS and "uptime_days" not in FEATURES
+    quarter = record_frame(values[:2], np.array([0, 6 * 3_600_000]))
+    assert np.allclose(quarter[["hour_sin", "hour_cos"]].to_numpy(), [[0, 1], [1, 0]], atol=1e-6)
+    spec = fit_spec(values, ts)
+    assert isinstance(spec, FeatureSpec) and spec.numeric == list(FEATURES) and spec.categorical == []
+    assert "back_close_wait" in spec.log1p and "cpu_user_pct" not in spec.log1p
+    x = encode(spec, values, ts)
+    assert x.shape == (200, len(FEATURES)) and np.array_equal(x, transform(spec, frame)[0])  # one encoder of features
+    assert np.isclose(np.median(x[:, FEATURES.index("cpu_user_pct")]), 0, atol=1e-5)  # centred on training rows
 
 
 def _rows(n, server="a", t0=0):
@@ -164,24 +176,29 @@ def test_zabbix_history_maps_to_records():
     FeedRequest.model_validate({"records": recs})
 
 
-def test_training_is_deterministic_and_status_free(tmp_path):
+def test_training_is_deterministic_and_status_free_and_the_folder_is_the_librarys(tmp_path):
     import json
 
     import torch
 
     from obslab.serve.model_store import load_model, train_server_model
     from obslab.serve.sample_records import normal_server_metrics
+    from obslab.train import Encoder
 
     torch.set_num_threads(1)
     df = normal_server_metrics(days=1, step="15m", seed=3, n_servers=4)
     a = train_server_model(df, tmp_path / "a", seed=5, epochs=2)
     relabelled = df.assign(status="critical_issue")  # status is not an input: same model
     b = train_server_model(relabelled, tmp_path / "b", seed=5, epochs=2)
-    meta_a, meta_b = (json.loads((p / "meta.json").read_text()) for p in (a, b))
-    assert meta_a["model_id"] == meta_b["model_id"] and meta_a["threshold"] == meta_b["threshold"]
-    assert meta_a["trained_on"]["sha256"] == meta_b["trained_on"]["sha256"]
-    assert np.array_equal(np.load(a / "normal_embeddings.npy"), np.load(b / "normal_embeddings.npy"))
+    serving_a, serving_b = (json.loads((p / "serving.json").read_text()) for p in (a, b))
+    assert serving_a["model_id"] == serving_b["model_id"] and serving_a["thresholds"] == serving_b["thresholds"]
+    assert serving_a["trained_on"]["sha256"] == serving_b["trained_on"]["sha256"]
     c = train_server_model(df, tmp_path / "c", seed=6, epochs=2)
-    assert json.loads((c / "meta.json").read_text())["model_id"] != meta_a["model_id"]
+    assert json.loads((c / "serving.json").read_text())["model_id"] != serving_a["model_id"]
     model = load_model(a)
-    assert model.normal_embeddings.shape[0] == len(df) == len(model.normal_ids)
+    assert model.reference_values.shape == (len(df), len(METRICS)) and len(model.normal_ids) == len(df)
+    # the library reads the daemon's folder as any exported encoder, and embeds the same
+    enc = Encoder.load(a)
+    assert enc.spec.numeric == model.encoder.spec.numeric and json.loads((a / "meta.json").read_text())["format"] == 1
+    x = model.normalise(model.reference_values[:7], model.reference_ts[:7])
+    assert np.allclose(enc.embed(record_frame(model.reference_values[:7], model.reference_ts[:7])), model.embed(x))

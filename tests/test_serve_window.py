@@ -39,6 +39,25 @@ def test_window_latest_matches_a_brute_force_scan_under_backfill():
         assert sum(len(v) for v in window.by_server.values()) == len(window) == len(kept)
 
 
+def test_eviction_cost_does_not_grow_with_the_window():
+    """O(1) per record: 40,000 records through a window of 40,000 cost about what they cost
+    through one of 400 (an O(window) eviction would be ~100x slower); best of three runs each."""
+    import time
+
+    def run(capacity: int) -> float:
+        rows = [_row(seq, seq * 1000, f"s{seq % 45}") for seq in range(1, 3 * capacity // 2 + 40_001)]
+        window = RollingWindow(capacity)
+        window.extend(rows[: 3 * capacity // 2])  # full, evicting
+        start = time.perf_counter()
+        for i in range(3 * capacity // 2, len(rows), 45):
+            window.extend(rows[i : i + 45])
+        return time.perf_counter() - start
+
+    small = min(run(400) for _ in range(3))
+    large = min(run(40_000) for _ in range(3))
+    assert large < 4 * small, (small, large)
+
+
 def test_state_file_is_pruned_and_counts_survive(tmp_path):
     store = RecordStore(tmp_path / "s.sqlite", keep=10)
     for i in range(5):
@@ -124,12 +143,38 @@ def test_components_see_a_leak_the_latest_record_alone_hides():
     assert np.isnan(short["own"]).all() and np.isnan(short["trend"]).all()
 
 
-def test_the_books_exported_encoder_is_refused_with_what_to_do(tmp_path):
+def test_one_model_folder_format_for_the_book_and_the_daemon(tmp_path):
+    """The book's exported window encoder is refused with the reason; an exported encoder of
+    record fields gets the daemon's reference and serves; an old daemon folder is named."""
+    import json
+
+    import torch
+
     from obslab.features import FeatureSpec
     from obslab.model import TabularResNet
-    from obslab.serve.model_store import load_model
+    from obslab.serve.features import FEATURES, fit_spec
+    from obslab.serve.model_store import NoReference, attach_reference, frame_arrays, load_model
     from obslab.train import save_model
 
-    save_model(tmp_path / "book", TabularResNet(n_numeric=2), FeatureSpec(numeric=["a", "b"], categorical=[]))
-    with pytest.raises(ValueError, match="obslab serve train"):
+    save_model(tmp_path / "book", TabularResNet(n_numeric=2), FeatureSpec(numeric=["req_count", "lat_p99"], categorical=[]))
+    with pytest.raises(ValueError, match="req_count.*obslab serve train"):
         load_model(tmp_path / "book")
+    with pytest.raises(ValueError, match="cannot score server-metrics records"):
+        attach_reference(tmp_path / "book", guide_fleet(days=0.25, seed=1))
+
+    torch.manual_seed(0)
+    fleet = guide_fleet(days=0.5, seed=1)
+    spec = fit_spec(*frame_arrays(fleet))
+    save_model(tmp_path / "enc", TabularResNet(n_numeric=len(FEATURES), d_model=16, n_blocks=1, d_embedding=8), spec)
+    with pytest.raises(NoReference, match="obslab serve train --encoder"):
+        load_model(tmp_path / "enc")
+    model = load_model(attach_reference(tmp_path / "enc", fleet, k=3))
+    assert model.k == 3 and set(model.window_thresholds) == set(_window.COMPONENTS) and model.threshold > 0
+    scores, dist, idx = model.score(model.reference_features[:4])
+    assert scores.shape == (4,) and np.allclose(dist[:, 0], 0, atol=1e-3)  # a reference record is its own neighbour
+
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "model.pt").write_bytes(b"")
+    (tmp_path / "old" / "meta.json").write_text(json.dumps({"features": [], "normalisation": {}}))
+    with pytest.raises(ValueError, match="older `obslab serve train`"):
+        load_model(tmp_path / "old")

@@ -31,6 +31,7 @@ from obslab.serve.schemas import (
     FeedResponse,
     HealthResponse,
     PredictionsResponse,
+    PublicStatusResponse,
     StatusResponse,
     ValidationErrorResponse,
 )
@@ -140,9 +141,14 @@ def create_app(settings: ServeSettings, keys: list[str]) -> FastAPI:
         except RecordError as exc:
             return _invalid(exc.errors)
 
-    @app.get("/status", response_model=StatusResponse, dependencies=[api_key], tags=["ops"], responses=_GUARDED)
-    async def status():
-        """Window, ticks, warmup, tracked servers and the model's identity."""
+    @app.get("/status", response_model=StatusResponse | PublicStatusResponse, tags=["ops"],
+             responses={k: v for k, v in _GUARDED.items() if k != 401},
+             openapi_extra={"security": [{"APIKeyHeader": []}, {}]})
+    async def status(request: Request):
+        """Window, ticks, warmup, tracked servers and the model's identity. Without a key (the
+        guide's `curl .../status`): the guide's fields only, rate-limited per client address."""
+        if request.scope.get("state", {}).get("key_id") is None:
+            return _json(daemon.public_status())
         return _json(daemon.status())
 
     @app.get("/predictions/current", response_model=PredictionsResponse, dependencies=[api_key],

@@ -18,7 +18,7 @@ import pandas as pd
 
 from obslab.serve.schemas import METRICS
 
-__all__ = ["PROFILES", "profile_of", "guide_fleet", "inject_leak", "fleet_names"]
+__all__ = ["PROFILES", "LEAK_KINDS", "SYNTH_PER_PROFILE", "profile_of", "guide_fleet", "inject_leak", "fleet_names"]
 
 _CPU = ("cpu_user_pct", "cpu_sys_pct", "cpu_iowait_pct", "java_cpu_pct")
 # typical daytime levels per profile: cpu user/sys/iowait/java, mem, swap, disk, net in/out (MB/s),
@@ -47,7 +47,9 @@ PROFILES: dict[str, dict[str, float]] = {
                     front_close_wait=2, load_average=1.5),
 }
 _PREFIXES = tuple(p for p in PROFILES if p != "generic")
+LEAK_KINDS = {"memory": "mem_used_pct", "close_wait": "back_close_wait", "disk": "disk_usage_pct"}  # kind -> metric
 _DAY_MS = 86_400_000
+SYNTH_PER_PROFILE = 16  # servers per profile (and generic) of the fleets the daemon trains, calibrates and is measured on
 
 
 def profile_of(server_name: str) -> str:
@@ -59,10 +61,12 @@ def profile_of(server_name: str) -> str:
     return "generic"
 
 
-def fleet_names(per_profile: int = 6) -> list[str]:
-    """45 servers with the default 6 per named profile and 9 generic, like the guide's fleet."""
+def fleet_names(per_profile: int = 6, generic: int | None = None) -> list[str]:
+    """45 servers with the default 6 per named profile and 9 generic, like the guide's fleet;
+    ``generic`` sets the number of generic servers (default: up to 45 in all)."""
     names = [f"{p}{i + 1:03d}" for p in _PREFIXES for i in range(per_profile)]
-    return names + [f"srv{i + 1:03d}" for i in range(45 - len(names))] if len(names) < 45 else names
+    generic = max(0, 45 - len(names)) if generic is None else generic
+    return names + [f"srv{i + 1:03d}" for i in range(generic)]
 
 
 def guide_fleet(days: float = 2, seed: int = 0, names: list[str] | None = None,
@@ -113,7 +117,9 @@ def inject_leak(df: pd.DataFrame, server: str, start: pd.Timestamp, kind: str = 
 
     memory: mem_used_pct climbs ``rate_per_hour`` points an hour (default 2) up to 99, swap
     follows once memory is above 90. close_wait: back_close_wait grows by ``rate_per_hour``
-    connections an hour (default 24). Status stays "healthy": the annotation is not the truth."""
+    connections an hour (default 24). disk: disk_usage_pct climbs ``rate_per_hour`` points an
+    hour (default 2; a log or spool filling the disk). Status stays "healthy": the annotation is
+    not the truth."""
     out = df.copy()
     rows = (out["server_name"] == server) & (out["timestamp"] >= start)
     hours = (out.loc[rows, "timestamp"] - start).dt.total_seconds().to_numpy() / 3600
@@ -123,6 +129,8 @@ def inject_leak(df: pd.DataFrame, server: str, start: pd.Timestamp, kind: str = 
         out.loc[rows, "swap_used_pct"] = np.minimum(100.0, out.loc[rows, "swap_used_pct"] + np.maximum(0, mem - 90) * 3)
     elif kind == "close_wait":
         out.loc[rows, "back_close_wait"] = out.loc[rows, "back_close_wait"] + np.floor((rate_per_hour or 24.0) * hours)
+    elif kind == "disk":
+        out.loc[rows, "disk_usage_pct"] = np.minimum(100.0, out.loc[rows, "disk_usage_pct"] + (rate_per_hour or 2.0) * hours)
     else:
-        raise ValueError(f"unknown leak kind {kind!r}: memory or close_wait")
+        raise ValueError(f"unknown leak kind {kind!r}: {', '.join(LEAK_KINDS)}")
     return out

@@ -5,7 +5,10 @@ loop guessing keys is answered 429 after ``--rate-limit`` attempts a minute.
 
 It runs before FastAPI parses anything, so an unauthenticated or oversized request is refused
 without its body being read into memory or validated. ``/health`` and the API description
-(``/openapi.json``, ``/docs``) are open.
+(``/openapi.json``, ``/docs``) are open. ``GET /status`` without a key is let through (the
+metrics-feed guide's ``curl .../status`` sends none), counted against the client address like
+any request without a valid key; the route then answers only the guide's fields. A wrong key is
+still 403: it is a mistake to report, not an anonymous caller.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import orjson
 from obslab.serve.auth import KeyChecker
 from obslab.serve.ratelimit import RateLimiter
 
-__all__ = ["Guard", "OPEN_PATHS"]
+__all__ = ["Guard", "OPEN_PATHS", "ANONYMOUS_GET"]
 
 OPEN_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+ANONYMOUS_GET = frozenset({"/status"})  # answered without a key, with less detail
 
 
 async def _send_error(send, status: int, detail: str, headers: list | None = None) -> None:
@@ -50,6 +54,9 @@ class Guard:
             if wait:
                 return await _send_error(send, 429, f"too many requests without a valid key; retry in {wait} s",
                                          [(b"retry-after", str(wait).encode())])
+            if not presented and scope["method"] == "GET" and scope["path"] in ANONYMOUS_GET:
+                scope.setdefault("state", {})["key_id"] = None
+                return await self.app(scope, receive, send)
             if not presented:
                 return await _send_error(send, 401, "missing X-API-Key header",
                                          [(b"www-authenticate", b'APIKey header="X-API-Key"')])

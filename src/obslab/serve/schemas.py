@@ -30,6 +30,7 @@ __all__ = [
     "FeedResponse",
     "ValidationErrorResponse",
     "StatusResponse",
+    "PublicStatusResponse",
     "PredictionsResponse",
     "ErrorResponse",
     "HealthResponse",
@@ -272,23 +273,29 @@ class WarmupInfo(BaseModel):
     percent: float
 
 
-class StatusResponse(BaseModel):
-    """The guide's fields (tick_count, last_prediction, warmup_complete, rolling_window_size,
-    servers_tracked, progress as text) and richer detail beside them."""
+class PublicStatusResponse(BaseModel):
+    """``GET /status`` without a key: the guide's fields only (tick_count, last_prediction,
+    warmup_complete, rolling_window_size, servers_tracked, progress as text)."""
 
+    model_config = ConfigDict(extra="forbid")
     tick_count: int
     last_prediction: str | None
     warmup_complete: bool
     rolling_window_size: int
     servers_tracked: int
     progress: str
+
+
+class StatusResponse(PublicStatusResponse):
+    """With a valid key: the guide's fields and richer detail beside them."""
+
+    model_config = ConfigDict(extra="forbid")
     window_capacity: int
     ticks: int
     records_total: int = Field(description="records accepted since the state file was created")
     records_stored: int = Field(description="records still in the state file (window + retention)")
     newest_timestamp: str | None
     last_prediction_time: str | None
-    servers_tracked: int
     warmup: WarmupInfo
     model: ModelInfo
 
@@ -308,7 +315,7 @@ class Contribution(BaseModel):
 
 class WindowContribution(BaseModel):
     metric: str
-    component: Literal["profile", "own", "trend"]
+    component: Literal["profile", "own", "trend", "drift"]
     ratio: float = Field(description="|z| over the component's threshold; above 1 alone flags the server")
     z: float
 
@@ -322,7 +329,7 @@ class ServerPrediction(BaseModel):
     flagged: bool
     flag: bool = Field(description="same as flagged")
     since: str | None = Field(description="when the flagged excursion began (null if not flagged)")
-    components: dict[str, float] = Field(description="record, profile, own, trend: each score over its threshold")
+    components: dict[str, float] = Field(description="record, profile, own, trend, drift: each score over its threshold")
     top_metrics: list[WindowContribution]
     anomaly_score: float = Field(description="the latest record's k-NN distance to normal training records")
     record_flag: bool = Field(description="anomaly_score above the record threshold")

@@ -10,7 +10,6 @@ from collections import defaultdict
 import numpy as np
 import orjson
 
-from obslab.serve.features import LOG_INDEX
 from obslab.serve.model_store import ServerModel
 from obslab.serve import _window
 from obslab.serve._errors import clip
@@ -23,6 +22,7 @@ __all__ = ["Daemon", "RecordError"]
 _UTC = dt.timezone.utc
 _NEAREST = 3  # neighbours and features shown per server
 _VALUES = operator.attrgetter(*METRICS)  # one C call per record instead of 14 getattr
+_METRIC_INDEX = {m: i for i, m in enumerate(METRICS)}
 
 
 def _epoch_ms(t: dt.datetime) -> int:
@@ -84,10 +84,6 @@ class Daemon:
         self.window.extend(store.newest(window))  # resume after a restart
         self._cache: tuple[int, bytes] | None = None
         self.last_prediction_ms: int | None = None
-        # denormalisation of the normal records' features, once, for explanations
-        norm = model.normaliser
-        self._normal_raw = model.normal_features[:, : len(METRICS)] * norm.std[: len(METRICS)] + norm.mean[: len(METRICS)]
-        self._normal_raw[:, LOG_INDEX] = np.expm1(self._normal_raw[:, LOG_INDEX])
 
     # ---- ingest -------------------------------------------------------------------------
     def _progress(self) -> dict:
@@ -146,22 +142,28 @@ class Daemon:
         return out
 
     # ---- status ---------------------------------------------------------------------------
-    def status(self) -> dict:
-        meta = self.model.meta
-        last = None if self.last_prediction_ms is None else iso(self.last_prediction_ms)
+    def public_status(self) -> dict:
+        """The guide's fields only: what a caller without a key may know."""
         return {
             "tick_count": self.store.tick,
-            "last_prediction": last,
+            "last_prediction": None if self.last_prediction_ms is None else iso(self.last_prediction_ms),
             "warmup_complete": self.warmup_complete(),
-            "progress": self._progress_text(),
-            "window_capacity": self.window.capacity,
             "rolling_window_size": len(self.window),
+            "servers_tracked": len(self.window.latest),
+            "progress": self._progress_text(),
+        }
+
+    def status(self) -> dict:
+        meta = self.model.meta
+        public = self.public_status()
+        return {
+            **public,
+            "window_capacity": self.window.capacity,
             "ticks": self.store.tick,
             "records_total": self.store.total,
             "newest_timestamp": None if self.store.newest_ts is None else iso(self.store.newest_ts),
-            "last_prediction_time": last,
+            "last_prediction_time": public["last_prediction"],
             "records_stored": self.store.stored(),
-            "servers_tracked": len(self.window.latest),
             "warmup": {"complete": self.warmup_complete(), **self._progress()},
             "model": {
                 "model_id": meta["model_id"],
@@ -209,10 +211,11 @@ class Daemon:
             return []
         values, ts = RollingWindow.arrays(rows)
         x = self.model.normalise(values, ts)
-        scores, dist, idx = self.model.score(x)
-        # why: per metric, how far (in training z-units) the record sits from its nearest normal record
-        nearest = self.model.normal_features[idx[:, 0], : len(METRICS)]
-        deviation = np.abs(x[:, : len(METRICS)] - nearest)
+        scores, dist, idx = self.model.score(x, _NEAREST)
+        # why: per metric input, how far (in training z-units) the record sits from its nearest normal record
+        columns = [c for c in self.model.encoder.spec.numeric if c in _METRIC_INDEX]
+        inputs = [self.model.encoder.spec.numeric.index(c) for c in columns]
+        deviation = np.abs(x[:, inputs] - self.model.reference_features[idx[:, 0]][:, inputs])
         out = []
         parts = self._window_parts(rows)
         for i, row in enumerate(rows):
@@ -229,15 +232,17 @@ class Daemon:
                      "distance": float(d)}
                     for j, d in zip(idx[i, :_NEAREST], dist[i, :_NEAREST])
                 ],
-                "top_features": [
-                    {"feature": METRICS[f], "value": float(values[i, f]),
-                     "normal_value": float(self._normal_raw[idx[i, 0], f]), "deviation": float(deviation[i, f])}
-                    for f in top
-                ],
+                "top_features": [self._contribution(columns[f], values[i], idx[i, 0], deviation[i, f])
+                                 for f in top],
             }
             entry.update(self._window_score(row, record_ratio, parts[i]))
             out.append(entry)
         return out
+
+    def _contribution(self, column: str, values: np.ndarray, ref: int, deviation: float) -> dict:
+        m = _METRIC_INDEX[column]
+        return {"feature": column, "value": float(values[m]),
+                "normal_value": float(self.model.reference_values[ref, m]), "deviation": float(deviation)}
 
     def _window_parts(self, rows: list[Row]) -> list[tuple[dict, list[Row], np.ndarray | None, dict | None]]:
         """Per row: the window components (|z| per metric), the server's history, its transformed
@@ -256,7 +261,8 @@ class Daemon:
             x = _window.transform(np.array([[r.values for r in histories[i]] for i in members],
                                            dtype=np.float64).reshape(-1, len(METRICS))).reshape(
                 len(members), -1, len(_window.WINDOW_METRICS))
-            stacked = {key: np.array([profiles[i][key] for i in members]) for key in ("median", "scale")}
+            keys = [k for k in ("median", "scale", "low", "high") if all(k in profiles[i] for i in members)]
+            stacked = {key: np.array([profiles[i][key] for i in members]) for key in keys}
             comps = _window.components(x, stacked)
             for k, i in enumerate(members):
                 parts[i] = ({c: z[k] for c, z in comps.items()}, histories[i], x[k], profiles[i])
@@ -269,7 +275,7 @@ class Daemon:
         ratios = {"record": record_ratio}
         top_metrics: list[dict] = []
         for comp, z in comps.items():
-            if np.isnan(z).all():
+            if np.isnan(z).all() or comp not in self.model.window_thresholds:  # older folders lack newer components
                 continue
             ratio = z / self.model.window_thresholds[comp]
             ratios[comp] = float(np.nanmax(ratio))
