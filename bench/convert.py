@@ -10,8 +10,8 @@ machine is shared: wall time swings with the neighbours, CPU time much less). Li
 happen before the clock starts; loading the OCSF schema and validating are inside it.
 
 Baseline, in the same run: the same conversion with the compiled block parsers switched off
-(``OBSLAB_NATIVE=0``: Arrow's JSON reader, the previous fast path); the ratio of the two is the
-figure that does not depend on how fast the machine is today. ``--big-gb N`` also converts an
+(``OBSLAB_NATIVE=0``: the Python readers, the reference); the ratio of the two is the figure
+that does not depend on how fast the machine is today. ``--big-gb N`` also converts an
 N GB log file to check that memory stays bounded. Goals (one core): >= 200k spans/s,
 >= 300k lines/s, peak RSS < 1 GB for a 2 GB input.
 """

@@ -15,6 +15,7 @@
 #include <tuple>
 #include <cstring>
 #include <string>
+#include <unordered_map>
 
 #include "columns.hpp"
 #include "tables.hpp"
@@ -231,12 +232,43 @@ bool python_str(const AnyVal& a, std::string& out) {
 // --- the attribute keys (otlp.ATTR_COLUMNS, MARKER_FIELDS): tables.hpp, from _tables.py ------
 using namespace tables;  // A_HTTP_METHOD .. N_SPAN_ATTRS, SPAN_ATTR_KEYS, MARKER_FIELDS
 
-bool is_extracted(std::string_view key) {
-  for (const auto& keys : SPAN_ATTR_KEYS)
-    for (auto k : keys)
-      if (!k.empty() && k == key) return true;
-  return false;
-}
+// attribute key -> (column, rank in its group): one hash probe per attribute instead of a scan
+// of every column's keys
+// (open addressing on the length and three bytes, as compose.cpp's KeyIndex: an unknown key
+// usually costs one probe and no comparison)
+struct AttrIndex {
+  struct Slot {
+    std::string_view key;
+    std::pair<int, int> at{-1, -1};
+  };
+  static constexpr size_t MASK = 511;
+  std::array<Slot, MASK + 1> table;
+  static size_t hash(std::string_view k) {
+    auto b = [&](size_t i) { return static_cast<size_t>(static_cast<unsigned char>(k[i])); };
+    return (k.size() * 131 + b(0) * 31 + b(k.size() - 1) * 7 + b(k.size() / 2) * 3) & MASK;
+  }
+  AttrIndex() {
+    for (int col = 0; col < N_SPAN_ATTRS; ++col)
+      for (int r = 0; r < static_cast<int>(std::size(SPAN_ATTR_KEYS[col])); ++r) {
+        std::string_view k = SPAN_ATTR_KEYS[col][r];
+        if (k.empty()) continue;
+        size_t h = hash(k);
+        while (table[h].at.first >= 0) h = (h + 1) & MASK;
+        table[h] = {k, {col, r}};
+      }
+  }
+  const std::pair<int, int>* find(std::string_view key) const {
+    if (key.empty()) return nullptr;
+    for (size_t h = hash(key);; h = (h + 1) & MASK) {
+      const Slot& s = table[h];
+      if (s.at.first < 0) return nullptr;
+      if (s.key == key) return &s.at;
+    }
+  }
+};
+const AttrIndex ATTR_INDEX;
+
+bool is_extracted(std::string_view key) { return ATTR_INDEX.find(key) != nullptr; }
 
 bool is_resource_column(std::string_view key) {
   for (auto k : RESOURCE_COLUMNS)
@@ -403,6 +435,12 @@ struct SpanColumns {
     span_id.reserve(n, 16);
     parent_span_id.reserve(n, 16);
     span_resource.reserve(n);
+    for (StrCol* c : {&service, &host, &region, &name, &status_message, &scope, &http_method, &http_path, &http_route,
+                      &trace_state, &events, &links})
+      c->reserve(n, c == &name || c == &http_path ? n * 16 : 0);
+    for (StrCol& c : strings) c.reserve(n, 0);
+    for (StrCol& c : markers) c.reserve(n, 0);
+    flags.reserve(n);
   }
 
   bool strings_to_dict(PyObject* d) const {
@@ -857,15 +895,15 @@ class OtlpBlock {
   }
 
   void attribute_columns() {
-    std::array<const Attr*, N_SPAN_ATTRS> found{};
-    for (size_t col = 0; col < N_SPAN_ATTRS; ++col)
-      for (auto k : SPAN_ATTR_KEYS[col]) {
-        if (k.empty()) break;
-        if (const Attr* a = find_attr(attrs_, k)) {
-          found[col] = a;
-          break;
+    std::array<const Attr*, N_SPAN_ATTRS> found{};  // the first key of each group present wins
+    std::array<int, N_SPAN_ATTRS> rank;
+    rank.fill(1 << 30);
+    for (const Attr& a : attrs_)
+      if (const auto* hit = ATTR_INDEX.find(a.key))
+        if (hit->second < rank[hit->first]) {
+          rank[hit->first] = hit->second;
+          found[hit->first] = &a;
         }
-      }
     auto plain = [&](const Attr* a) -> const AnyVal* {  // value or null for a column
       if (!a || a->val.kind == AnyVal::NONE) return nullptr;
       if (a->val.from_list) throw Refuse("list value in a mapped attribute");
