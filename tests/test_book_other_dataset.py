@@ -40,6 +40,9 @@ def test_the_page_shows_the_tested_command():
     assert re.search(r"^OBSLAB_DATA=\S+ make book", page, re.M)
 
 
+# about 5 CPU minutes (three fixed-budget encoder trainings dominate); on a machine shared with
+# other jobs the wall time doubles, past the suite's 900 s default
+@pytest.mark.timeout(1800)
 def test_every_notebook_runs_on_a_small_synthetic_dataset(tmp_path):
     data = tmp_path / "synth-small"
     gen = subprocess.run([*obslab_command(), "synth", *SYNTH_ARGS, "--out", str(data), "--quiet"],
@@ -54,7 +57,7 @@ def test_every_notebook_runs_on_a_small_synthetic_dataset(tmp_path):
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")]))}
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "conftest", "--nbval-lax",
            "--nbval-current-env", "-rs", *map(str, NOTEBOOKS)]
-    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1700)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-6000:]
     # every code cell of every notebook ran (a notebook skipped for want of data would not count)
