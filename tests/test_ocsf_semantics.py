@@ -248,7 +248,13 @@ def test_vendor_names_observables_and_prometheus_product(tmp_path):
     spans = _convert("traces", OTLP / "collector_fileexporter_javaagent_lamp.jsonl", tmp_path)
     assert {r["metadata"]["product"]["vendor_name"] for r in logs} == {"Docker"}
     assert {r["metadata"]["product"]["vendor_name"] for r in spans} == {"OpenTelemetry"}
-    assert all({"name": "trace.uid", "type_id": 99, "value": r["trace"]["uid"]} in r["observables"] for r in spans)
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample" / "raw" / "logs.txt"  # a lab run's access lines
+    traced = [r for r in _convert("logs", sample, tmp_path) if r.get("trace")]
+    assert traced and all({"name": "trace.uid", "type_id": 99, "value": r["trace"]["uid"]} in r["observables"]
+                          for r in traced)
+    ips = [o for r in spans for o in r.get("observables") or [] if o["type_id"] == 2]
+    assert ips and all(o["value"] == r_ip for o, r_ip in zip(ips, [r["src_endpoint"]["ip"] for r in spans
+                                                                   if r.get("src_endpoint", {}).get("ip")]))
     src = FIXTURES / "prometheus" / "generated_here_debian_prometheus_2.42" / "01_up_two_targets_one_down.json"
     raw = json.loads(src.read_text())["data"]["result"]
     metrics = _convert("metrics", src, tmp_path)
