@@ -470,15 +470,19 @@ def spans_to_ocsf(flat: pa.Table, source: str = "traces", offset: int = 0, provi
     )
     # the caller of an inbound span: peer.service when the span names it (OpenTracing names the
     # remote side so on both ends), else its parent's service when the parent is in this batch
-    parent_at = pc.index_in(g["parent_span_id"], value_set=g["span_id"])
-    caller = pc.if_else(inbound, pc.coalesce(g["peer_service"], pc.take(service, parent_at)), none_s)
+    if pc.any(inbound).as_py():
+        parent_at = pc.index_in(g["parent_span_id"], value_set=g["span_id"])
+        caller = pc.if_else(inbound, pc.coalesce(g["peer_service"], pc.take(service, parent_at)), none_s)
+    else:
+        caller = none_s
     caller_ip, caller_host = _split_address(pc.coalesce(g["client_address"], g["peer_address"]))
     peer_ip, peer_host = _split_address(g["peer_address"])
     caller_port = _port(pc.if_else(pc.is_valid(g["client_address"]), g["client_port"], g["peer_port"]))
     unknown = pc.and_(inbound, pc.and_(pc.is_null(caller), pc.is_null(pc.coalesce(caller_ip, caller_host))))
     # 6003 requires actor and src_endpoint: an unidentified caller is named "unknown", never the span's own service
     caller_name = pc.if_else(pc.and_(unknown, pc.equal(class_uid, 6003)), "unknown", none_s)
-    called = pc.coalesce(g["peer_service"], g["server_address"])
+    called = pc.coalesce(g["peer_service"], g["server_address"]) if g["peer_service"].null_count < n \
+        else g["server_address"]
     # src/dst per field (a struct-level if_else costs ~10x more than its string children's)
     def pick(cond, a, b):
         return a if cond is True else b if cond is False else pc.if_else(cond, a, b)
@@ -508,7 +512,8 @@ def spans_to_ocsf(flat: pa.Table, source: str = "traces", offset: int = 0, provi
                    "url_string": url_string}, S.URL, pc.is_valid(g["http_path"]))
     actor_app = pc.if_else(inbound, pc.coalesce(caller, caller_name), service)
     user = _struct({"name": g["db_user"]}, S.USER, pc.is_valid(g["db_user"]))
-    api_service = pc.if_else(outbound, pc.coalesce(called, g["db_system"], g["messaging_system"], service), service)
+    called_any = [c for c in (called, g["db_system"], g["messaging_system"]) if c.null_count < n]
+    api_service = pc.if_else(outbound, pc.coalesce(*called_any, service), service) if called_any else service
     cols.update(
         time=start,
         start_time=start,
