@@ -113,7 +113,10 @@ def test_json_access_lines_client_ip_and_user_agent(tmp_path, reader):
     assert [r["src_endpoint"]["ip"] for r in rows] == ["10.1.2.3"] * 3
     assert rows[0]["http_request"]["user_agent"] == "curl/8.5"
     # unknown keys are kept, typed: a map whose non-string values are JSON text
-    assert rows[0]["unmapped"]["extra"] == {"tenant": "a", "nested": '{"k":[1,2]}', "service": "web-api"}
+    # (its "service" is the line's own service: not repeated; another service would be kept)
+    assert rows[0]["unmapped"]["extra"] == {"tenant": "a", "nested": '{"k":[1,2]}'}
+    path.write_text(f"web-api-1  | {json.dumps(dict(rec, service='billing'))}\n")
+    assert _convert("logs", path, tmp_path)[0]["unmapped"]["extra"]["service"] == "billing"
 
 
 # ----------------------------------------------------------------------------- item 2
@@ -202,7 +205,8 @@ def test_trace_state_is_kept(tmp_path):
 def test_unknown_json_log_keys_are_kept_and_raw_data_on_request(tmp_path, reader):
     path = LOGS / "gologs_colored_json_app_logs_lines1-9000.log"
     rows = _convert("logs", path, tmp_path, raw_data=True)
-    known = {k for group in T.LOG_KEY_GROUPS.values() for k in group} | set(T.LOG_SINGLE_KEYS)
+    known = {k for group in T.LOG_KEY_GROUPS.values() for k in group} | set(T.LOG_SINGLE_KEYS) | \
+        set(T.LOG_SAME_AS_SERVICE)
     checked = 0
     for row in rows[:2000]:
         payload = row["raw_data"]

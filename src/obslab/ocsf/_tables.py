@@ -35,6 +35,9 @@ LOG_KEY_GROUPS: dict[str, tuple[str, ...]] = {
 LOG_SINGLE_KEYS = ("event", "region", "error", "http")
 # keys that are read only in part: kept whole among the line's other keys (FLAT_LOG.extra)
 LOG_KEEP_KEYS = ("error",)
+# keys left out of FLAT_LOG.extra when their value is the line's service (the Compose prefix
+# without its replica suffix): our services write it on every line, and it says nothing new
+LOG_SAME_AS_SERVICE = ("service",)
 LOG_EVENTS = ("access", "lifecycle", "error", "other")
 
 # level text (upper case) -> the level written; a D plus at most one character is DEBUG
@@ -128,7 +131,8 @@ def render_header() -> str:
     out += ["// compose JSON log keys: groups (first present wins), then single keys"]
     out += _array("LOG_KEYS", keys) + groups + singles
     out += [f"inline constexpr int N_LOG_KEYS = {len(keys)};", ""]
-    out += _array("LOG_KEEP_KEYS", LOG_KEEP_KEYS) + _array("LOG_EVENTS", LOG_EVENTS)
+    out += _array("LOG_KEEP_KEYS", LOG_KEEP_KEYS) + _array("LOG_SAME_AS_SERVICE", LOG_SAME_AS_SERVICE)
+    out += _array("LOG_EVENTS", LOG_EVENTS)
     out += _array("SHORT_LEVEL_FROM", SHORT_LEVELS) + _array("SHORT_LEVEL_TO", SHORT_LEVELS.values())
     out += _array("ERROR_LEVELS", ERROR_LEVELS)
     out += ["// case-sensitive, word boundary before"] + _array("ERROR_PHRASES", ERROR_PHRASES, 3)

@@ -47,6 +47,7 @@ SHORT_LEVELS = T.SHORT_LEVELS
 EVENTS = set(T.LOG_EVENTS)
 KNOWN_KEYS = frozenset(k for group in G.values() for k in group) | frozenset(T.LOG_SINGLE_KEYS)
 KEEP_KEYS = frozenset(T.LOG_KEEP_KEYS)
+SAME_AS_SERVICE = frozenset(T.LOG_SAME_AS_SERVICE)
 
 
 def _first(d: dict, keys):
@@ -137,6 +138,7 @@ def _json_record(obj: dict) -> dict:
         "user_agent": _str(_first(obj, G["user_agent"])),
         "http_version": _str(_first(obj, G["http_version"])),
         "extra": _extra(obj),
+        "same_as_service": {k: obj[k] for k in SAME_AS_SERVICE if isinstance(obj.get(k), str)},
     }
 
 
@@ -264,8 +266,12 @@ def read_compose_logs(path: str | os.PathLike, report: ConversionReport | None =
                         cols["time_ms"][row] = t
                     pending.clear()
             cols["time_ms"].append(t)
-            cols["service"].append(REPLICA.sub("", container))
+            service = REPLICA.sub("", container)
+            cols["service"].append(service)
             cols["container"].append(container)
+            same = rec.get("same_as_service")
+            if same and rec.get("extra"):  # (string values only, as the compiled reader compares them)
+                rec["extra"] = [(k, v) for k, v in rec["extra"] if same.get(k) != service] or None
             for f in fields:
                 cols[f].append(rec.get(f))
             cols["event"][-1] = _classify(rec)

@@ -645,21 +645,23 @@ class ComposeBlock {
     add_str(c_.user_agent, first(USER_AGENT));
     add_str(c_.http_version, first(HTTP_VERSION));
     c_.user_name.null();  // (only plain-text access lines name a user: Python reads those)
-    if (extras_.empty()) {
-      c_.extra.null();
-    } else {
-      for (auto& [key, value] : extras_) {
-        c_.extra.keys.add(key);
-        switch (value.type()) {  // compose._text
-          case element_type::NULL_VALUE: c_.extra.values.null(); break;
-          case element_type::STRING: c_.extra.values.add(value.get_string().value_unsafe()); break;
-          default:
-            json_text(value, c_.extra.values.buf());
-            c_.extra.values.close();
-        }
+    size_t n_extra = 0;
+    for (auto& [key, value] : extras_) {
+      if (value.type() == element_type::STRING && value.get_string().value_unsafe() == service &&
+          same_as_service(key))
+        continue;  // tables::LOG_SAME_AS_SERVICE: the line's own service says nothing new
+      ++n_extra;
+      c_.extra.keys.add(key);
+      switch (value.type()) {  // compose._str
+        case element_type::NULL_VALUE: c_.extra.values.null(); break;
+        case element_type::STRING: c_.extra.values.add(value.get_string().value_unsafe()); break;
+        default:
+          json_text(value, c_.extra.values.buf());
+          c_.extra.values.close();
       }
-      c_.extra.close();
     }
+    if (n_extra) c_.extra.close();
+    else c_.extra.null();
     c_.payload.add(payload);
     c_.line_no.add(line_no);
 
@@ -683,6 +685,12 @@ class ComposeBlock {
   simdjson::dom::parser parser_;
   bool allocated_ = false;
   LogColumns c_;
+  static bool same_as_service(std::string_view key) {
+    for (auto k : tables::LOG_SAME_AS_SERVICE)
+      if (key == k) return true;
+    return false;
+  }
+
   static bool keep_whole(std::string_view key) {
     for (auto k : tables::LOG_KEEP_KEYS)
       if (key == k) return true;

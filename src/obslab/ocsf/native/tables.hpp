@@ -49,6 +49,9 @@ inline constexpr int N_LOG_KEYS = 74;
 inline constexpr std::string_view LOG_KEEP_KEYS[] = {
     "error",
 };
+inline constexpr std::string_view LOG_SAME_AS_SERVICE[] = {
+    "service",
+};
 inline constexpr std::string_view LOG_EVENTS[] = {
     "access", "lifecycle", "error", "other",
 };
