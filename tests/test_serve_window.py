@@ -173,6 +173,14 @@ def test_one_model_folder_format_for_the_book_and_the_daemon(tmp_path):
     scores, dist, idx = model.score(model.reference_features[:4])
     assert scores.shape == (4,) and np.allclose(dist[:, 0], 0, atol=1e-3)  # a reference record is its own neighbour
 
+    # `obslab serve train --encoder DIR` (and `obslab serve --model DIR` at start): the encoder as
+    # exported, the daemon's part chosen on a validation fleet beside it
+    from obslab.serve.cli import build
+
+    served = build("synth", tmp_path / "served", days=0.25, encoder=tmp_path / "enc")
+    assert (served / "meta.json").read_bytes() == (tmp_path / "enc" / "meta.json").read_bytes()
+    assert load_model(served).serving["calibration"]["on"] == "validation fleet"
+
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "model.pt").write_bytes(b"")
     (tmp_path / "old" / "meta.json").write_text(json.dumps({"features": [], "normalisation": {}}))

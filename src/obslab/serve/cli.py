@@ -153,32 +153,26 @@ def run(args: argparse.Namespace) -> int:
     # 68 ms with default threads vs 4 ms with one, on a loaded 2-core machine)
     torch.set_num_threads(1)
     faiss.omp_set_num_threads(1)
-    from obslab.serve.model_store import NoReference, load_model
+    from obslab.serve.model_store import NoReference
+
+    def settings() -> ServeSettings:
+        return ServeSettings(model_dir=args.model, state_path=args.state, window=args.window, warmup=args.warmup,
+                             rate_limit=args.rate_limit, max_body_bytes=args.max_body_bytes, retain=args.retain,
+                             reset_state=args.reset_state)
 
     try:
-        load_model(args.model)
-    except NoReference:
-        # an exported encoder of record fields: give it the daemon's part once, in a folder beside it
-        encoder, args.model = args.model, args.model.with_name(args.model.name + "-serving")
-        print(f"obslab serve: {encoder} has no daemon reference; building one from the guide's synthetic fleet "
-              f"into {args.model} (reused on the next start)", file=sys.stderr)
         try:
-            built = args.model if (args.model / "serving.json").exists() else build("synth", args.model, encoder=encoder)
-        except (ValueError, OSError) as exc:
-            built = str(exc)
-        if isinstance(built, str):
-            print(f"obslab serve: {built}", file=sys.stderr)
-            return 2
-    except (ValueError, FileNotFoundError, OSError) as exc:
-        print(f"obslab serve: {exc}", file=sys.stderr)
-        return 2
-    try:
-        app = create_app(
-            ServeSettings(model_dir=args.model, state_path=args.state, window=args.window, warmup=args.warmup,
-                          rate_limit=args.rate_limit, max_body_bytes=args.max_body_bytes, retain=args.retain,
-                          reset_state=args.reset_state),
-            keys,
-        )
+            app = create_app(settings(), keys)
+        except NoReference:
+            # an exported encoder of record fields: give it the daemon's part once, in a folder beside it
+            encoder, args.model = args.model, args.model.with_name(args.model.name + "-serving")
+            print(f"obslab serve: {encoder} has no daemon reference; building one from the guide's synthetic fleet "
+                  f"into {args.model} (reused on the next start)", file=sys.stderr)
+            if not (args.model / "serving.json").exists():
+                built = build("synth", args.model, encoder=encoder)
+                if isinstance(built, str):
+                    raise ValueError(built) from None
+            app = create_app(settings(), keys)
     except (ValueError, FileNotFoundError, OSError, StateFileError) as exc:
         print(f"obslab serve: {exc}", file=sys.stderr)
         return 2

@@ -124,8 +124,9 @@ def _first(times: pd.Series, start: pd.Timestamp) -> float:
 def leak_delays(model: ServerModel, days: float = 1, seed: int = 202, horizon_hours: float = 8) -> dict:
     """One leak of each kind (memory, CLOSE_WAIT, disk) on a server of each profile, starting at
     staggered hours; per leak the minutes (and records) from its start to the server's first
-    flag (censored at ``horizon_hours``: not caught), and the minutes until the leaked metric
-    passes the highest healthy value of the server's profile in the same fleet (``extreme_min``)."""
+    flag (censored at ``horizon_hours``: not caught), the minutes until the leaked metric passes
+    the highest healthy value of the server's profile in the same fleet (``extreme_min``), and
+    until the leak has added the profile's whole healthy range to it (``range_min``)."""
     names = fleet_names()
     healthy = guide_fleet(days=days, seed=seed, names=names)
     df, leaks = healthy, []
@@ -151,6 +152,10 @@ def leak_delays(model: ServerModel, days: float = 1, seed: int = 202, horizon_ho
         row["delay_records"] = row["delay_min"] / 5 + 1 if row["delay_min"] == row["delay_min"] else float("nan")
         row["record_only_delay_min"] = _first(mine.loc[mine["record_flag"], "timestamp"], start)
         row["extreme_min"] = _first(series.loc[series[metric] > ceiling, "timestamp"], start)
+        # the time the leak takes to add the profile's whole healthy range (max - min) to the metric
+        spread = ceiling - healthy.loc[healthy["server_name"].map(profile_of) == profile, metric].min()
+        added = series[metric] - healthy.loc[series.index, metric]
+        row["range_min"] = _first(series.loc[added >= spread, "timestamp"], start)
         rows.append(row)
     table = pd.DataFrame(rows)
     out = {"leaks": len(table), "horizon_hours": horizon_hours, "table": table}

@@ -2,7 +2,7 @@
 
     python -m obslab.serve.examples book/appendix/api-examples
 
-Trains a small model (1 day of the guide's healthy fleet, 2 epochs), starts ``obslab serve``
+Trains a small model (``obslab serve train --from synth --days 1 --epochs 2``), starts ``obslab serve``
 on a free loopback port, sends each request of the page and writes the request (as a curl
 command) and the answer (status line + JSON, long lists shortened) to one text file per example.
 """
@@ -17,14 +17,13 @@ from pathlib import Path
 import httpx
 import torch
 
+from obslab.serve.cli import build
 from obslab.serve.fleet import guide_fleet
-from obslab.serve.model_store import train_server_model
 from obslab.serve.process import DaemonProcess
 from obslab.serve.sample_records import records_from_frame
 from obslab.serve.schemas import METRICS
 
 KEY = "example-key-change-me-0123"
-MODEL_SOURCE = {"generator": "obslab.serve.fleet.guide_fleet", "days": 1, "seed": 0}
 
 
 def _shorten(value, keep: int = 2):
@@ -66,11 +65,11 @@ def write_examples(out: Path) -> None:
     fleet = records_from_frame(guide_fleet(days=1, seed=7).iloc[: 45 * 24])  # 2 hours of a fleet not trained on
     with tempfile.TemporaryDirectory(prefix="obslab-examples-") as tmp:
         tmp = Path(tmp)
-        train_server_model(guide_fleet(days=1, seed=0), tmp / "model", seed=0, epochs=2, source=MODEL_SOURCE)
+        build("synth", tmp / "model", days=1, seed=0, epochs=2)
         with DaemonProcess(tmp / "model", tmp / "state.sqlite", KEY, warmup=100, rate_limit=600,
                            max_body_bytes=1_000_000) as d, httpx.Client(base_url=d.url, timeout=30) as c:
             _exchange(out, "health", c, "GET", "/health", key=None)
-            _exchange(out, "no-key", c, "GET", "/status", key=None)
+            _exchange(out, "no-key", c, "GET", "/predictions/current", key=None)
             _exchange(out, "wrong-key", c, "GET", "/status", key="not-a-valid-key-000000")
             _exchange(out, "feed-warming-up", c, "POST", "/feed/data", {"records": fleet[:50]})
             _exchange(out, "predictions-warming-up", c, "GET", "/predictions/current")
@@ -95,6 +94,7 @@ def write_examples(out: Path) -> None:
                      json.dumps(_shorten(pred, 2), indent=2)]
             (out / "predictions.txt").write_text("\n".join(shown) + "\n")
             _exchange(out, "status", c, "GET", "/status", keep=20)
+            _exchange(out, "status-public", c, "GET", "/status", key=None)
             _exchange(out, "too-large", c, "POST", "/feed/data", raw=b'{"records": [' + b" " * 1_100_000 + b"]}")
         # a second daemon with a limit of 2 requests a minute shows the 429
         with DaemonProcess(tmp / "model", tmp / "state.sqlite", KEY, rate_limit=2) as d, \

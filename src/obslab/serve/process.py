@@ -30,7 +30,7 @@ def free_port() -> int:
 class DaemonProcess:
     def __init__(self, model_dir: str | Path, state_path: str | Path, api_key: str, *, window: int = 2880,
                  warmup: int = 100, rate_limit: int = 60, max_body_bytes: int | None = None,
-                 port: int | None = None, log_path: str | Path | None = None, startup_timeout: float = 60):
+                 port: int | None = None, log_path: str | Path | None = None, startup_timeout: float = 180):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.api_key = api_key

@@ -176,6 +176,8 @@ class Daemon:
                 "threshold_quantile": meta.get("threshold_quantile"),
                 "k": meta.get("k"),
                 "trained_on": meta["trained_on"],
+                "thresholds": meta.get("thresholds"),
+                "calibration": {k: v for k, v in (meta.get("calibration") or {}).items() if k != "initial"},
             },
         }
 
