@@ -177,6 +177,7 @@ def test_one_model_folder_format_for_the_book_and_the_daemon(tmp_path):
     # exported, the daemon's part chosen on a validation fleet beside it
     from obslab.serve.cli import build
 
+    assert build("synth", tmp_path / "x", encoder=tmp_path / "missing").endswith("(needs model.pt and meta.json)")
     served = build("synth", tmp_path / "served", days=0.25, encoder=tmp_path / "enc")
     assert (served / "meta.json").read_bytes() == (tmp_path / "enc" / "meta.json").read_bytes()
     assert load_model(served).serving["calibration"]["on"] == "validation fleet"

@@ -91,6 +91,8 @@ def build(source: str, out: Path, days: float = 2, seed: int = 0, epochs: int = 
 
     from obslab.serve.model_store import attach_reference, train_server_model
 
+    if encoder is not None and not ((encoder / "model.pt").exists() and (encoder / "meta.json").exists()):
+        return f"{encoder} is not an exported model folder (needs model.pt and meta.json)"
     data = _training_data(source, days, seed)
     if isinstance(data, str):
         return data
