@@ -51,17 +51,7 @@ def setup(service: str | None = None) -> bool:
     name = service or os.environ.get("OTEL_SERVICE_NAME") or os.environ.get("SERVICE_NAME", "unknown")
     provider = TracerProvider(resource=Resource.create({"service.name": name}))
     provider.add_span_processor(BaggageMarkerProcessor())
-    path = os.environ.get("OTEL_TRACES_FILE")
-    if path:
-        from opentelemetry.exporter.otlp.json.file import FileSpanExporter
-
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        exporter = FileSpanExporter(path)
-    else:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318").rstrip("/")
-        exporter = OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces")
+    exporter = _exporter("traces")
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1000))
     trace.set_tracer_provider(provider)
     _provider = provider
@@ -76,17 +66,7 @@ def _setup_metrics(resource) -> None:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-    path = os.environ.get("OTEL_METRICS_FILE")
-    if path:
-        from opentelemetry.exporter.otlp.json.file import FileMetricExporter
-
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        exporter = FileMetricExporter(path)
-    else:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
-        endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318").rstrip("/")
-        exporter = OTLPMetricExporter(endpoint=f"{endpoint}/v1/metrics")
+    exporter = _exporter("metrics")
     interval = float(os.environ.get("OTEL_METRIC_EXPORT_INTERVAL") or 10000)
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=interval)
     _meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
@@ -100,3 +80,20 @@ def shutdown() -> None:
         _provider.shutdown()
     if _meter_provider is not None:
         _meter_provider.shutdown(5000)
+
+
+def _exporter(signal: str):
+    """The exporter of ``signal`` ("traces" or "metrics"): OTLP JSON lines to the file that
+    ``OTEL_<SIGNAL>_FILE`` names (the native lab), else OTLP/HTTP to the Collector (Compose)."""
+    path = os.environ.get(f"OTEL_{signal.upper()}_FILE")
+    if path:
+        from opentelemetry.exporter.otlp.json import file
+
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        return (file.FileSpanExporter if signal == "traces" else file.FileMetricExporter)(path)
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318").rstrip("/")
+    if signal == "traces":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as http
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as http
+    return http(endpoint=f"{endpoint}/v1/{signal}")
