@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -28,11 +29,29 @@ def prometheus(tmp_path_factory):
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
         f"scrape_configs:\n  - job_name: prometheus\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n")
     proc = start_prometheus(port, d / "prometheus.yml", d / "data")
+    url = f"http://127.0.0.1:{port}"
     try:
-        time.sleep(6)  # a few scrapes
-        yield f"http://127.0.0.1:{port}", d
+        stored = wait_for_scrapes(url, "up", 3, timeout_s=90)
+        assert stored >= 3, f"Prometheus stored {stored} scrapes of `up` in 90 s (3 needed)"
+        yield url, d
     finally:
         proc.stop()
+
+
+def wait_for_scrapes(url: str, metric: str, n: int, timeout_s: float) -> int:
+    """Poll until Prometheus answers and holds n samples of metric; returns the last count seen."""
+    seen, deadline = 0, time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            r = httpx.get(url + "/api/v1/query", params={"query": f"count_over_time({metric}[1m])"}, timeout=5)
+            result = r.json()["data"]["result"] if r.status_code == 200 else []
+            seen = int(float(result[0]["value"][1])) if result else 0
+        except (httpx.TransportError, ValueError, KeyError):
+            pass
+        if seen >= n:
+            break
+        time.sleep(0.25)  # polling interval of a condition wait
+    return seen
 
 
 def test_export_live_prometheus_to_ocsf(prometheus, tmp_path):
