@@ -60,7 +60,7 @@ def _kill_later(out: Path, service: str, after_s: float) -> None:
     deadline = time.time() + 120
     while time.time() < deadline and not (out / "raw" / "loadgen.jsonl").exists():
         time.sleep(0.2)
-    time.sleep(after_s)
+    time.sleep(after_s)  # a point on the scenario's timeline (after the last cooldown), not a wait for a state
     for proc in Path("/proc").iterdir():
         try:
             if proc.name.isdigit() and traces in (proc / "environ").read_bytes().split(b"\0"):
