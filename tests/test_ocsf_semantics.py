@@ -69,14 +69,22 @@ def _by_span(rows):
     return {r["trace"]["span"]["uid"]: r for r in rows}
 
 
-# ----------------------------------------------------------------------------- item 1
-def test_server_spans_name_the_caller_and_the_request(tmp_path, reader):
-    path = OTLP / "collector_fileexporter_javaagent_lamp.jsonl"
+def _span_rows(path: Path, tmp_path: Path) -> list[tuple[dict, dict, dict, dict]]:
+    """Each raw span of an OTLP file beside its converted row: (resource, span, attributes, row)."""
     rows = _by_span(_convert("traces", path, tmp_path))
+    return [(res, s, _attrs(s), rows[s["spanId"].lower()]) for res, s in _raw_spans(path)]
+
+
+@pytest.fixture
+def lamp_spans(tmp_path, reader):
+    """The Java agent's LAMP trace (HTTP server spans, two database calls), converted by each reader."""
+    return _span_rows(OTLP / "collector_fileexporter_javaagent_lamp.jsonl", tmp_path)
+
+
+# ----------------------------------------------------------------------------- item 1
+def test_server_spans_name_the_caller_and_the_request(lamp_spans):
     checked = 0
-    for _, s in _raw_spans(path):
-        a = _attrs(s)
-        row = rows[s["spanId"].lower()]
+    for _, s, a, row in lamp_spans:
         if s.get("kind") == 2 and "client.address" in a:
             checked += 1
             assert row["src_endpoint"]["ip"] == a["client.address"]
@@ -121,12 +129,8 @@ def test_json_access_lines_client_ip_and_user_agent(tmp_path, reader):
 
 # ----------------------------------------------------------------------------- item 2
 def test_client_spans_name_the_called_service(tmp_path):
-    path = OTLP / "jaeger_fixture_memory_otel_traces_01.json"
-    rows = _by_span(_convert("traces", path, tmp_path))
     kinds = Counter()
-    for _, s in _raw_spans(path):
-        a = _attrs(s)
-        row = rows[s["spanId"].lower()]
+    for _, s, a, row in _span_rows(OTLP / "jaeger_fixture_memory_otel_traces_01.json", tmp_path):
         kind = s["kind"] if isinstance(s["kind"], int) else ["", "INTERNAL", "SERVER", "CLIENT", "PRODUCER",
                                                                "CONSUMER"].index(s["kind"].removeprefix("SPAN_KIND_"))
         kinds[kind] += 1
@@ -147,16 +151,12 @@ def test_client_spans_name_the_called_service(tmp_path):
     assert set(kinds) == {2, 3, 4, 5}
 
 
-def test_database_fields_are_kept_typed(tmp_path, reader):
-    path = OTLP / "collector_fileexporter_javaagent_lamp.jsonl"
-    rows = _by_span(_convert("traces", path, tmp_path))
+def test_database_fields_are_kept_typed(lamp_spans):
     seen = 0
-    for _, s in _raw_spans(path):
-        a = _attrs(s)
+    for _, s, a, row in lamp_spans:
         if "db.system" not in a:
             continue
         seen += 1
-        row = rows[s["spanId"].lower()]
         um = row["unmapped"]
         assert (um["db_system"], um["db_name"], um["db_user"], um["db_statement"]) == (
             a["db.system"], a["db.name"], a["db.user"], a["db.statement"])
