@@ -1,19 +1,20 @@
-"""Converter throughput and memory: 1M OTLP spans and 1M Compose log lines, converted to parquet.
+"""Converter throughput per input shape: MB/s and events/s per core, peak RSS, fallback counts.
 
-    .venv/bin/python bench/convert.py [--spans 1000000] [--lines 1000000] [--big-gb 0]
+    .venv/bin/python bench/convert.py [--scale 1] [--shapes a,b] [--no-baseline] [--quick] [--big-gb 0]
 
-Generates the inputs in a temp folder (realistic shapes: Collector-style OTLP lines with 50
-spans each and HTTP/DB attributes; JSON access/app log lines with the Compose prefix), then runs
-each full converter (read -> map -> parquet, validation of a 200-event sample) in a fresh
-process and prints events/s and that process's peak RSS. The per-core rate is CPU time (the
-machine is shared: wall time swings with the neighbours, CPU time much less). Library imports
-happen before the clock starts; loading the OCSF schema and validating are inside it.
+Each shape (bench/_convert_inputs.py) is written to a temp folder at about 40 MB x --scale:
+the shared Compose and OTLP fixtures and a lab run (data/sample/raw, data/lab/**/raw), both
+repeated to that size; the synthetic generator's raw output; application logs with nested JSON
+values; spans with 30-40 attributes of mixed types; and the bench's earlier Collector-style
+spans and flat access logs. Each file is converted (read -> map -> parquet, validation of a
+200-event sample) in a fresh process. The per-core rates use that process's CPU time (the
+machine is shared: wall time swings with the neighbours, CPU time much less); library imports
+happen before the clock starts, loading the OCSF schema and validating are inside it.
 
-Baseline, in the same run: the same conversion with the compiled block parsers switched off
-(``OBSLAB_NATIVE=0``: the Python readers, the reference); the ratio of the two is the figure
-that does not depend on how fast the machine is today. ``--big-gb N`` also converts an
-N GB log file to check that memory stays bounded. Goals (one core): >= 200k spans/s,
->= 300k lines/s, peak RSS < 1 GB for a 2 GB input.
+``notes`` is the converter's own report (``rep.notes``): how many blocks or lines went to the
+Python reader and why. Baseline (on unless --no-baseline/--quick): the same file with the
+compiled parsers off (``OBSLAB_NATIVE=0``, the Python reference); the CPU-time ratio does not
+depend on how fast the machine is today. Goal: >= 200 MB/s per core on every shape.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import resource
 import subprocess
 import sys
@@ -29,64 +29,18 @@ import tempfile
 import time
 from pathlib import Path
 
-SERVICES = ["web-api", "auth-service", "payment-worker"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _convert_inputs import REPO, SHAPES, Input  # noqa: E402
 
-
-def write_otlp(path: Path, n_spans: int, seed: int = 0, per_line: int = 50) -> None:
-    rng = random.Random(seed)
-    t0 = 1_763_000_000_000_000_000
-    with open(path, "w") as f:
-        done = 0
-        while done < n_spans:
-            k = min(per_line, n_spans - done)
-            spans = []
-            for i in range(k):
-                j = done + i
-                start = t0 + j * 1_000_000
-                server = j % 3 == 0
-                attrs = [{"key": "http.request.method", "value": {"stringValue": "GET"}},
-                         {"key": "url.path", "value": {"stringValue": f"/api/items/{j % 100}"}},
-                         {"key": "http.response.status_code", "value": {"intValue": str(200 if j % 50 else 500)}}] \
-                    if server else [{"key": "db.system", "value": {"stringValue": "postgresql"}},
-                                    {"key": "db.statement", "value": {"stringValue": "SELECT * FROM items WHERE id = $1"}}]
-                spans.append({"traceId": f"{rng.getrandbits(128):032x}", "spanId": f"{rng.getrandbits(64):016x}",
-                              "parentSpanId": "" if server else f"{rng.getrandbits(64):016x}",
-                              "name": "GET /api/items/{id}" if server else "SELECT items", "kind": 2 if server else 3,
-                              "startTimeUnixNano": str(start), "endTimeUnixNano": str(start + rng.randint(10**5, 10**8)),
-                              "attributes": attrs, "status": {}, "flags": 256})
-            doc = {"resourceSpans": [{"resource": {"attributes": [
-                {"key": "service.name", "value": {"stringValue": SERVICES[done // per_line % 3]}},
-                {"key": "host.name", "value": {"stringValue": "host-1"}}]},
-                "scopeSpans": [{"scope": {"name": "opentelemetry.instrumentation.flask"}, "spans": spans}]}]}
-            f.write(json.dumps(doc, separators=(",", ":")) + "\n")
-            done += k
-
-
-def write_logs(path: Path, n_lines: int, seed: int = 0) -> None:
-    rng = random.Random(seed)
-    with open(path, "w") as f:
-        buf = []
-        for j in range(n_lines):
-            svc = SERVICES[j % 3]
-            ms = 1_763_000_000_000 + j
-            ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
-            if j % 4:
-                rec = {"timestamp": ts, "level": "INFO", "service": svc, "message": "request completed",
-                       "method": "GET", "path": f"/api/items/{j % 100}", "status": 200 if j % 97 else 503,
-                       "duration_ms": round(rng.random() * 50, 3), "trace_id": f"{rng.getrandbits(128):032x}",
-                       "span_id": f"{rng.getrandbits(64):016x}"}
-            else:
-                rec = {"timestamp": ts, "level": "WARN" if j % 7 == 0 else "INFO", "service": svc,
-                       "message": f"cache refresh took {j % 13} ms", "logger": "app.cache"}
-            buf.append(f"{svc}-1  | {json.dumps(rec, separators=(',', ':'))}\n")
-            if len(buf) >= 10000:
-                f.writelines(buf)
-                buf.clear()
-        f.writelines(buf)
+GOAL_MB_S = 200.0
+BASE_MB = 40e6
+HIDDEN_NOTES = {"validated"}  # facts about the check, not about the reading
+COLUMNS = ["shape", "signal", "MB", "events", "expected", "rejected", "wall_s", "cpu_s", "MB/s/core",
+           "ev/s/core", "rss_MB", "base_cpu_s", "x_base", "notes"]
 
 
 def _child(signal: str, src: str, out: str) -> None:
-    """Run in a fresh process: convert, print JSON with seconds, events and peak RSS."""
+    """Run in a fresh process: convert, print one JSON line with times, counts, notes, peak RSS."""
     import pyarrow as pa
 
     from obslab.ocsf import convert_file
@@ -98,71 +52,164 @@ def _child(signal: str, src: str, out: str) -> None:
     dt = time.perf_counter() - t
     cpu = time.process_time() - c
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "events": rep.records_out, "rejected": rep.rejected,
-                      "invalid": rep.notes.get("invalid", 0), "peak_rss_mb": peak_kb / 1024}))
+    print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "events": rep.records_out, "records_in": rep.records_in,
+                      "rejected": rep.rejected, "notes": dict(rep.notes), "problems": rep.problems,
+                      "peak_rss_mb": peak_kb / 1024}))
 
 
 def run(signal: str, src: Path, out: Path, native: bool = True) -> dict:
+    """Convert in a fresh process; a failed child is reported as an error row, not a traceback."""
     cmd = [sys.executable, __file__, "--child", signal, str(src), str(out)]
     env = dict(os.environ, OBSLAB_NATIVE="1" if native else "0")
-    res = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    lines = res.stdout.strip().splitlines()
+    if res.returncode != 0 or not lines:
+        tail = (res.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"exit {res.returncode}: {tail[:160]}"}
+    return json.loads(lines[-1])
 
 
-def compare(name: str, src: Path, out: Path, signal: str, goal: float, baseline: bool) -> None:
-    r = run(signal, src, out)
-    report(name, src, r, goal)
-    if baseline:
-        b = run(signal, src, out, native=False)
-        report("  baseline, compiled parsers off", src, b, None)
-        print(f"  ratio CPU time baseline / compiled: x{b['cpu_seconds'] / r['cpu_seconds']:.2f}")
+def notes_text(notes: dict, problems: list) -> str:
+    """The report's notes, compact: counters as k=v, the fallback reason quoted, file problems last."""
+    parts = []
+    for k, v in sorted(notes.items()):
+        if k in HIDDEN_NOTES or (k == "invalid" and not v):
+            continue
+        parts.append(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v:,}")
+    parts += [f"problem: {p[:60]}" for p in problems]
+    return "; ".join(parts) or "-"
 
 
-def report(name: str, src: Path, r: dict, goal: float | None) -> None:
-    """Wall-clock and CPU-time rates: on a shared machine the CPU-time rate is the one-core figure."""
-    rate = r["events"] / r["seconds"]
-    cpu = r.get("cpu_seconds") or r["seconds"]
-    cpu_rate = r["events"] / cpu
-    size = src.stat().st_size / 1e6
-    goal_txt = f" (goal >= {goal:,.0f}/s: {'met' if cpu_rate >= goal else 'NOT met'})" if goal else ""
-    print(f"{name}: {r['events']:,} events from {size:,.0f} MB in {r['seconds']:.2f} s wall = {rate:,.0f} events/s;"
-          f" {cpu:.2f} s CPU = {cpu_rate:,.0f} events/s per core{goal_txt}; peak RSS {r['peak_rss_mb']:,.0f} MB;"
-          f" rejected {r['rejected']}, invalid in sample {r['invalid']}; load average {os.getloadavg()[0]:.1f}")
+def measure(name: str, inp: Input, out: Path, baseline: bool) -> dict:
+    r = run(inp.signal, inp.path, out)
+    row = {"shape": name, "signal": inp.signal, "mb": inp.path.stat().st_size / 1e6, "input": inp, **r}
+    if baseline and "error" not in r:
+        b = run(inp.signal, inp.path, out, native=False)
+        row["base_cpu_s"] = b.get("cpu_seconds")
+        row["base_events"] = b.get("events")
+    out.unlink(missing_ok=True)
+    return row
+
+
+def fmt_row(row: dict) -> list[str]:
+    inp = row["input"]
+    if "error" in row:
+        return [row["shape"], row["signal"], f"{row['mb']:.1f}"] + ["-"] * 10 + [f"ERROR {row['error']}"]
+    cpu = row["cpu_seconds"] or 1e-9
+    base = row.get("base_cpu_s")
+    return [row["shape"], row["signal"], f"{row['mb']:.1f}", str(row["events"]),
+            "-" if inp.expected is None else str(inp.expected), str(row["rejected"]),
+            f"{row['seconds']:.2f}", f"{cpu:.2f}", f"{row['mb'] / cpu:.0f}", f"{row['events'] / cpu:.0f}",
+            f"{row['peak_rss_mb']:.0f}", "-" if base is None else f"{base:.2f}",
+            "-" if base is None else f"{base / cpu:.1f}", notes_text(row["notes"], row["problems"])]
+
+
+def print_table(rows: list[dict]) -> None:
+    """Whitespace-aligned columns; every cell but the last (notes) is free of spaces."""
+    cells = [COLUMNS] + [fmt_row(r) for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS) - 1)]
+    for c in cells:
+        print("  ".join(c[i].ljust(widths[i]) for i in range(len(widths))) + "  " + c[-1])
+
+
+def check_counts(rows: list[dict]) -> list[str]:
+    """Where the input's makeup gives the count, say whether the converter matched it."""
+    out = []
+    for r in rows:
+        inp = r["input"]
+        if "error" in r or inp.expected is None:
+            continue
+        ok = r["events"] == inp.expected and (inp.expected_rejected is None or r["rejected"] == inp.expected_rejected)
+        if not ok:
+            out.append(f"{r['shape']}: {r['events']:,} events / {r['rejected']:,} rejected, expected "
+                       f"{inp.expected:,} / {inp.expected_rejected}")
+        if r.get("base_events") is not None and r["base_events"] != r["events"]:
+            out.append(f"{r['shape']}: compiled {r['events']:,} events, Python reference {r['base_events']:,}")
+    return out
+
+
+def big_file(d: Path, gb: float) -> None:
+    """Memory bound: an N GB log file (the access-log shape, repeated) converted once."""
+    small = SHAPES["access-logs"](d / "access-small.txt", int(BASE_MB))
+    big = d / "big.txt"
+    chunk = small.path.read_bytes()
+    small.path.unlink()
+    with open(big, "wb") as out:
+        while out.tell() < gb * 1e9:
+            out.write(chunk)
+    r = run("logs", big, d / "b.parquet")
+    if "error" in r:
+        print(f"logs {gb:g} GB: {r['error']}")
+        return
+    print(f"logs {big.stat().st_size / 1e9:.2f} GB: {r['events']:,} events, {r['cpu_seconds']:.1f} s CPU, peak RSS "
+          f"{r['peak_rss_mb']:,.0f} MB (goal < 1024 MB: {'met' if r['peak_rss_mb'] < 1024 else 'NOT met'})")
+
+
+def header(args) -> None:
+    from obslab.ocsf import native
+
+    commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"], capture_output=True,
+                            text=True).stdout.strip() or "?"
+    print(f"bench/convert.py  {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}  commit {commit}  "
+          f"cpus {os.cpu_count()}  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"compiled block parsers: {'on' if native.available() else 'NOT BUILT'}; scale {args.scale:g} "
+          f"(~{BASE_MB * args.scale / 1e6:.0f} MB per shape); seed {args.seed}; "
+          f"baseline (OBSLAB_NATIVE=0) {'on' if args.baseline else 'off'}")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--scale", type=float, default=1.0, help="input size factor (1: ~40 MB per shape)")
+    p.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated subset of: {', '.join(SHAPES)}")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-baseline", dest="baseline", action="store_false",
+                   help="skip the run with the compiled parsers off")
+    p.add_argument("--quick", action="store_true", help="scale 0.25 and no baseline")
+    p.add_argument("--big-gb", type=float, default=0.0, help="also convert a log file of this size (GB)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.scale, args.baseline = min(args.scale, 0.25), False
+    unknown = [s for s in args.shapes.split(",") if s not in SHAPES]
+    if unknown:
+        p.error(f"unknown shape(s) {', '.join(unknown)}; known: {', '.join(SHAPES)}")
+    return args
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         _child(*sys.argv[2:5])
         return
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--spans", type=int, default=1_000_000)
-    p.add_argument("--lines", type=int, default=1_000_000)
-    p.add_argument("--big-gb", type=float, default=0.0, help="also convert a log file of this size (GB)")
-    p.add_argument("--no-baseline", action="store_true", help="skip the run with the compiled parsers off")
-    args = p.parse_args()
+    args = parse_args()
+    header(args)
+    rows = []
     with tempfile.TemporaryDirectory(prefix="obslab-bench-") as d:
         d = Path(d)
-        t = time.perf_counter()
-        write_otlp(d / "traces.jsonl", args.spans)
-        write_logs(d / "logs.txt", args.lines)
-        print(f"inputs generated in {time.perf_counter() - t:.1f} s", flush=True)
-        from obslab.ocsf import native
-
-        print(f"compiled block parsers: {'on' if native.available() else 'NOT BUILT'}")
-        compare("traces (OTLP -> OCSF)", d / "traces.jsonl", d / "t.parquet", "traces", 200_000, not args.no_baseline)
-        compare("logs (Compose -> OCSF)", d / "logs.txt", d / "l.parquet", "logs", 300_000, not args.no_baseline)
+        for name in args.shapes.split(","):
+            t = time.perf_counter()
+            inp = SHAPES[name](d / name, int(BASE_MB * args.scale), args.seed)
+            if inp is None:
+                print(f"{name}: skipped, its source files are absent")
+                continue
+            print(f"{name}: {inp.how} (written in {time.perf_counter() - t:.1f} s)", flush=True)
+            rows.append(measure(name, inp, d / "out.parquet", args.baseline))
+            inp.path.unlink()
         if args.big_gb > 0:
-            per_line = (d / "logs.txt").stat().st_size / max(args.lines, 1)
-            big = d / "big.txt"
-            with open(big, "wb") as out:
-                chunk = (d / "logs.txt").read_bytes()
-                while out.tell() < args.big_gb * 1e9:
-                    out.write(chunk)
-            (d / "logs.txt").unlink()
-            r = run("logs", big, d / "b.parquet")
-            report(f"logs {args.big_gb:g} GB (memory bound, ~{per_line:.0f} B/line)", big, r, None)
-            print(f"peak RSS for {big.stat().st_size / 1e9:.2f} GB input: {r['peak_rss_mb']:,.0f} MB "
-                  f"(goal < 1024 MB: {'met' if r['peak_rss_mb'] < 1024 else 'NOT met'})")
+            big_file(d, args.big_gb)
+    print()
+    print_table(rows)
+    print()
+    for line in check_counts(rows):
+        print(f"COUNT MISMATCH {line}")
+    ok = [r for r in rows if "error" not in r]
+    slow = [f"{r['shape']} {r['mb'] / r['cpu_seconds']:.0f}" for r in ok if r["mb"] / r["cpu_seconds"] < GOAL_MB_S]
+    total_mb = sum(r["mb"] for r in ok)
+    total_cpu = sum(r["cpu_seconds"] for r in ok)
+    print(f"all shapes: {total_mb:.0f} MB in {total_cpu:.2f} s CPU = {total_mb / max(total_cpu, 1e-9):.0f} MB/s per core; "
+          f"load average now {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    verdict = "met" if ok and not slow and len(ok) == len(rows) else "NOT met"
+    print(f"goal >= {GOAL_MB_S:.0f} MB/s per core on every shape: {verdict}"
+          + (f" (below: {', '.join(slow)} MB/s)" if slow else "")
+          + (f" ({len(rows) - len(ok)} shape(s) failed)" if len(ok) < len(rows) else ""))
 
 
 if __name__ == "__main__":
