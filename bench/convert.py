@@ -7,8 +7,9 @@ the shared Compose and OTLP fixtures and a lab run (data/sample/raw, data/lab/**
 repeated to that size; the synthetic generator's raw output; application logs with nested JSON
 values; spans with 30-40 attributes of mixed types; and the bench's earlier Collector-style
 spans and flat access logs. Each file is converted (read -> map -> parquet, validation of a
-200-event sample) in a fresh process. The per-core rates use that process's CPU time (the
-machine is shared: wall time swings with the neighbours, CPU time much less); library imports
+200-event sample) in a fresh process. The per-core rates use that process's CPU time, all its
+threads (the machine is shared: wall time swings with the neighbours, CPU time much less;
+MB/s_wall shows what overlapping work across threads buys on an idle machine); library imports
 happen before the clock starts, loading the OCSF schema and validating are inside it.
 
 ``notes`` is the converter's own report (``rep.notes``): how many blocks or lines went to the
@@ -36,7 +37,7 @@ GOAL_MB_S = 200.0
 BASE_MB = 40e6
 HIDDEN_NOTES = {"validated"}  # facts about the check, not about the reading
 COLUMNS = ["shape", "signal", "MB", "events", "expected", "rejected", "wall_s", "cpu_s", "MB/s/core",
-           "ev/s/core", "rss_MB", "base_cpu_s", "x_base", "notes"]
+           "ev/s/core", "MB/s_wall", "rss_MB", "base_cpu_s", "x_base", "notes"]
 
 
 def _child(signal: str, src: str, out: str) -> None:
@@ -94,12 +95,12 @@ def measure(name: str, inp: Input, out: Path, baseline: bool) -> dict:
 def fmt_row(row: dict) -> list[str]:
     inp = row["input"]
     if "error" in row:
-        return [row["shape"], row["signal"], f"{row['mb']:.1f}"] + ["-"] * 10 + [f"ERROR {row['error']}"]
+        return [row["shape"], row["signal"], f"{row['mb']:.1f}"] + ["-"] * 11 + [f"ERROR {row['error']}"]
     cpu = row["cpu_seconds"] or 1e-9
     base = row.get("base_cpu_s")
     return [row["shape"], row["signal"], f"{row['mb']:.1f}", str(row["events"]),
             "-" if inp.expected is None else str(inp.expected), str(row["rejected"]),
-            f"{row['seconds']:.2f}", f"{cpu:.2f}", f"{row['mb'] / cpu:.0f}", f"{row['events'] / cpu:.0f}",
+            f"{row['seconds']:.2f}", f"{cpu:.2f}", f"{row['mb'] / cpu:.0f}", f"{row['events'] / cpu:.0f}", f"{row['mb'] / max(row['seconds'], 1e-9):.0f}",
             f"{row['peak_rss_mb']:.0f}", "-" if base is None else f"{base:.2f}",
             "-" if base is None else f"{base / cpu:.1f}", notes_text(row["notes"], row["problems"])]
 
@@ -145,13 +146,25 @@ def big_file(d: Path, gb: float) -> None:
           f"{r['peak_rss_mb']:,.0f} MB (goal < 1024 MB: {'met' if r['peak_rss_mb'] < 1024 else 'NOT met'})")
 
 
+def _source_state() -> str:
+    """Which obslab is measured: its folder, commit, and how many of its src files are uncommitted
+    (helpers share a checkout, so a figure is only meaningful with this next to it)."""
+    import obslab
+
+    src = Path(obslab.__file__).resolve().parents[1]
+    git = ["git", "-C", str(src)]
+    commit = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(git + ["status", "--porcelain", "--", "."], capture_output=True, text=True).stdout
+    n = len(dirty.splitlines())
+    return f"obslab from {src} at {commit or '?'}" + (f" + {n} uncommitted file(s) under src" if n else "")
+
+
 def header(args) -> None:
     from obslab.ocsf import native
 
-    commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"], capture_output=True,
-                            text=True).stdout.strip() or "?"
-    print(f"bench/convert.py  {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}  commit {commit}  "
-          f"cpus {os.cpu_count()}  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"bench/convert.py  {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}  cpus {os.cpu_count()}  "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(_source_state())
     print(f"compiled block parsers: {'on' if native.available() else 'NOT BUILT'}; scale {args.scale:g} "
           f"(~{BASE_MB * args.scale / 1e6:.0f} MB per shape); seed {args.seed}; "
           f"baseline (OBSLAB_NATIVE=0) {'on' if args.baseline else 'off'}")
