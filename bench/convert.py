@@ -129,6 +129,17 @@ def check_counts(rows: list[dict]) -> list[str]:
     return out
 
 
+def fixed_costs(d: Path, seed: int) -> str:
+    """CPU time of converting a one-line file per signal: schema loading, writer set-up and
+    validation, paid once per file whatever its size (it weighs on small --scale figures)."""
+    parts = []
+    for signal, make in (("logs", SHAPES["access-logs"]), ("traces", SHAPES["collector-spans"])):
+        inp = make(d / f"one-{signal}", 1, seed)
+        r = run(signal, inp.path, d / "one.parquet")
+        parts.append(f"{signal} {r['cpu_seconds']:.3f} s" if "error" not in r else f"{signal} {r['error']}")
+    return "fixed cost per file (a one-line input, CPU): " + ", ".join(parts)
+
+
 def big_file(d: Path, gb: float) -> None:
     """Memory bound: an N GB log file (the access-log shape, repeated) converted once."""
     small = SHAPES["access-logs"](d / "access-small.txt", int(BASE_MB))
@@ -197,6 +208,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="obslab-bench-") as d:
         d = Path(d)
+        print(fixed_costs(d, args.seed), flush=True)
         for name in args.shapes.split(","):
             t = time.perf_counter()
             inp = SHAPES[name](d / name, int(BASE_MB * args.scale), args.seed)
