@@ -171,14 +171,137 @@ def _classify(rec: dict) -> str:
     return "other"
 
 
+FIELDS = ("level", "message", "logger", "event", "host", "region", "trace_id", "span_id", "http_method",
+          "http_path", "http_status", "duration_ms", "error_type", "client_ip", "user_agent", "http_version",
+          "user_name", "extra")
+
+
+class _Reader:
+    """The per-line reference reader: rows in ``out``, and the time state that spans lines
+    (the last time seen; rows before the first time, backfilled once one is seen)."""
+
+    def __init__(self, report: ConversionReport):
+        self.report = report
+        self.out = _Columns()
+        self.last_time = None
+        self.pending: list[int] = []
+
+    def saw_times(self, first: int, last: int) -> None:
+        """Rows read elsewhere (the compiled reader) had times ``first`` .. ``last``."""
+        cols = self.out.cols
+        for row in self.pending:
+            cols["time_ms"][row] = first
+        self.pending.clear()
+        self.last_time = last
+
+    def line(self, raw: bytes, line_no: int) -> None:
+        """One line: a row, a rejection, or nothing (blank)."""
+        report = self.report
+        line = raw.decode("utf-8", "replace")
+        if "\x1b" in line:
+            line = ANSI.sub("", line)
+        if not line.strip():
+            return
+        report.records_in += 1
+        m = PREFIX.match(line)
+        if m is None:
+            report.reject("no '<service> |' prefix", line_no, line)
+            return
+        container, payload = m.group(1), m.group(2) or ""
+        t = None
+        if payload[:2].isdigit():
+            tm = TS_PREFIX.match(payload)
+            if tm is not None:
+                t = parse_iso_ms(tm.group(0))
+                payload = payload[tm.end():]
+        rec = None
+        stripped = payload.lstrip()
+        if stripped.startswith("{"):
+            try:
+                obj = orjson.loads(stripped)
+            except orjson.JSONDecodeError:
+                obj = None
+            if isinstance(obj, dict):
+                jt = any_time_ms(_first(obj, TIME_KEYS))
+                if jt is None and t is None:
+                    report.reject("JSON log without a usable time", line_no, line)
+                    return
+                t = jt if jt is not None else t
+                rec = _json_record(obj)
+        if rec is None:
+            rec = _text_record(payload)
+            if t is None:
+                t = search_time_ms(payload)
+        self._row(rec, t, container, payload, line_no)
+
+    def _row(self, rec: dict, t, container: str, payload: str, line_no: int) -> None:
+        out, cols = self.out, self.out.cols
+        inferred = t is None
+        if inferred:
+            if self.last_time is None:
+                self.pending.append(len(out))
+                t = 0
+            else:
+                t = self.last_time
+        else:
+            self.saw_times(t, t)
+        cols["time_ms"].append(t)
+        service = REPLICA.sub("", container)
+        cols["service"].append(service)
+        cols["container"].append(container)
+        same = rec.get("same_as_service")
+        if same and rec.get("extra"):  # (string values only, as the compiled reader compares them)
+            rec["extra"] = [(k, v) for k, v in rec["extra"] if same.get(k) != service] or None
+        for f in FIELDS:
+            cols[f].append(rec.get(f))
+        cols["event"][-1] = _classify(rec)
+        cols["payload"].append(payload)
+        cols["line_no"].append(line_no)
+        out.inferred.append(inferred)
+        self.report.records_out += 1
+        if inferred:
+            self.report.notes["time_inferred"] += 1
+
+    def merge(self, batch: pa.RecordBatch, refused: list, block) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
+        """A compiled block's rows with its refused lines read here, in line order."""
+        if refused:
+            self.report.notes["native_line_fallback"] += len(refused)
+            self.report.notes.setdefault("native_line_fallback_reason", refused[0][1])
+        line_nos = batch.column("line_no").to_numpy()
+        times = batch.column("time_ms").to_numpy()
+        done, lines, first_no = 0, block.lines if refused else None, block.first_line_no
+        for index, _ in refused:  # (the time state of each refused line: the rows before it)
+            k = int(np.searchsorted(line_nos, first_no + index))
+            if k > done:
+                self.saw_times(int(times[done]), int(times[k - 1]))
+                done = k
+            self.line(lines[index], first_no + index)
+        if done < batch.num_rows:
+            self.saw_times(int(times[done]), int(times[-1]))
+        if not len(self.out):
+            if batch.num_rows:
+                yield batch, pa.array(np.zeros(batch.num_rows, dtype=bool))
+        elif not self.pending:  # (a block of blank or untimed lines leaves pending rows in place)
+            own, inferred = self.out.batch()
+            if not batch.num_rows:
+                yield own, inferred
+                return
+            table = pa.Table.from_batches([own, batch]).combine_chunks()
+            flags = pa.concat_arrays([inferred, pa.array(np.zeros(batch.num_rows, dtype=bool))])
+            order = np.argsort(table.column("line_no").to_numpy(), kind="stable")
+            if (np.diff(order) < 0).any():
+                table, flags = table.take(order).combine_chunks(), flags.take(pa.array(order))
+            yield table.to_batches()[0], flags
+
+
 def read_compose_logs(path: str | os.PathLike, report: ConversionReport | None = None,
                       chunk_bytes: int = CHUNK_BYTES, fast: bool = True
                       ) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
     """Stream ``(FLAT_LOG batch, time_inferred bool array)`` pairs from a Compose log file.
 
-    Blocks of JSON-payload lines take the compiled parser when it is built
-    (:func:`_native_block`); other blocks, and every block without the extension, are parsed
-    line by line here, the reference (``fast=False``: always).
+    With the extension built, each block goes to the compiled parser (:func:`_native_block`),
+    which leaves the lines it cannot reproduce exactly to the per-line reader here (the
+    reference; ``fast=False``: every line), counted in ``notes["native_line_fallback"]``.
     """
     from obslab.ocsf import native
     report = report if report is not None else ConversionReport()
@@ -188,119 +311,42 @@ def read_compose_logs(path: str | os.PathLike, report: ConversionReport | None =
         report.problem("empty file")
         return
     enc: list = []
-    out = _Columns()
-    last_time = None
-    pending: list[int] = []  # rows before the first known time (backfilled once one is seen)
-    cols = out.cols
-    fields = ("level", "message", "logger", "event", "host", "region", "trace_id", "span_id",
-              "http_method", "http_path", "http_status", "duration_ms", "error_type", "client_ip",
-              "user_agent", "http_version", "user_name", "extra")
+    reader = _Reader(report)
     use_native = fast and native.available()
     for block in iter_blocks(path, chunk_bytes, enc):
         first_no = block.first_line_no
         if enc and enc[0].startswith("utf-16"):
             report.notes["decoded_" + enc[0]] = 1
         if use_native:
-            batch = report.fast_block(_native_block, block.data, first_no)
+            refused: list = []
+            batch = report.fast_block(_native_block, block.data, first_no, refused)
             if batch is not None:
-                if batch.num_rows:
-                    times = batch.column("time_ms")
-                    for row in pending:
-                        cols["time_ms"][row] = times[0].as_py()
-                    pending.clear()
-                    last_time = times[-1].as_py()
-                if len(out) and not pending:  # (a block of blank lines leaves pending rows in place)
-                    yield out.batch()
-                    cols = out.cols
-                if batch.num_rows:
-                    yield batch, pa.array(np.zeros(batch.num_rows, dtype=bool))
+                yield from reader.merge(batch, refused, block)
                 continue
+        out = reader.out
         for i, raw in enumerate(block.lines):
-            line = raw.decode("utf-8", "replace")
-            if "\x1b" in line:
-                line = ANSI.sub("", line)
-            if not line.strip():
-                continue
-            line_no = first_no + i
-            report.records_in += 1
-            m = PREFIX.match(line)
-            if m is None:
-                report.reject("no '<service> |' prefix", line_no, line)
-                continue
-            container, payload = m.group(1), m.group(2) or ""
-            t = None
-            if payload[:2].isdigit():
-                tm = TS_PREFIX.match(payload)
-                if tm is not None:
-                    t = parse_iso_ms(tm.group(0))
-                    payload = payload[tm.end():]
-            rec = None
-            stripped = payload.lstrip()
-            if stripped.startswith("{"):
-                try:
-                    obj = orjson.loads(stripped)
-                except orjson.JSONDecodeError:
-                    obj = None
-                if isinstance(obj, dict):
-                    jt = any_time_ms(_first(obj, TIME_KEYS))
-                    if jt is None and t is None:
-                        report.reject("JSON log without a usable time", line_no, line)
-                        continue
-                    t = jt if jt is not None else t
-                    rec = _json_record(obj)
-            if rec is None:
-                rec = _text_record(payload)
-                if t is None:
-                    t = search_time_ms(payload)
-            inferred = t is None
-            if inferred:
-                if last_time is None:
-                    pending.append(len(out))
-                    t = 0
-                else:
-                    t = last_time
-            else:
-                last_time = t
-                if pending:
-                    for row in pending:
-                        cols["time_ms"][row] = t
-                    pending.clear()
-            cols["time_ms"].append(t)
-            service = REPLICA.sub("", container)
-            cols["service"].append(service)
-            cols["container"].append(container)
-            same = rec.get("same_as_service")
-            if same and rec.get("extra"):  # (string values only, as the compiled reader compares them)
-                rec["extra"] = [(k, v) for k, v in rec["extra"] if same.get(k) != service] or None
-            for f in fields:
-                cols[f].append(rec.get(f))
-            cols["event"][-1] = _classify(rec)
-            cols["payload"].append(payload)
-            cols["line_no"].append(line_no)
-            out.inferred.append(inferred)
-            report.records_out += 1
-            if inferred:
-                report.notes["time_inferred"] += 1
-            if len(out) >= 65536 and not pending:
+            reader.line(raw, first_no + i)
+            if len(out) >= 65536 and not reader.pending:
                 yield out.batch()
-                cols = out.cols
-    if pending:  # no time anywhere before the end of the file
+    out = reader.out
+    if reader.pending:  # no time anywhere before the end of the file
         mtime = int(os.path.getmtime(path) * 1000)
-        for row in pending:
-            cols["time_ms"][row] = mtime
-        report.notes["time_from_file_mtime"] += len(pending)
+        for row in reader.pending:
+            out.cols["time_ms"][row] = mtime
+        report.notes["time_from_file_mtime"] += len(reader.pending)
     if len(out):
         yield out.batch()
 
 
-def _native_block(data: bytes, first_line_no: int) -> pa.RecordBatch:
-    """FLAT_LOG rows of a block by the compiled parser (native/compose.cpp; refuses what it
-    cannot reproduce exactly). Rows whose message regexes need Unicode rules come back with a
-    null ``event``: :func:`_classify` decides those."""
+def _native_block(data: bytes, first_line_no: int, refused: list | None = None) -> pa.RecordBatch:
+    """FLAT_LOG rows of a block by the compiled parser (native/compose.cpp), which appends the
+    lines it leaves to the Python reader to ``refused`` as (index in block, reason). Rows whose
+    message regexes need Unicode rules come back with a null ``event``: :func:`_classify`
+    decides those."""
     from obslab.ocsf import native
     from obslab.ocsf.flat import to_batch
 
-    cols = native.call("parse_compose_block", data, first_line_no)
+    cols = native.call("parse_compose_block", data, first_line_no, refused)
     event = cols["event"]
     if event.null_count:
         todo = np.flatnonzero(np.asarray(event.is_null()))

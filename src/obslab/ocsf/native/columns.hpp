@@ -34,6 +34,16 @@ class Validity {
     bits_.clear();
     n_ = nulls_ = 0;
   }
+  // back to the first n values (a row given up half way)
+  void truncate(size_t n) {
+    while (n_ > n) {
+      --n_;
+      uint8_t bit = static_cast<uint8_t>(1u << (n_ % 8));
+      if (!(bits_.back() & bit)) --nulls_;
+      bits_.back() &= static_cast<uint8_t>(~bit);
+      if (n_ % 8 == 0) bits_.pop_back();
+    }
+  }
   // None when every row is valid (Arrow then needs no bitmap)
   PyObject* to_py() const {
     if (nulls_ == 0) Py_RETURN_NONE;
@@ -75,6 +85,11 @@ class StrCol {
     valid_.clear();
   }
   size_t capacity_bytes() const { return data_.capacity() + offsets_.capacity() * sizeof(int32_t); }
+  void truncate(size_t n) {  // (n <= size())
+    offsets_.resize(n + 1);
+    data_.resize(static_cast<size_t>(offsets_.back()));
+    valid_.truncate(n);
+  }
   // ("str", n, validity | None, offsets, data)
   PyObject* to_py() const {
     return Py_BuildValue("(snNy#y#)", "str", static_cast<Py_ssize_t>(size()), valid_.to_py(),
@@ -113,6 +128,10 @@ class NumCol {
   void clear() {
     v_.clear();
     valid_.clear();
+  }
+  void truncate(size_t n) {
+    v_.resize(n);
+    valid_.truncate(n);
   }
   // (kind, n, validity | None, None, values)
   PyObject* to_py() const {
@@ -154,6 +173,13 @@ class MapCol {
     valid_.clear();
   }
   size_t capacity_bytes() const { return keys.capacity_bytes() + values.capacity_bytes(); }
+  void truncate(size_t n) {
+    offsets_.resize(n + 1);
+    size_t entries = static_cast<size_t>(offsets_.back());
+    keys.truncate(entries);
+    values.truncate(entries);
+    valid_.truncate(n);
+  }
   PyObject* to_py() const {
     return Py_BuildValue("(snNy#NN)", "map", static_cast<Py_ssize_t>(size()), valid_.to_py(),
                          reinterpret_cast<const char*>(offsets_.data()),
@@ -191,11 +217,15 @@ inline void json_escape(std::string& out, std::string_view s) {
   }
 }
 
+// orjson.dumps(float): shortest round-trip digits, fixed notation for decimal exponents
+// -5 < e <= 16 ("0.00001", "1.0"), else "1.5e+300" / "1e-6"
+void orjson_float(double d, std::string& out);
+
 // repr(float) (which orjson.dumps matches) where Python writes fixed notation: shortest
 // round-trip digits, ".0" for integral values; outside that range refuse
 void python_float(double d, std::string& out);
 
-// orjson.dumps(value) for a parsed JSON value (floats in repr's fixed range, else refuse)
+// orjson.dumps(value) for a parsed JSON value (a repeated key in an object refuses)
 void json_text(simdjson::dom::element v, std::string& out);
 
 // Set d[name] = col.to_py(); false (Python error set) on failure.

@@ -1,14 +1,15 @@
 // Compose log lines -> FLAT_LOG column buffers with simdjson (DOM: every value is validated,
 // as orjson validates it).
 //
-// Mirrors the per-line parser in obslab/ocsf/compose.py (read_compose_logs, _json_record,
+// Mirrors the per-line parser in obslab/ocsf/compose.py (_Reader.line, _json_record,
 // _classify, timeparse.any_time_ms) for lines ``<container> | {JSON object with a time}``, with
-// ANSI colour codes, blank lines and CRLF. Anything whose result this file cannot reproduce
-// exactly refuses the whole block with a reason, and the Python parser reads it: plain-text or
-// ``--timestamps`` payloads, unprefixed lines, JSON the Python path would reject (no usable
-// time), time strings that are not plain ASCII ISO 8601, nested ``http`` objects, floats or
-// nested values where Python would print them, non-ASCII text that Python would upper-case,
-// invalid UTF-8. Refusing is always safe, guessing never is.
+// ANSI colour codes, blank lines and CRLF: every JSON value type, nested ``http`` objects,
+// int()/float() of text, values printed as orjson prints them. A line whose result this file
+// cannot reproduce exactly is left to the Python reader, that line only (the block's other
+// lines stay here): plain-text or ``--timestamps`` payloads, unprefixed lines, JSON the Python
+// path would reject (no usable time), time strings that are not plain ASCII ISO 8601, non-ASCII
+// text Python would upper-case or read as a number, invalid JSON or UTF-8, a repeated key in a
+// nested object. Refusing is always safe, guessing never is.
 //
 // One job stays in Python: the message regexes of _classify (ERROR_TEXT, LIFECYCLE) when the
 // first 200 characters of a message are not ASCII (Unicode \b and case folding). Such rows get
@@ -221,47 +222,80 @@ int64_t time_ms(const element& v) {
 }
 
 // --- scalars --------------------------------------------------------------------------------
-// int(text) for "-?[0-9]+"; other text (spaces, "+", "_", words) refuses. -> in int32 range?
+// int(text) for ASCII text (compose._int): blanks around, a sign, digits with single '_'
+// between them; false where int() raises (None). Non-ASCII text (Unicode digits) refuses.
+std::string_view strip(std::string_view s) {
+  while (!s.empty() && py_space(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && py_space(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
 bool int_text(std::string_view s, int64_t& out) {
-  bool neg = !s.empty() && s[0] == '-';
-  std::string_view digits = neg ? s.substr(1) : s;
-  if (digits.empty()) throw Refuse("integer text the Python path must read");
+  if (!ascii(s)) throw Refuse("non-ASCII integer text");
+  s = strip(s);
+  size_t i = 0;
+  bool neg = false;
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) neg = s[i++] == '-';
+  if (i == s.size()) return false;
   int64_t v = 0;
-  for (char c : digits) {
-    if (!is_digit(c)) throw Refuse("integer text the Python path must read");
-    if (v < (int64_t{1} << 40)) v = v * 10 + (c - '0');  // saturates far outside int32
+  for (; i < s.size(); ++i) {
+    char c = s[i];
+    if (is_digit(c)) {
+      if (v < (int64_t{1} << 40)) v = v * 10 + (c - '0');  // saturates far outside int32
+    } else if (c != '_' || i == 0 || !is_digit(s[i - 1]) || i + 1 == s.size() || !is_digit(s[i + 1])) {
+      return false;
+    }
   }
   out = neg ? -v : v;
   return true;
 }
 
-// float(text) for plain decimal text; other text ("nan", " 1", "1_0", ".5") refuses
-double float_text(std::string_view s) {
+// float(text) for ASCII text (compose._float): blanks, a sign, decimal text or inf/nan words;
+// false where float() raises (None). Underscores, non-ASCII and overflow refuse.
+bool float_text(std::string_view s, double& out) {
+  if (!ascii(s)) throw Refuse("non-ASCII number text");
+  s = strip(s);
   size_t i = 0, n = s.size();
-  if (i < n && s[i] == '-') ++i;
+  bool neg = false;
+  if (i < n && (s[i] == '+' || s[i] == '-')) neg = s[i++] == '-';
+  std::string word;
+  for (size_t k = i; k < n && word.size() < 9; ++k) word += lower(s[k]);
+  if (word == "inf" || word == "infinity" || word == "nan") {
+    out = word == "nan" ? std::nan("") : HUGE_VAL;
+    if (neg) out = -out;
+    return true;
+  }
+  if (s.find('_') != std::string_view::npos) throw Refuse("number text with '_'");
   size_t d0 = i;
   while (i < n && is_digit(s[i])) ++i;
-  bool ok = i > d0;
-  if (ok && i < n && s[i] == '.') {
+  size_t int_digits = i - d0, frac_digits = 0;
+  if (i < n && s[i] == '.') {
     size_t f0 = ++i;
     while (i < n && is_digit(s[i])) ++i;
-    ok = i > f0;
+    frac_digits = i - f0;
   }
-  if (ok && i < n && (s[i] == 'e' || s[i] == 'E')) {
+  if (int_digits + frac_digits == 0) return false;
+  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
     ++i;
     if (i < n && (s[i] == '+' || s[i] == '-')) ++i;
     size_t e0 = i;
     while (i < n && is_digit(s[i])) ++i;
-    ok = i > e0;
+    if (i == e0) return false;
   }
-  if (!ok || i != n) throw Refuse("number text the Python path must read");
+  if (i != n) return false;
+  std::string text(s.substr(d0));  // (from_chars: no sign, and "5." / ".5" written out)
+  if (int_digits == 0) text.insert(0, "0");
+  size_t dot = text.find('.');
+  if (dot != std::string::npos && (dot + 1 == text.size() || !is_digit(text[dot + 1]))) text.insert(dot + 1, "0");
   double v;
-  auto res = std::from_chars(s.data(), s.data() + n, v);
-  if (res.ec != std::errc() || res.ptr != s.data() + n || !std::isfinite(v)) throw Refuse("number text out of range");
-  return v;
+  auto res = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (res.ec != std::errc() || res.ptr != text.data() + text.size() || !std::isfinite(v))
+    throw Refuse("number text out of range");
+  out = neg ? -v : v;
+  return true;
 }
 
-// Python truthiness of a JSON value (containers: refuse, their length is not needed anywhere)
+// Python truthiness of a JSON value
 bool truthy(const element& v) {
   switch (v.type()) {
     case element_type::STRING: return !v.get_string().value_unsafe().empty();
@@ -270,13 +304,14 @@ bool truthy(const element& v) {
     case element_type::DOUBLE: return v.get_double().value_unsafe() != 0;
     case element_type::BOOL: return v.get_bool().value_unsafe();
     case element_type::NULL_VALUE: return false;
-    default: throw Refuse("nested value the Python path must read");
+    case element_type::ARRAY: return v.get_array().value_unsafe().size() != 0;
+    default: return v.get_object().value_unsafe().size() != 0;
   }
 }
 
 // compose._str: the string itself, else orjson.dumps(value) (ints, bools); false for None.
-// Floats and nested values refuse (their JSON text is orjson's, not the input's). ``out`` is
-// a view of the value or of ``buf``.
+// Floats and nested values are printed as orjson prints them. ``out`` is a view of the value
+// or of ``buf``.
 bool py_str(const element& v, std::string& buf, std::string_view& out) {
   switch (v.type()) {
     case element_type::NULL_VALUE: return false;
@@ -284,13 +319,15 @@ bool py_str(const element& v, std::string& buf, std::string_view& out) {
     case element_type::INT64: buf = std::to_string(v.get_int64().value_unsafe()); break;
     case element_type::UINT64: buf = std::to_string(v.get_uint64().value_unsafe()); break;
     case element_type::BOOL: buf = v.get_bool().value_unsafe() ? "true" : "false"; break;
-    default: throw Refuse("float or nested value the Python path must print");
+    default:
+      buf.clear();
+      json_text(v, buf);
   }
   out = buf;
   return true;
 }
 
-// str(value).upper() for strings, ints and bools (non-ASCII and floats refuse)
+// str(value).upper() for strings, ints, bools and floats (non-ASCII and containers refuse)
 void py_upper_str(const element& v, std::string& out) {
   switch (v.type()) {
     case element_type::STRING: {
@@ -302,7 +339,11 @@ void py_upper_str(const element& v, std::string& out) {
     case element_type::INT64: out = std::to_string(v.get_int64().value_unsafe()); break;
     case element_type::UINT64: out = std::to_string(v.get_uint64().value_unsafe()); break;
     case element_type::BOOL: out = v.get_bool().value_unsafe() ? "True" : "False"; break;
-    default: throw Refuse("float or nested value the Python path must print");
+    case element_type::DOUBLE:  // repr(float) (fixed notation only)
+      out.clear();
+      python_float(v.get_double().value_unsafe(), out);
+      break;
+    default: throw Refuse("nested value Python would upper-case");
   }
   for (char& c : out)
     if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
@@ -351,6 +392,12 @@ struct LogColumns {
     for (StrCol* col : strs()) col->clear();
     extra.clear();
   }
+  void truncate(size_t n) {
+    for (I64Col* col : {&time_ms, &http_status, &line_no}) col->truncate(n);
+    duration_ms.truncate(n);
+    for (StrCol* col : strs()) col->truncate(n);
+    extra.truncate(n);  // (also the entries of a map row not closed yet)
+  }
   size_t capacity_bytes() const {
     size_t n = 0;
     for (const StrCol* col : const_cast<LogColumns*>(this)->strs()) n += col->capacity_bytes();
@@ -385,6 +432,7 @@ class ComposeBlock {
       allocated_ = true;
     }
     c_.clear();
+    refused_.clear();
     reserve(data, len);
     const char* end = data + len;
     const char* p = data;
@@ -395,18 +443,41 @@ class ComposeBlock {
       const char* stop = nl ? nl : end;
       const char* e = stop;
       if (e > p && e[-1] == '\r') --e;  // textio strips one CR
-      if (has_esc && std::memchr(p, 0x1b, static_cast<size_t>(e - p)) != nullptr) {
-        strip_ansi(p, e);
-        line(ansi_.data(), ansi_.data() + ansi_.size(), line_no, ansi_.data() + ansi_.size());
-      } else {
-        line(p, e, line_no, end);
+      const char* why;
+      size_t rows = c_.line_no.size();
+      try {
+        if (has_esc && std::memchr(p, 0x1b, static_cast<size_t>(e - p)) != nullptr) {
+          strip_ansi(p, e);
+          why = line(ansi_.data(), ansi_.data() + ansi_.size(), line_no, ansi_.data() + ansi_.size());
+        } else {
+          why = line(p, e, line_no, end);
+        }
+      } catch (const Refuse& r) {
+        c_.truncate(rows);  // (a row given up half way)
+        why = nullptr;
+        refused_.emplace_back(line_no - first_line_no, r.what());
       }
+      if (why != nullptr) refused_.emplace_back(line_no - first_line_no, why);
       ++line_no;
       p = nl ? nl + 1 : end;
     }
   }
 
   bool finish(PyObject* d) const { return c_.to_dict(d); }
+
+  // the refused lines as (line index in the block, reason) appended to a Python list
+  bool put_refused(PyObject* list) const {
+    for (const auto& [index, why] : refused_) {
+      PyObject* item = Py_BuildValue("(Ls)", static_cast<long long>(index), why.c_str());
+      if (item == nullptr || PyList_Append(list, item) < 0) {
+        Py_XDECREF(item);
+        return false;
+      }
+      Py_DECREF(item);
+    }
+    return true;
+  }
+  const std::vector<std::pair<int64_t, std::string>>& refused() const { return refused_; }
 
   // the columns' memory stays for the next block (fresh pages cost more than parsing), up to
   // a bound: after a huge block it goes back
@@ -449,35 +520,38 @@ class ComposeBlock {
     }
   }
 
-  // one line [p, e) (line end removed); ``readable`` is how far memory may be read (padding)
-  void line(const char* p, const char* e, int64_t line_no, const char* readable) {
+  // one line [p, e) (line end removed); ``readable`` is how far memory may be read (padding).
+  // nullptr when its row is added, else why the Python reader must read it (the usual reasons
+  // are returned, the rare ones thrown as Refuse)
+  const char* line(const char* p, const char* e, int64_t line_no, const char* readable) {
     const char* s = p;
     while (s < e && py_space(static_cast<unsigned char>(*s))) ++s;
-    if (s == e) return;  // blank: skipped, still counted
+    if (s == e) return nullptr;  // blank: skipped, still counted
     // PREFIX: ([A-Za-z0-9][A-Za-z0-9_.\-]*)\s*\|(?: (.*)|)$
     const char* q = p;
-    if (q == e || !(word_char(*q) && *q != '_')) throw Refuse("unprefixed line");
+    if (q == e || !(word_char(*q) && *q != '_')) return "unprefixed line";
     while (q < e && name_char(*q)) ++q;
     std::string_view container(p, static_cast<size_t>(q - p));
     while (q < e && (*q == ' ' || *q == '\t')) ++q;
-    if (q == e || *q != '|') throw Refuse("unprefixed line");
+    if (q == e || *q != '|') return "unprefixed line";
     ++q;
-    if (q == e || *q != ' ') throw Refuse("line without a JSON payload");
+    if (q == e || *q != ' ') return "line without a JSON payload";
     ++q;
     std::string_view payload(q, static_cast<size_t>(e - q));
     // payload.lstrip() must start a JSON object; orjson allows JSON whitespace after it
     const char* j = q;
     while (j < e && py_space(static_cast<unsigned char>(*j))) ++j;
-    if (j == e || *j != '{') throw Refuse("plain-text payload");
+    if (j == e || *j != '{') return "plain-text payload";
     const char* je = e;
     while (je > j && (je[-1] == ' ' || je[-1] == '\t' || je[-1] == '\r')) --je;
     size_t jlen = static_cast<size_t>(je - j);
     bool padded = static_cast<size_t>(readable - je) >= simdjson::SIMDJSON_PADDING;
     element root;
-    if (parser_.parse(j, jlen, !padded).get(root)) throw Refuse("payload is not valid JSON");
+    if (parser_.parse(j, jlen, !padded).get(root)) return "payload is not valid JSON";
     simdjson::dom::object obj;
-    if (root.get_object().get(obj)) throw Refuse("payload is not a JSON object");
+    if (root.get_object().get(obj)) return "payload is not a JSON object";
     record(obj, line_no, container, payload);
+    return nullptr;
   }
 
   const element* first(KeyGroup g) const {
@@ -498,8 +572,7 @@ class ComposeBlock {
     else col.null();
   }
 
-  // compose._json_record + _classify for one object; the row is appended only once it is
-  // known to be good (a refusal drops the whole block anyway)
+  // compose._json_record + _classify for one object
   void record(simdjson::dom::object obj, int64_t line_no, std::string_view container, std::string_view payload) {
     present_.fill(false);
     extras_.clear();
@@ -519,7 +592,7 @@ class ComposeBlock {
         if (!dup) extras_.emplace_back(field.key, field.value);
       }
     }
-    if (present_[HTTP] && slot_[HTTP].type() == element_type::OBJECT) throw Refuse("nested http object");
+    load_http();
     const element* tv = first(TIME);
     if (tv == nullptr) throw Refuse("JSON log without a usable time");
     int64_t t = time_ms(*tv);
@@ -540,48 +613,22 @@ class ComposeBlock {
           }
       }
     }
-    // http: `_first(...) or http.get(...)`; a falsy first value gives None (no http object)
+    // http: `_first(...) or http.get(...)` (http: the "http" object, else {})
     bool has_method = false;
-    const element* mv = first(METHOD);
-    if (mv != nullptr && truthy(*mv)) {
+    const element* mv = or_http(first(METHOD), 0);
+    if (mv != nullptr && truthy(*mv)) {  // str(method).upper() if method else None
       py_upper_str(*mv, method_);
       has_method = true;
     }
-    const element* pv = first(PATH);
-    if (pv != nullptr && !truthy(*pv)) pv = nullptr;
-    bool has_status = false;
+    const element* pv = or_http(first(PATH), 1);
     int64_t status = 0;
-    if (const element* sv = first(STATUS)) {
-      switch (sv->type()) {  // _int(): int(value) in int32 range, else None
-        case element_type::STRING:
-          has_status = int_text(sv->get_string().value_unsafe(), status);
-          break;
-        case element_type::INT64:
-          status = sv->get_int64().value_unsafe();
-          has_status = status != 0;
-          break;
-        case element_type::BOOL:
-          status = 1;
-          has_status = sv->get_bool().value_unsafe();
-          break;
-        case element_type::DOUBLE: {
-          double d = sv->get_double().value_unsafe();
-          if (d != 0 && d > -2147483649.0 && d < 2147483648.0) {
-            status = static_cast<int64_t>(d);  // int() truncates
-            has_status = true;
-          }
-          break;
-        }
-        default:  // huge ints: out of range; lists and objects: int() raises TypeError
-          break;
-      }
-      if (has_status && (status < INT32_MIN || status > INT32_MAX)) has_status = false;
-    }
+    const element* sv = or_http(first(STATUS), 2);
+    bool has_status = sv != nullptr && py_int(*sv, status);
     bool has_duration = false;
     double duration = 0;
     if (const element* dv = first(DURATION)) {
-      switch (dv->type()) {  // _float(): float(value), None on TypeError
-        case element_type::STRING: duration = float_text(dv->get_string().value_unsafe()); has_duration = true; break;
+      switch (dv->type()) {  // _float(): float(value), None on TypeError / ValueError
+        case element_type::STRING: has_duration = float_text(dv->get_string().value_unsafe(), duration); break;
         case element_type::INT64: duration = static_cast<double>(dv->get_int64().value_unsafe()); has_duration = true; break;
         case element_type::UINT64: duration = static_cast<double>(dv->get_uint64().value_unsafe()); has_duration = true; break;
         case element_type::DOUBLE: duration = dv->get_double().value_unsafe(); has_duration = true; break;
@@ -611,7 +658,7 @@ class ComposeBlock {
     }
     const element* msg = first(MESSAGE);
 
-    // append the row (a refusal below still drops the whole block: no half row escapes)
+    // append the row (a refusal below: run() truncates the columns back, no half row escapes)
     c_.time_ms.add(t);
     std::string_view service = container;  // REPLICA: [-_][1-9]\d*$ removed
     {
@@ -682,6 +729,46 @@ class ComposeBlock {
     }
   }
 
+  // the "http" object's method / path / status (a dict: the last repeated key wins)
+  void load_http() {
+    http_has_ = {false, false, false};
+    if (!present_[HTTP] || slot_[HTTP].type() != element_type::OBJECT) return;
+    static constexpr std::string_view NAMES[3] = {"method", "path", "status"};
+    simdjson::dom::object http = slot_[HTTP].get_object().value_unsafe();  // (a named copy)
+    for (auto f : http)
+      for (int i = 0; i < 3; ++i)
+        if (f.key == NAMES[i]) {
+          http_[i] = f.value;
+          http_has_[i] = true;
+        }
+  }
+  // ``value or http.get(name)``: nullptr for None
+  const element* or_http(const element* v, int i) const {
+    if (v != nullptr && truthy(*v)) return v;
+    if (!http_has_[i] || http_[i].type() == element_type::NULL_VALUE) return nullptr;
+    return &http_[i];
+  }
+  // compose._int(value): int(value) within int32, else false (None)
+  static bool py_int(const element& v, int64_t& out) {
+    switch (v.type()) {
+      case element_type::STRING:
+        if (!int_text(v.get_string().value_unsafe(), out)) return false;
+        break;
+      case element_type::INT64: out = v.get_int64().value_unsafe(); break;
+      case element_type::BOOL: out = v.get_bool().value_unsafe() ? 1 : 0; break;
+      case element_type::DOUBLE: {
+        double d = v.get_double().value_unsafe();  // int() truncates
+        if (!(d > -2147483649.0 && d < 2147483648.0)) return false;
+        out = static_cast<int64_t>(d);
+        break;
+      }
+      default: return false;  // huge ints: out of range; lists and objects: int() raises TypeError
+    }
+    return out >= INT32_MIN && out <= INT32_MAX;
+  }
+
+  std::array<element, 3> http_;
+  std::array<bool, 3> http_has_{};
   simdjson::dom::parser parser_;
   bool allocated_ = false;
   LogColumns c_;
@@ -703,6 +790,7 @@ class ComposeBlock {
     return false;
   }
 
+  std::vector<std::pair<int64_t, std::string>> refused_;
   std::array<element, N_KEYS> slot_;
   std::vector<std::pair<std::string_view, element>> extras_;
   std::array<bool, N_KEYS> present_{};
@@ -711,13 +799,20 @@ class ComposeBlock {
 
 }  // namespace
 
-// parse_compose_block(data: bytes, first_line_no: int) -> {column: buffers}; ValueError(reason)
-// refuses the block. ``data`` is whole lines (textio.Block.data: UTF-8, BOM removed).
+// parse_compose_block(data: bytes, first_line_no: int, refused: list | None) -> {column: buffers}
+// for the lines it takes. ``data`` is whole lines (textio.Block.data: UTF-8, BOM removed). The
+// lines it leaves to the Python reader are appended to ``refused`` as (index in the block,
+// reason); without that list, any such line refuses the whole block (ValueError(reason)).
 PyObject* parse_compose_block(PyObject*, PyObject* args) {
   const char* buf;
   Py_ssize_t len;
   long long first_line_no;
-  if (!PyArg_ParseTuple(args, "y#L", &buf, &len, &first_line_no)) return nullptr;
+  PyObject* refused = Py_None;
+  if (!PyArg_ParseTuple(args, "y#L|O", &buf, &len, &first_line_no, &refused)) return nullptr;
+  if (refused != Py_None && !PyList_Check(refused)) {
+    PyErr_SetString(PyExc_TypeError, "refused must be a list or None");
+    return nullptr;
+  }
   // one per thread, reused: its parser and column buffers keep their memory between blocks
   // (held by pointer: one thread-local lookup per call, not one per member access)
   static thread_local std::unique_ptr<ComposeBlock> owner;
@@ -734,8 +829,13 @@ PyObject* parse_compose_block(PyObject*, PyObject* args) {
         b.release_if_large();
       }
     } busy(block);
-    if (!simdjson::validate_utf8(buf, static_cast<size_t>(len))) throw Refuse("invalid UTF-8");
+    // (UTF-8 is checked per line: simdjson validates each payload, the prefix is ASCII)
     block.run(buf, static_cast<size_t>(len), first_line_no);
+    if (refused == Py_None) {
+      if (!block.refused().empty()) throw Refuse(block.refused().front().second);
+    } else if (!block.put_refused(refused)) {
+      return nullptr;
+    }
     return columns_dict(block);
   });
 }

@@ -1,4 +1,5 @@
 // JSON text of parsed values as the Python readers print them (orjson.dumps / repr(float)).
+#include <string>
 #include <charconv>
 #include <cmath>
 
@@ -18,6 +19,48 @@ void python_float(double d, std::string& out) {
   if (s.find('.') == std::string_view::npos) out += ".0";
 }
 
+void orjson_float(double d, std::string& out) {
+  if (!std::isfinite(d)) throw Refuse("non-finite float");  // (JSON input has none)
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);  // shortest
+  if (res.ec != std::errc()) throw Refuse("float format");
+  std::string_view s(buf, static_cast<size_t>(res.ptr - buf));
+  size_t e = s.find('e');
+  int exp10 = 0;
+  std::from_chars(s.data() + e + (s[e + 1] == '+' ? 2 : 1), s.data() + s.size(), exp10);
+  if (d < 0 || std::signbit(d)) out += '-';
+  std::string_view m = s.substr(0, e);
+  if (m[0] == '-') m.remove_prefix(1);
+  char digits[32];
+  size_t n = 0;
+  for (char c : m)
+    if (c != '.') digits[n++] = c;
+  int point = exp10 + 1;  // digits before the decimal point
+  if (point > -5 && point <= 16) {
+    if (point <= 0) {
+      out += "0.";
+      out.append(static_cast<size_t>(-point), '0');
+      out.append(digits, n);
+    } else if (static_cast<size_t>(point) >= n) {
+      out.append(digits, n);
+      out.append(static_cast<size_t>(point) - n, '0');
+      out += ".0";
+    } else {
+      out.append(digits, static_cast<size_t>(point));
+      out += '.';
+      out.append(digits + point, n - static_cast<size_t>(point));
+    }
+    return;
+  }
+  out += digits[0];
+  if (n > 1) {
+    out += '.';
+    out.append(digits + 1, n - 1);
+  }
+  out += exp10 < 0 ? "e-" : "e+";
+  out += std::to_string(exp10 < 0 ? -exp10 : exp10);
+}
+
 void json_text(simdjson::dom::element v, std::string& out) {
   using simdjson::dom::element_type;
   switch (v.type()) {
@@ -25,7 +68,7 @@ void json_text(simdjson::dom::element v, std::string& out) {
     case element_type::BOOL: out += v.get_bool().value_unsafe() ? "true" : "false"; break;
     case element_type::INT64: out += std::to_string(v.get_int64().value_unsafe()); break;
     case element_type::UINT64: out += std::to_string(v.get_uint64().value_unsafe()); break;
-    case element_type::DOUBLE: python_float(v.get_double().value_unsafe(), out); break;
+    case element_type::DOUBLE: orjson_float(v.get_double().value_unsafe(), out); break;
     case element_type::STRING:
       out += '"';
       json_escape(out, v.get_string().value_unsafe());
