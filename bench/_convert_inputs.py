@@ -19,7 +19,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"
-LAB_RAW = [REPO / "data" / "sample" / "raw"] + sorted(p for p in (REPO / "data" / "lab").glob("**/raw") if p.is_dir())
+LAB_RAW = [REPO / "data" / "sample" / "raw"] + sorted(
+    p for p in (REPO / "data" / "lab").glob("**/raw") if p.is_dir())
 SERVICES = ["web-api", "auth-service", "payment-worker"]
 T0_NS = 1_763_000_000_000_000_000
 
@@ -62,41 +63,57 @@ def _iso_ms(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
+def _hex(rng: random.Random, bits: int) -> str:
+    return f"{rng.getrandbits(bits):0{bits // 4}x}"
+
+
+def _kv(key: str, value: dict) -> dict:
+    return {"key": key, "value": value}
+
+
+def _s(text: str) -> dict:
+    return {"stringValue": text}
+
+
 # ---- the two shapes the bench always had ---------------------------------------------------
+
+def _collector_span(rng: random.Random, j: int) -> dict:
+    start = T0_NS + j * 1_000_000
+    server = j % 3 == 0
+    if server:
+        attrs = [_kv("http.request.method", _s("GET")),
+                 _kv("url.path", _s(f"/api/items/{j % 100}")),
+                 _kv("http.response.status_code", {"intValue": str(200 if j % 50 else 500)})]
+    else:
+        attrs = [_kv("db.system", _s("postgresql")),
+                 _kv("db.statement", _s("SELECT * FROM items WHERE id = $1"))]
+    return {"traceId": _hex(rng, 128), "spanId": _hex(rng, 64),
+            "parentSpanId": "" if server else _hex(rng, 64),
+            "name": "GET /api/items/{id}" if server else "SELECT items", "kind": 2 if server else 3,
+            "startTimeUnixNano": str(start),
+            "endTimeUnixNano": str(start + rng.randint(10**5, 10**8)),
+            "attributes": attrs, "status": {}, "flags": 256}
+
 
 def collector_spans(path: Path, target: int, seed: int = 0, per_line: int = 50) -> Input:
     """Collector-style OTLP lines: one resource, one scope, 50 HTTP/DB spans with few attributes."""
     rng = random.Random(seed)
     out, done, n_lines = _Sink(path), 0, 0
     while out.size < target:
-        spans = []
-        for i in range(per_line):
-            j = done + i
-            start = T0_NS + j * 1_000_000
-            server = j % 3 == 0
-            attrs = [{"key": "http.request.method", "value": {"stringValue": "GET"}},
-                     {"key": "url.path", "value": {"stringValue": f"/api/items/{j % 100}"}},
-                     {"key": "http.response.status_code", "value": {"intValue": str(200 if j % 50 else 500)}}] \
-                if server else [{"key": "db.system", "value": {"stringValue": "postgresql"}},
-                                {"key": "db.statement", "value": {"stringValue": "SELECT * FROM items WHERE id = $1"}}]
-            spans.append({"traceId": f"{rng.getrandbits(128):032x}", "spanId": f"{rng.getrandbits(64):016x}",
-                          "parentSpanId": "" if server else f"{rng.getrandbits(64):016x}",
-                          "name": "GET /api/items/{id}" if server else "SELECT items", "kind": 2 if server else 3,
-                          "startTimeUnixNano": str(start), "endTimeUnixNano": str(start + rng.randint(10**5, 10**8)),
-                          "attributes": attrs, "status": {}, "flags": 256})
-        doc = {"resourceSpans": [{"resource": {"attributes": [
-            {"key": "service.name", "value": {"stringValue": SERVICES[n_lines % 3]}},
-            {"key": "host.name", "value": {"stringValue": "host-1"}}]},
-            "scopeSpans": [{"scope": {"name": "opentelemetry.instrumentation.flask"}, "spans": spans}]}]}
-        out.line(_dumps(doc))
+        spans = [_collector_span(rng, done + i) for i in range(per_line)]
+        resource = {"attributes": [_kv("service.name", _s(SERVICES[n_lines % 3])),
+                                   _kv("host.name", _s("host-1"))]}
+        scope = {"scope": {"name": "opentelemetry.instrumentation.flask"}, "spans": spans}
+        out.line(_dumps({"resourceSpans": [{"resource": resource, "scopeSpans": [scope]}]}))
         done += per_line
         n_lines += 1
     out.close()
-    return Input("traces", path, done, 0, f"generated, seed {seed}: {n_lines:,} lines x {per_line} spans, 2-3 attributes each")
+    how = f"generated, seed {seed}: {n_lines:,} lines x {per_line} spans, 2-3 attributes each"
+    return Input("traces", path, done, 0, how)
 
 
 def access_logs(path: Path, target: int, seed: int = 0) -> Input:
-    """Compose prefix + flat JSON access/app lines (~250 bytes), as the lab's services write them."""
+    """Compose prefix + flat JSON access/app lines (~250 bytes), as the lab's services write."""
     rng = random.Random(seed)
     out, j = _Sink(path), 0
     while out.size < target:
@@ -104,9 +121,10 @@ def access_logs(path: Path, target: int, seed: int = 0) -> Input:
         ts = _iso_ms(1_763_000_000_000 + j)
         if j % 4:
             rec = {"timestamp": ts, "level": "INFO", "service": svc, "message": "request completed",
-                   "method": "GET", "path": f"/api/items/{j % 100}", "status": 200 if j % 97 else 503,
-                   "duration_ms": round(rng.random() * 50, 3), "trace_id": f"{rng.getrandbits(128):032x}",
-                   "span_id": f"{rng.getrandbits(64):016x}"}
+                   "method": "GET", "path": f"/api/items/{j % 100}",
+                   "status": 200 if j % 97 else 503,
+                   "duration_ms": round(rng.random() * 50, 3), "trace_id": _hex(rng, 128),
+                   "span_id": _hex(rng, 64)}
         else:
             rec = {"timestamp": ts, "level": "WARN" if j % 7 == 0 else "INFO", "service": svc,
                    "message": f"cache refresh took {j % 13} ms", "logger": "app.cache"}
@@ -118,8 +136,8 @@ def access_logs(path: Path, target: int, seed: int = 0) -> Input:
 
 # ---- application logs with nested values ---------------------------------------------------
 
-WORDS = ["order", "basket", "Zürich", "naïve", "café", "東京", "пример", "ünïcödé", "emoji 🚀", "a\"quote",
-         "tab\there", "slash/\\back", "payment", "retry", "timeout", "ok"]
+WORDS = ["order", "basket", "Zürich", "naïve", "café", "東京", "пример", "ünïcödé", "emoji 🚀",
+         "a\"quote", "tab\there", "slash/\\back", "payment", "retry", "timeout", "ok"]
 APPS = ["checkout-api", "inventory", "notification-svc", "user-profile", "search-indexer"]
 LEVELS = ["info", "INFO", "debug", "warn", "WARNING", "error", "ERROR", "fatal"]
 
@@ -128,32 +146,46 @@ def _text(rng: random.Random, n: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n))
 
 
+def _http(rng: random.Random) -> dict:
+    return {"method": rng.choice(["GET", "POST", "PUT"]),
+            "path": f"/v2/orders/{rng.randint(1, 10**6)}",
+            "status": rng.choice([200, 201, 204, 400, 404, 500, 503]),
+            "latency_ms": round(rng.random() * 900, 3), "bytes": rng.randint(0, 10**7),
+            "headers": {"user-agent": "Mozilla/5.0 (X11; Linux x86_64)",
+                        "x-request-id": _hex(rng, 64)}}
+
+
+def _cart(rng: random.Random) -> dict:
+    items = [{"sku": f"SKU-{rng.randint(1000, 9999)}", "qty": rng.randint(1, 5),
+              "price": round(rng.random() * 200, 2), "tags": [_text(rng, 1)]}
+             for _ in range(rng.randint(1, 3))]
+    return {"items": items, "total": round(rng.random() * 600, 2), "currency": "EUR",
+            "discounted": rng.random() < 0.2}
+
+
 def _nested_record(rng: random.Random, j: int) -> dict:
     """One application log object: nested objects, arrays, ints, floats, booleans, unicode."""
     ms = 1_763_000_000_000 + j * 7
-    rec = {
+    error = {"type": "TimeoutError", "stack": ["at a (x.js:1:2)", "at b (y.js:3:4)"], "code": -110}
+    return {
         "timestamp": _iso_ms(ms) if j % 5 else ms,  # both ISO text and epoch-ms integers occur
         "level": rng.choice(LEVELS),
         "msg" if j % 3 == 0 else "message": _text(rng, rng.randint(3, 9)),
         "logger": f"com.example.{rng.choice(['http', 'db', 'cache', 'jobs'])}",
         "thread": f"worker-{rng.randint(0, 31)}",
         "pid": rng.randint(1, 65535),
-        "trace_id": f"{rng.getrandbits(128):032x}",
-        "span_id": f"{rng.getrandbits(64):016x}",
-        "http": {"method": rng.choice(["GET", "POST", "PUT"]), "path": f"/v2/orders/{rng.randint(1, 10**6)}",
-                 "status": rng.choice([200, 201, 204, 400, 404, 500, 503]),
-                 "latency_ms": round(rng.random() * 900, 3), "bytes": rng.randint(0, 10**7),
-                 "headers": {"user-agent": "Mozilla/5.0 (X11; Linux x86_64)", "x-request-id": f"{rng.getrandbits(64):x}"}},
-        "user": {"id": rng.randint(1, 10**9), "name": _text(rng, 2), "roles": rng.sample(["admin", "ops", "dev", "viewer"], 2),
+        "trace_id": _hex(rng, 128),
+        "span_id": _hex(rng, 64),
+        "http": _http(rng),
+        "user": {"id": rng.randint(1, 10**9), "name": _text(rng, 2),
+                 "roles": rng.sample(["admin", "ops", "dev", "viewer"], 2),
                  "verified": rng.random() < 0.7, "score": rng.random() * 100, "quota": None},
-        "cart": {"items": [{"sku": f"SKU-{rng.randint(1000, 9999)}", "qty": rng.randint(1, 5),
-                            "price": round(rng.random() * 200, 2), "tags": [_text(rng, 1)]} for _ in range(rng.randint(1, 3))],
-                 "total": round(rng.random() * 600, 2), "currency": "EUR", "discounted": rng.random() < 0.2},
-        "metrics": [rng.randint(-1000, 1000), rng.random(), 1e-7 * rng.random(), 2**40 + rng.randint(0, 99)],
+        "cart": _cart(rng),
+        "metrics": [rng.randint(-1000, 1000), rng.random(), 1e-7 * rng.random(),
+                    2**40 + rng.randint(0, 99)],
         "flags": {"beta": rng.random() < 0.5, "canary": False, "shard": rng.randint(0, 15)},
-        "error": None if j % 11 else {"type": "TimeoutError", "stack": ["at a (x.js:1:2)", "at b (y.js:3:4)"], "code": -110},
+        "error": None if j % 11 else error,
     }
-    return rec
 
 
 def app_nested_logs(path: Path, target: int, seed: int = 0) -> Input:
@@ -170,16 +202,17 @@ def app_nested_logs(path: Path, target: int, seed: int = 0) -> Input:
         out.line(f"{app}-{1 + j % 2}  | {line}")
         j += 1
     out.close()
-    return Input("logs", path, j, 0, f"generated, seed {seed}: {j:,} nested JSON lines, {out.size / max(j, 1):.0f} B/line")
+    how = f"generated, seed {seed}: {j:,} nested JSON lines, {out.size / max(j, 1):.0f} B/line"
+    return Input("logs", path, j, 0, how)
 
 
 # ---- spans with many attributes ------------------------------------------------------------
 
-def _any_value(rng: random.Random, k: int):
+def _any_value(rng: random.Random, k: int) -> dict:
     """An OTLP AnyValue of a type that varies with k (all the protobuf-JSON spellings)."""
     kind = k % 9
     if kind in (0, 1):
-        return {"stringValue": _text(rng, rng.randint(1, 4))}
+        return _s(_text(rng, rng.randint(1, 4)))
     if kind == 2:
         return {"intValue": str(rng.randint(-10**12, 10**12))}  # int64 as a JSON string
     if kind == 3:
@@ -189,10 +222,11 @@ def _any_value(rng: random.Random, k: int):
     if kind == 5:
         return {"boolValue": rng.random() < 0.5}
     if kind == 6:
-        return {"arrayValue": {"values": [{"stringValue": _text(rng, 1)}, {"intValue": str(rng.randint(0, 99))}]}}
+        values = [_s(_text(rng, 1)), {"intValue": str(rng.randint(0, 99))}]
+        return {"arrayValue": {"values": values}}
     if kind == 7:
-        return {"kvlistValue": {"values": [{"key": "inner", "value": {"stringValue": _text(rng, 1)}},
-                                           {"key": "n", "value": {"doubleValue": rng.random()}}]}}
+        return {"kvlistValue": {"values": [_kv("inner", _s(_text(rng, 1))),
+                                           _kv("n", {"doubleValue": rng.random()})]}}
     return {"bytesValue": "3q2+7w=="}
 
 
@@ -200,43 +234,65 @@ def _known_attrs(rng: random.Random) -> list:
     """Semantic-convention attributes with the values real SDKs give them."""
     method = rng.choice(["GET", "POST", "PUT", "DELETE", "PATCH"])
     path = f"/v2/{rng.choice(['orders', 'users', 'carts'])}/{rng.randint(1, 10**6)}"
-    kv = {"http.request.method": {"stringValue": method}, "url.full": {"stringValue": f"https://shop.example.com{path}?q=1"},
-          "url.path": {"stringValue": path}, "url.scheme": {"stringValue": "https"},
+    client = ".".join(str(rng.randint(1, 254)) for _ in range(3))
+    kv = {"http.request.method": _s(method), "url.full": _s(f"https://shop.example.com{path}?q=1"),
+          "url.path": _s(path), "url.scheme": _s("https"),
           "http.response.status_code": {"intValue": str(rng.choice([200, 201, 404, 500, 503]))},
-          "server.address": {"stringValue": "shop.example.com"}, "server.port": {"intValue": 443},
-          "client.address": {"stringValue": f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"},
-          "user_agent.original": {"stringValue": "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/133.0"},
-          "network.protocol.version": {"stringValue": rng.choice(["1.1", "2"])},
-          "db.system": {"stringValue": "postgresql"}, "db.name": {"stringValue": "shop"},
-          "db.statement": {"stringValue": "SELECT * FROM orders WHERE id = $1 AND name = 'café'"},
-          "peer.service": {"stringValue": rng.choice(APPS)}, "thread.id": {"intValue": rng.randint(1, 400)},
-          "thread.name": {"stringValue": f"worker-{rng.randint(0, 31)}"}, "code.function": {"stringValue": "handle"},
-          "code.lineno": {"intValue": rng.randint(1, 5000)}, "enduser.id": {"stringValue": _text(rng, 1)}}
-    return [{"key": k, "value": v} for k, v in kv.items()]
+          "server.address": _s("shop.example.com"), "server.port": {"intValue": 443},
+          "client.address": _s(f"10.{client}"),
+          "user_agent.original": _s("Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/133.0"),
+          "network.protocol.version": _s(rng.choice(["1.1", "2"])),
+          "db.system": _s("postgresql"), "db.name": _s("shop"),
+          "db.statement": _s("SELECT * FROM orders WHERE id = $1 AND name = 'café'"),
+          "peer.service": _s(rng.choice(APPS)), "thread.id": {"intValue": rng.randint(1, 400)},
+          "thread.name": _s(f"worker-{rng.randint(0, 31)}"), "code.function": _s("handle"),
+          "code.lineno": {"intValue": rng.randint(1, 5000)}, "enduser.id": _s(_text(rng, 1))}
+    return [_kv(k, v) for k, v in kv.items()]
+
+
+def _custom_attrs(rng: random.Random, n: int, first: int = 0) -> list:
+    return [_kv(f"app.custom.attr_{k}", _any_value(rng, k)) for k in range(first, first + n)]
 
 
 def _attrs(rng: random.Random, n: int) -> list:
     """``n`` attributes: the known ones first, then custom ones of every AnyValue type."""
     known = _known_attrs(rng)[:n]
-    return known + [{"key": f"app.custom.attr_{k}", "value": _any_value(rng, k)} for k in range(n - len(known))]
-
-
-def _custom_attrs(rng: random.Random, n: int) -> list:
-    return [{"key": f"app.custom.attr_{k}", "value": _any_value(rng, k)} for k in range(n)]
+    return known + _custom_attrs(rng, n - len(known))
 
 
 def _rich_span(rng: random.Random, j: int) -> dict:
     start = T0_NS + j * 2_000_000
-    return {"traceId": f"{rng.getrandbits(128):032x}", "spanId": f"{rng.getrandbits(64):016x}",
-            "parentSpanId": f"{rng.getrandbits(64):016x}" if j % 4 else "", "traceState": "vendor=1" if j % 9 == 0 else "",
-            "name": f"{rng.choice(['GET', 'POST'])} /v2/{rng.choice(['orders', 'users', 'carts'])}/{{id}}",
-            "kind": 1 + j % 5, "startTimeUnixNano": str(start), "endTimeUnixNano": str(start + rng.randint(10**4, 10**9)),
+    events = [{"timeUnixNano": str(start + 1000 * e),
+               "name": "exception" if e == 0 and j % 7 == 0 else "log",
+               "attributes": _custom_attrs(rng, 3)} for e in range(rng.randint(0, 3))]
+    links = [{"traceId": _hex(rng, 128), "spanId": _hex(rng, 64),
+              "attributes": [_kv("link.kind", _s("follows"))]} for _ in range(j % 3)]
+    name = f"{rng.choice(['GET', 'POST'])} /v2/{rng.choice(['orders', 'users', 'carts'])}/{{id}}"
+    return {"traceId": _hex(rng, 128), "spanId": _hex(rng, 64),
+            "parentSpanId": _hex(rng, 64) if j % 4 else "",
+            "traceState": "vendor=1" if j % 9 == 0 else "",
+            "name": name, "kind": 1 + j % 5, "startTimeUnixNano": str(start),
+            "endTimeUnixNano": str(start + rng.randint(10**4, 10**9)),
             "attributes": _attrs(rng, rng.randint(30, 40)), "droppedAttributesCount": 0,
-            "events": [{"timeUnixNano": str(start + 1000 * e), "name": "exception" if e == 0 and j % 7 == 0 else "log",
-                        "attributes": _custom_attrs(rng, 3)} for e in range(rng.randint(0, 3))],
-            "links": [{"traceId": f"{rng.getrandbits(128):032x}", "spanId": f"{rng.getrandbits(64):016x}",
-                       "attributes": [{"key": "link.kind", "value": {"stringValue": "follows"}}]} for _ in range(j % 3)],
-            "status": {"code": j % 3, "message": "boom" if j % 3 == 2 else ""}, "flags": 256 + j % 2}
+            "events": events, "links": links,
+            "status": {"code": j % 3, "message": "boom" if j % 3 == 2 else ""},
+            "flags": 256 + j % 2}
+
+
+def _resource(rng: random.Random, r: int, app: str, first_span: int) -> dict:
+    """One resource with 1-3 scopes of 1-6 spans each, numbered from ``first_span``."""
+    scopes, j = [], first_span
+    for s in range(rng.randint(1, 3)):
+        spans = [_rich_span(rng, j + i) for i in range(rng.randint(1, 6))]
+        j += len(spans)
+        scope = {"name": f"io.opentelemetry.lib-{s}", "version": "1.2.3",
+                 "attributes": _custom_attrs(rng, 2)}
+        scopes.append({"scope": scope, "spans": spans, "schemaUrl": ""})
+    args = {"arrayValue": {"values": [_s("java"), _s("-jar")]}}
+    attrs = [_kv("service.name", _s(app)), _kv("service.version", _s(f"2.{r}.0")),
+             _kv("host.name", _s(f"node-{r}")), _kv("process.pid", {"intValue": 4000 + r}),
+             _kv("process.command_args", args)]
+    return {"resource": {"attributes": attrs}, "scopeSpans": scopes}
 
 
 def spans_many_attrs(path: Path, target: int, seed: int = 0) -> Input:
@@ -246,22 +302,14 @@ def spans_many_attrs(path: Path, target: int, seed: int = 0) -> Input:
     while out.size < target:
         resources = []
         for r in range(rng.randint(2, 3)):
-            scopes = []
-            for s in range(rng.randint(1, 3)):
-                spans = [_rich_span(rng, j + i) for i in range(rng.randint(1, 6))]
-                j += len(spans)
-                scopes.append({"scope": {"name": f"io.opentelemetry.lib-{s}", "version": "1.2.3",
-                                         "attributes": _custom_attrs(rng, 2)}, "spans": spans, "schemaUrl": ""})
-            res_attrs = [{"key": "service.name", "value": {"stringValue": APPS[(n_lines + r) % len(APPS)]}},
-                         {"key": "service.version", "value": {"stringValue": f"2.{r}.0"}},
-                         {"key": "host.name", "value": {"stringValue": f"node-{r}"}},
-                         {"key": "process.pid", "value": {"intValue": 4000 + r}},
-                         {"key": "process.command_args", "value": {"arrayValue": {"values": [{"stringValue": "java"}, {"stringValue": "-jar"}]}}}]
-            resources.append({"resource": {"attributes": res_attrs}, "scopeSpans": scopes})
+            res = _resource(rng, r, APPS[(n_lines + r) % len(APPS)], j)
+            j += sum(len(s["spans"]) for s in res["scopeSpans"])
+            resources.append(res)
         out.line(_dumps({"resourceSpans": resources}))
         n_lines += 1
     out.close()
-    return Input("traces", path, j, 0, f"generated, seed {seed}: {n_lines:,} lines, {j:,} spans of 30-40 attributes, events, links")
+    how = f"generated, seed {seed}: {n_lines:,} lines, {j:,} spans of 30-40 attributes"
+    return Input("traces", path, j, 0, how)
 
 
 # ---- real files, repeated -----------------------------------------------------------------
@@ -299,7 +347,8 @@ def fixture_logs(path: Path, target: int, seed: int = 0) -> Input | None:
     bad = sum(man[f"compose_logs/{f.name}"].get("expected_rejected_records") or 0 for f in files)
     k = _repeat(path, chunk, target)
     return Input("logs", path, k * good, k * bad,
-                 f"{len(files)} Compose fixtures ({len(chunk) / 1e6:.2f} MB as UTF-8, BOMs dropped, UTF-16 transcoded) x {k}")
+                 f"{len(files)} Compose fixtures ({len(chunk) / 1e6:.2f} MB as UTF-8, BOMs dropped,"
+                 f" UTF-16 transcoded) x {k}")
 
 
 def fixture_traces(path: Path, target: int, seed: int = 0) -> Input | None:
@@ -321,7 +370,8 @@ def fixture_traces(path: Path, target: int, seed: int = 0) -> Input | None:
     chunk = b"".join(pieces)
     k = _repeat(path, chunk, target)
     return Input("traces", path, k * good, k * bad,
-                 f"{len(names)} OTLP fixtures with spans ({len(chunk) / 1e6:.2f} MB, .json compacted to a line) x {k}")
+                 f"{len(names)} OTLP fixtures with spans ({len(chunk) / 1e6:.2f} MB,"
+                 f" .json compacted to a line) x {k}")
 
 
 def _lab(name: str, signal: str, path: Path, target: int) -> Input | None:
@@ -345,12 +395,13 @@ def lab_traces(path: Path, target: int, seed: int = 0) -> Input | None:
 # ---- the synthetic generator's raw output -------------------------------------------------
 
 def _synth_raw(workdir: Path, target: int, seed: int) -> Path:
-    """Run ``obslab synth --format raw`` once, with enough days for ``target`` bytes of each file."""
+    """Run ``obslab synth --format raw`` once, with enough days for ``target`` bytes a file."""
     out = workdir / f"synth-{seed}-{target}"
     if (out / "raw" / "traces.jsonl").exists():
         return out / "raw"
     days = max(1, math.ceil(target / 0.45e6))  # a day is ~0.5 MB of logs and ~1 MB of traces
-    cmd = [sys.executable, "-m", "obslab.cli", "synth", "--out", str(out), "--days", str(days), "--step", "1h",
+    cmd = [sys.executable, "-m", "obslab.cli", "synth", "--out", str(out), "--days", str(days),
+           "--step", "1h",
            "--seed", str(seed), "--format", "raw", "--quiet", "--workers", "1"]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return out / "raw"
@@ -369,7 +420,8 @@ def _head_lines(src: Path, dst: Path, target: int) -> tuple[int, int, int]:
 def _synth(name: str, signal: str, path: Path, target: int, seed: int) -> Input:
     raw = _synth_raw(path.parent, target, seed)
     n, lines, k = _head_lines(raw / name, path, target)
-    how = f"obslab synth --format raw --seed {seed}: {name}, first {n / 1e6:.1f} MB ({lines:,} whole lines)"
+    how = (f"obslab synth --format raw --seed {seed}: {name}, first {n / 1e6:.1f} MB"
+           f" ({lines:,} whole lines)")
     return Input(signal, path, None, None, how + (f" x {k}" if k > 1 else ""))
 
 

@@ -1,6 +1,7 @@
 """Converter throughput per input shape: MB/s and events/s per core, peak RSS, fallback counts.
 
-    .venv/bin/python bench/convert.py [--scale 1] [--shapes a,b] [--no-baseline] [--quick] [--big-gb 0]
+    .venv/bin/python bench/convert.py [--scale 1] [--shapes a,b] [--no-baseline] [--quick]
+                                      [--big-gb 0]
 
 Each shape (bench/_convert_inputs.py) is written to a temp folder at about 40 MB x --scale:
 the shared Compose and OTLP fixtures and a lab run (data/sample/raw, data/lab/**/raw), both
@@ -13,9 +14,11 @@ MB/s_wall shows what overlapping work across threads buys on an idle machine); l
 happen before the clock starts, loading the OCSF schema and validating are inside it.
 
 ``notes`` is the converter's own report (``rep.notes``): how many blocks or lines went to the
-Python reader and why (per-line fallback counts also as a share of the records read). Baseline (on unless --no-baseline/--quick): the same file with the
-compiled parsers off (``OBSLAB_NATIVE=0``, the Python reference); the CPU-time ratio does not
-depend on how fast the machine is today. Goal: >= 200 MB/s per core on every shape.
+Python reader and why (per-line counts also as a share of the records read). Baseline (on
+unless --no-baseline/--quick): the same file with the compiled parsers off (``OBSLAB_NATIVE=0``,
+the Python reference); the CPU-time ratio does not depend on how fast the machine is today,
+and both must give the same counts (COUNT MISMATCH lines otherwise).
+Goal: >= 200 MB/s per core on every shape.
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ from _convert_inputs import REPO, SHAPES, Input  # noqa: E402
 GOAL_MB_S = 200.0
 BASE_MB = 40e6
 HIDDEN_NOTES = {"validated"}  # facts about the check, not about the reading
-COLUMNS = ["shape", "signal", "MB", "events", "expected", "rejected", "wall_s", "cpu_s", "MB/s/core",
-           "ev/s/core", "MB/s_wall", "rss_MB", "base_cpu_s", "x_base", "notes"]
+COLUMNS = ["shape", "signal", "MB", "events", "expected", "rejected", "wall_s", "cpu_s",
+           "MB/s/core", "ev/s/core", "MB/s_wall", "rss_MB", "base_cpu_s", "x_base", "notes"]
 
 
 def _child(signal: str, src: str, out: str) -> None:
@@ -46,15 +49,16 @@ def _child(signal: str, src: str, out: str) -> None:
 
     from obslab.ocsf import convert_file
 
-    pa.scalar(0)  # pyarrow imports pandas on its first Python -> Arrow conversion: start-up, not work
+    pa.scalar(0)  # pyarrow imports pandas on its first Python -> Arrow conversion: not work
     t = time.perf_counter()
     c = time.process_time()
     rep = convert_file(signal, src, out, validate_sample=200, quiet=True)
     dt = time.perf_counter() - t
     cpu = time.process_time() - c
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "events": rep.records_out, "records_in": rep.records_in,
-                      "rejected": rep.rejected, "notes": dict(rep.notes), "problems": rep.problems,
+    print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "events": rep.records_out,
+                      "records_in": rep.records_in, "rejected": rep.rejected,
+                      "notes": dict(rep.notes), "problems": rep.problems,
                       "peak_rss_mb": peak_kb / 1024}))
 
 
@@ -93,7 +97,8 @@ def notes_text(notes: dict, problems: list, records_in: int) -> str:
 
 def measure(name: str, inp: Input, out: Path, baseline: bool) -> dict:
     r = run(inp.signal, inp.path, out)
-    row = {"shape": name, "signal": inp.signal, "mb": inp.path.stat().st_size / 1e6, "input": inp, **r}
+    mb = inp.path.stat().st_size / 1e6
+    row = {"shape": name, "signal": inp.signal, "mb": mb, "input": inp, **r}
     if baseline and "error" not in r:
         b = run(inp.signal, inp.path, out, native=False)
         row["base"] = b
@@ -104,7 +109,8 @@ def measure(name: str, inp: Input, out: Path, baseline: bool) -> dict:
 def fmt_row(row: dict) -> list[str]:
     inp = row["input"]
     if "error" in row:
-        return [row["shape"], row["signal"], f"{row['mb']:.1f}"] + ["-"] * 11 + [f"ERROR {row['error']}"]
+        dashes = ["-"] * (len(COLUMNS) - 4)
+        return [row["shape"], row["signal"], f"{row['mb']:.1f}", *dashes, f"ERROR {row['error']}"]
     cpu = max(row["cpu_seconds"], 1e-9)
     base = row.get("base", {})
     base_cpu = base.get("cpu_seconds")
@@ -113,9 +119,11 @@ def fmt_row(row: dict) -> list[str]:
         notes += f"; baseline ERROR {base['error']}"
     return [row["shape"], row["signal"], f"{row['mb']:.1f}", str(row["events"]),
             "-" if inp.expected is None else str(inp.expected), str(row["rejected"]),
-            f"{row['seconds']:.2f}", f"{cpu:.2f}", f"{row['mb'] / cpu:.0f}", f"{row['events'] / cpu:.0f}",
+            f"{row['seconds']:.2f}", f"{cpu:.2f}", f"{row['mb'] / cpu:.0f}",
+            f"{row['events'] / cpu:.0f}",
             f"{row['mb'] / max(row['seconds'], 1e-9):.0f}", f"{row['peak_rss_mb']:.0f}",
-            "-" if base_cpu is None else f"{base_cpu:.2f}", "-" if base_cpu is None else f"{base_cpu / cpu:.1f}",
+            "-" if base_cpu is None else f"{base_cpu:.2f}",
+            "-" if base_cpu is None else f"{base_cpu / cpu:.1f}",
             notes]
 
 
@@ -132,7 +140,8 @@ def check_counts(rows: list[dict]) -> list[str]:
     out = []
     for r in (r for r in rows if "error" not in r):
         inp, got = r["input"], (r["events"], r["rejected"])
-        if inp.expected is not None and (got[0] != inp.expected or got[1] != (inp.expected_rejected or 0)):
+        want = (inp.expected, inp.expected_rejected or 0)
+        if inp.expected is not None and got != want:
             out.append(f"{r['shape']}: {got[0]:,} events / {got[1]:,} rejected, expected "
                        f"{inp.expected:,} / {inp.expected_rejected or 0:,}")
         b = r.get("base", {})
@@ -149,7 +158,7 @@ def fixed_costs(d: Path, seed: int) -> str:
     for signal, make in (("logs", SHAPES["access-logs"]), ("traces", SHAPES["collector-spans"])):
         inp = make(d / f"one-{signal}", 1, seed)
         r = run(signal, inp.path, d / "one.parquet")
-        parts.append(f"{signal} {r['cpu_seconds']:.3f} s" if "error" not in r else f"{signal} {r['error']}")
+        parts.append(f"{signal} " + (r["error"] if "error" in r else f"{r['cpu_seconds']:.3f} s"))
     return "fixed cost per file (a one-line input, CPU): " + ", ".join(parts)
 
 
@@ -166,8 +175,14 @@ def big_file(d: Path, gb: float) -> None:
     if "error" in r:
         print(f"logs {gb:g} GB: {r['error']}")
         return
-    print(f"logs {big.stat().st_size / 1e9:.2f} GB: {r['events']:,} events, {r['cpu_seconds']:.1f} s CPU, peak RSS "
-          f"{r['peak_rss_mb']:,.0f} MB (goal < 1024 MB: {'met' if r['peak_rss_mb'] < 1024 else 'NOT met'})")
+    verdict = "met" if r["peak_rss_mb"] < 1024 else "NOT met"
+    print(f"logs {big.stat().st_size / 1e9:.2f} GB: {r['events']:,} events,"
+          f" {r['cpu_seconds']:.1f} s CPU,"
+          f" peak RSS {r['peak_rss_mb']:,.0f} MB (goal < 1024 MB: {verdict})")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _source_state() -> str:
@@ -176,33 +191,40 @@ def _source_state() -> str:
     import obslab
 
     src = Path(obslab.__file__).resolve().parents[1]
-    git = ["git", "-C", str(src)]
-    commit = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(git + ["status", "--porcelain", "--", "."], capture_output=True, text=True).stdout
-    n = len(dirty.splitlines())
-    return f"obslab from {src} at {commit or '?'}" + (f" + {n} uncommitted file(s) under src" if n else "")
+
+    def git(*cmd: str) -> str:
+        res = subprocess.run(["git", "-C", str(src), *cmd], capture_output=True, text=True)
+        return res.stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "?"
+    n = len(git("status", "--porcelain", "--", ".").splitlines())
+    return f"obslab from {src} at {commit}" + (f" + {n} uncommitted file(s) under src" if n else "")
 
 
 def header(args) -> None:
     from obslab.ocsf import native
 
-    print(f"bench/convert.py  {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}  cpus {os.cpu_count()}  "
-          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    now = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    print(f"bench/convert.py  {now}  cpus {os.cpu_count()}  load average {_load()}")
     print(_source_state())
-    print(f"compiled block parsers: {'on' if native.available() else 'NOT BUILT'}; scale {args.scale:g} "
-          f"(~{BASE_MB * args.scale / 1e6:.0f} MB per shape); seed {args.seed}; "
+    print(f"compiled block parsers: {'on' if native.available() else 'NOT BUILT'};"
+          f" scale {args.scale:g} (~{BASE_MB * args.scale / 1e6:.0f} MB per shape);"
+          f" seed {args.seed}; "
           f"baseline (OBSLAB_NATIVE=0) {'on' if args.baseline else 'off'}")
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--scale", type=float, default=1.0, help="input size factor (1: ~40 MB per shape)")
-    p.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated subset of: {', '.join(SHAPES)}")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="input size factor (1: ~40 MB per shape)")
+    p.add_argument("--shapes", default=",".join(SHAPES),
+                   help=f"comma-separated subset of: {', '.join(SHAPES)}")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-baseline", dest="baseline", action="store_false",
                    help="skip the run with the compiled parsers off")
     p.add_argument("--quick", action="store_true", help="scale 0.25 and no baseline")
-    p.add_argument("--big-gb", type=float, default=0.0, help="also convert a log file of this size (GB)")
+    p.add_argument("--big-gb", type=float, default=0.0,
+                   help="also convert a log file of this size (GB)")
     args = p.parse_args(argv)
     if args.quick:
         args.scale, args.baseline = min(args.scale, 0.25), False
@@ -243,8 +265,9 @@ def main() -> None:
     slow = [f"{name} {mb_s:.0f}" for name, mb_s in rate.items() if mb_s < GOAL_MB_S]
     total_mb = sum(r["mb"] for r in ok)
     total_cpu = sum(r["cpu_seconds"] for r in ok)
-    print(f"all shapes: {total_mb:.0f} MB in {total_cpu:.2f} s CPU = {total_mb / max(total_cpu, 1e-9):.0f} MB/s per core; "
-          f"load average now {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"all shapes: {total_mb:.0f} MB in {total_cpu:.2f} s CPU"
+          f" = {total_mb / max(total_cpu, 1e-9):.0f} MB/s per core; "
+          f"load average now {_load()}")
     verdict = "met" if ok and not slow and len(ok) == len(rows) else "NOT met"
     print(f"goal >= {GOAL_MB_S:.0f} MB/s per core on every shape: {verdict}"
           + (f" (below: {', '.join(slow)} MB/s)" if slow else "")

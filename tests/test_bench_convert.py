@@ -33,7 +33,8 @@ def _table(text: str) -> dict[str, dict[str, str]]:
 
 
 def test_bench_runs_two_shapes_and_counts_match():
-    cmd = [sys.executable, str(BENCH / "convert.py"), "--scale", "0.01", "--no-baseline", "--shapes", ",".join(SHAPES)]
+    cmd = [sys.executable, str(BENCH / "convert.py"), "--scale", "0.01", "--no-baseline",
+           "--shapes", ",".join(SHAPES)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     rows = _table(res.stdout)
@@ -73,7 +74,8 @@ def test_generated_inputs_are_seeded_and_sized(tmp_path, name):
 
 def _types(value, seen: set) -> set:
     seen.add(type(value).__name__)
-    for v in value.values() if isinstance(value, dict) else value if isinstance(value, list) else ():
+    children = value.values() if isinstance(value, dict) else value
+    for v in children if isinstance(value, (dict, list)) else ():
         _types(v, seen)
     return seen
 
