@@ -32,6 +32,7 @@ class Input:
     expected: int | None  # events a correct converter emits; None where only the converter knows
     expected_rejected: int | None
     how: str  # one line: where the bytes come from
+    ambiguous: int = 0  # records a converter may keep or reject (the fixtures' manifest)
 
 
 def _dumps(obj) -> str:
@@ -337,41 +338,46 @@ def _as_utf8_lines(raw: bytes) -> bytes:
     return raw if raw.endswith(b"\n") else raw + b"\n"
 
 
+def _counts(entries: list) -> tuple[int, int, int]:
+    """Good, rejected and ambiguous records of manifest entries, summed."""
+    return (sum(e["expected_good_records"] for e in entries),
+            sum(e.get("expected_rejected_records") or 0 for e in entries),
+            sum(e.get("ambiguous_records") or 0 for e in entries))
+
+
 def fixture_logs(path: Path, target: int, seed: int = 0) -> Input | None:
-    files = sorted((FIXTURES / "compose_logs").glob("*.log"))
-    if not files:
+    """The Compose fixtures the manifest lists, as UTF-8, concatenated and repeated."""
+    if not (FIXTURES / "MANIFEST.json").is_file():
         return None
-    man = _manifest()
+    entries = [e for _, e in sorted(_manifest().items()) if e["kind"] == "compose_logs"]
+    files = [FIXTURES / e["path"] for e in entries]
     chunk = b"".join(_as_utf8_lines(f.read_bytes()) for f in files)
-    good = sum(man[f"compose_logs/{f.name}"]["expected_good_records"] for f in files)
-    bad = sum(man[f"compose_logs/{f.name}"].get("expected_rejected_records") or 0 for f in files)
+    good, bad, either = _counts(entries)
     k = _repeat(path, chunk, target)
     return Input("logs", path, k * good, k * bad,
                  f"{len(files)} Compose fixtures ({len(chunk) / 1e6:.2f} MB as UTF-8, BOMs dropped,"
-                 f" UTF-16 transcoded) x {k}")
+                 f" UTF-16 transcoded) x {k}", k * either)
 
 
 def fixture_traces(path: Path, target: int, seed: int = 0) -> Input | None:
     """OTLP fixtures with spans in them; one-document .json files compacted to one line."""
-    man = _manifest()
-    pieces, good, bad, names = [], 0, 0, []
-    for rel, entry in sorted(man.items()):
+    if not (FIXTURES / "MANIFEST.json").is_file():
+        return None
+    pieces, entries = [], []
+    for rel, entry in sorted(_manifest().items()):
         if entry["kind"] != "otlp" or not entry.get("expected_good_records"):
             continue  # the not-OTLP files are about reporting, not throughput
         raw = (FIXTURES / rel).read_bytes()
         if rel.endswith(".json"):
             raw = _dumps(json.loads(raw)).encode()
         pieces.append(raw if raw.endswith(b"\n") else raw + b"\n")
-        good += entry["expected_good_records"]
-        bad += entry.get("expected_rejected_records") or 0
-        names.append(rel)
-    if not pieces:
-        return None
+        entries.append(entry)
     chunk = b"".join(pieces)
+    good, bad, either = _counts(entries)
     k = _repeat(path, chunk, target)
     return Input("traces", path, k * good, k * bad,
-                 f"{len(names)} OTLP fixtures with spans ({len(chunk) / 1e6:.2f} MB,"
-                 f" .json compacted to a line) x {k}")
+                 f"{len(entries)} OTLP fixtures with spans ({len(chunk) / 1e6:.2f} MB,"
+                 f" .json compacted to a line) x {k}", k * either)
 
 
 def _lab(name: str, signal: str, path: Path, target: int) -> Input | None:
