@@ -144,6 +144,8 @@ def test_kpi_range_reports_each_incident_of_the_kind(sample):
     assert (table["max_abs_z"] >= 0).all()
 
 
+# ~35 s: the committed point's full-size encoder, trained from scratch
+@pytest.mark.slow
 def test_committed_table_point_reproduces():
     """Re-run one point of scripts/run_events.py (data/sample, seed 0) against its committed row."""
     table = read_results()["incidents"]

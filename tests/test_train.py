@@ -117,6 +117,8 @@ def test_training_leaves_global_torch_settings_alone(data):
     assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == (threads, det)
 
 
+# ~30 s: the default budget (>= 500 steps) is what is checked, so it cannot be shortened
+@pytest.mark.slow
 def test_contrastive_embedding_keeps_regimes_apart(data):
     x_num, x_cat, group = data
     model, history = train_encoder(x_num, x_cat, objective="contrastive", seed=0)
