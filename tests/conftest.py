@@ -93,3 +93,19 @@ def pytest_configure(config):
     name = "obslab-myst-notebooks"
     if not config.pluginmanager.has_plugin(name):
         config.pluginmanager.register(MystNotebookCollector(), name)
+
+
+@pytest.fixture(scope="session")
+def synth_serve_model(tmp_path_factory):
+    """`obslab serve train --from synth --days 1 --epochs 2` run once per test session: the
+    serving guide checks the command and its folder, the quality tests measure the model. Both
+    only read the folder (a daemon keeps its state in its own file). Returns (folder, result)."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("synth-serve-model") / "model"
+    result = subprocess.run([sys.executable, "-m", "obslab.cli", "serve", "train", "--from", "synth", "--days", "1",
+                             "--epochs", "2", "--out", str(out)], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return out, result

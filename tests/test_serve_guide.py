@@ -48,9 +48,8 @@ def _cli(*args, env=None, timeout=600):
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("guide-model") / "model"
-    r = _cli("serve", "train", "--from", "synth", "--days", "1", "--epochs", "2", "--out", str(out))
+def model_dir(synth_serve_model) -> Path:
+    out, r = synth_serve_model  # `obslab serve train --from synth --days 1 --epochs 2`, shared with test_serve_quality
     assert r.returncode == 0, r.stderr
     assert f"obslab serve --model {out}" in r.stderr
     serving = json.loads((out / "serving.json").read_text())

@@ -18,13 +18,15 @@ HELD_OUT_FA, HELD_OUT_LEAKS = 101, 202
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    from obslab.serve.cli import build
+def model(synth_serve_model):
     from obslab.serve.model_store import load_model
 
     torch.set_num_threads(1)
-    out = build("synth", tmp_path_factory.mktemp("quality") / "model", days=1, seed=0, epochs=2)
-    return load_model(out)
+    out, made = synth_serve_model  # the guide's `obslab serve train --from synth`, trained once per session
+    assert made.returncode == 0, made.stderr
+    model = load_model(out)
+    assert (model.serving["trained_on"]["seed"], model.serving["trained_on"]["days"]) == (0, 1), model.serving["trained_on"]
+    return model
 
 
 def test_held_out_seeds_are_neither_training_nor_validation(model):
