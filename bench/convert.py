@@ -271,9 +271,9 @@ def main() -> None:
         if args.big_gb > 0:
             big_file(d, args.big_gb)
     print()
-    print_table(rows)
     print("expected: events the input's makeup gives ('-': only the converter knows); "
           "x_base: CPU time of the Python reference / compiled")
+    print_table(rows)
     print()
     for line in check_counts(rows):
         print(f"COUNT MISMATCH {line}")
