@@ -312,10 +312,10 @@ bool truthy(const element& v) {
 // compose._str: the string itself, else orjson.dumps(value) (ints, bools); false for None.
 // Floats and nested values are printed as orjson prints them. ``out`` is a view of the value
 // or of ``buf``.
-bool py_str(const element& v, std::string& buf, std::string_view& out) {
+// (the rarer kinds out of line, so the string case stays small enough to inline)
+__attribute__((noinline)) bool py_str_other(const element& v, std::string& buf, std::string_view& out) {
   switch (v.type()) {
     case element_type::NULL_VALUE: return false;
-    case element_type::STRING: out = v.get_string().value_unsafe(); return true;
     case element_type::INT64: buf = std::to_string(v.get_int64().value_unsafe()); break;
     case element_type::UINT64: buf = std::to_string(v.get_uint64().value_unsafe()); break;
     case element_type::BOOL: buf = v.get_bool().value_unsafe() ? "true" : "false"; break;
@@ -325,6 +325,14 @@ bool py_str(const element& v, std::string& buf, std::string_view& out) {
   }
   out = buf;
   return true;
+}
+
+inline bool py_str(const element& v, std::string& buf, std::string_view& out) {
+  if (v.type() == element_type::STRING) {
+    out = v.get_string().value_unsafe();
+    return true;
+  }
+  return py_str_other(v, buf, out);
 }
 
 // str(value).upper() for strings, ints, bools and floats (non-ASCII and containers refuse)
@@ -487,8 +495,11 @@ class ComposeBlock {
 
   // one allocation per column for the usual block: payloads take most of the block's bytes
   void reserve(const char* data, size_t len) {
-    size_t n = 1;
-    for (const char* p = data; (p = static_cast<const char*>(std::memchr(p, '\n', data + len - p))) != nullptr; ++p) ++n;
+    // lines in the block, estimated from its first 64 KiB (an exact count is a second pass over
+    // every line; the columns grow anyway if the estimate is short)
+    size_t head = std::min(len, size_t{1} << 16), n = 1;
+    for (const char* p = data; (p = static_cast<const char*>(std::memchr(p, '\n', data + head - p))) != nullptr; ++p) ++n;
+    if (head < len) n = n * (len / head + 1) + 16;
     for (I64Col* col : {&c_.time_ms, &c_.http_status, &c_.line_no}) col->reserve(n);
     c_.duration_ms.reserve(n);
     c_.payload.reserve(n, len);
