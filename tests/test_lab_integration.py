@@ -25,7 +25,7 @@ from obslab.lab.runner import REPO_ROOT, RunConfig, run_lab
 from obslab.lab.scenario import load_catalog, load_scenario
 from obslab.truth import read_incidents
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # the shared run alone is ~110 s
 
 APPENDIX = REPO_ROOT / "appendix-code"
 SCENARIO = APPENDIX / "scenarios" / "three-faults.yaml"
