@@ -61,6 +61,19 @@ void orjson_float(double d, std::string& out) {
   out += std::to_string(exp10 < 0 ? -exp10 : exp10);
 }
 
+// json_escape, with runs of characters that need no escape appended whole (most text)
+static void escape_runs(std::string& out, std::string_view s) {
+  size_t start = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.data() + start, i - start);
+    json_escape(out, s.substr(i, 1));
+    start = i + 1;
+  }
+  out.append(s.data() + start, s.size() - start);
+}
+
 void json_text(simdjson::dom::element v, std::string& out) {
   using simdjson::dom::element_type;
   switch (v.type()) {
@@ -71,7 +84,7 @@ void json_text(simdjson::dom::element v, std::string& out) {
     case element_type::DOUBLE: orjson_float(v.get_double().value_unsafe(), out); break;
     case element_type::STRING:
       out += '"';
-      json_escape(out, v.get_string().value_unsafe());
+      escape_runs(out, v.get_string().value_unsafe());
       out += '"';
       break;
     case element_type::ARRAY: {
@@ -102,7 +115,7 @@ void json_text(simdjson::dom::element v, std::string& out) {
         if (!first) out += ',';
         first = false;
         out += '"';
-        json_escape(out, field.key);
+        escape_runs(out, field.key);
         out += "\":";
         json_text(field.value, out);
       }
