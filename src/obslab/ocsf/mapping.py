@@ -399,7 +399,8 @@ def logs_to_ocsf(flat: pa.Table, source: str = "logs", offset: int = 0,
 def mark_inferred_times(table: pa.Table, inferred: pa.Array) -> pa.Table:
     """Set ``unmapped.time_inferred`` (the reader knows which times were not in the line)."""
     idx = table.schema.get_field_index("unmapped")
-    um = table.column(idx).combine_chunks()
+    col = table.column(idx)
+    um = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()  # (one chunk: no copy)
     children = {f.name: um.field(f.name) for f in S.UNMAPPED_LOG}
     children["time_inferred"] = inferred
     new = _struct(children, S.UNMAPPED_LOG, None)
