@@ -31,8 +31,9 @@ def prometheus(tmp_path_factory):
     proc = start_prometheus(port, d / "prometheus.yml", d / "data")
     url = f"http://127.0.0.1:{port}"
     try:
-        stored = wait_for_scrapes(url, "up", 3, timeout_s=90)
-        assert stored >= 3, f"Prometheus stored {stored} scrapes of `up` in 90 s (3 needed)"
+        # one stored scrape is what the export reads (its first comes ~6 s after start, not 1 s)
+        stored = wait_for_scrapes(url, "up", 1, timeout_s=90)
+        assert stored >= 1, "Prometheus stored no scrape of `up` in 90 s"
         yield url, d
     finally:
         proc.stop()
