@@ -277,6 +277,7 @@ bool is_resource_column(std::string_view key) {
 }
 
 // orjson.dumps(otlp.any_value(v)): the first recognised key decides, as in any_value()
+[[gnu::noinline]]  // (rare: lists and maps; kept out of OtlpBlock::span)
 void anyvalue_json(element v, std::string& out) {
   if (v.is_null()) {
     out += "null";
@@ -561,6 +562,104 @@ Resource read_resource(element v, std::vector<Attr>& scratch) {
   return r;
 }
 
+// an item of a span's events: {"name", "time_unix_nano"} (OtlpBlock::records adds the attributes)
+struct EventItem {
+  static constexpr const char* WHAT = "event";
+  std::string_view name;
+  bool has_name = false;
+  int64_t t = -1;
+
+  bool field(std::string_view key, element v) {  // false: not one of its keys
+    if (key == "name") {
+      if (v.is_null()) return true;
+      if (v.type() != element_type::STRING) throw Refuse("event name is not a string");
+      name = v.get_string().value();
+      has_name = true;
+    } else if (key == "timeUnixNano") {
+      if (v.type() == element_type::INT64 && v.get_int64().value() < 0) throw Refuse("event time");
+      t = nanos(v);
+    } else {
+      return false;
+    }
+    return true;
+  }
+  void write(std::string& out) const {
+    out += "\"name\":";
+    if (has_name) {
+      out += '"';
+      json_escape(out, name);
+      out += '"';
+    } else {
+      out += "null";
+    }
+    out += ",\"time_unix_nano\":";
+    out += t < 0 ? "null" : std::to_string(t);
+  }
+};
+
+// lower-case hex id of n chars, or null for null / ""; anything else (base64) refuses
+void id_json(element v, size_t n, std::string& out) {
+  if (v.is_null()) {
+    out += "null";
+    return;
+  }
+  if (v.type() != element_type::STRING) throw Refuse("link id of another type");
+  std::string_view s = v.get_string().value();
+  if (s.empty()) {
+    out += "null";
+    return;
+  }
+  if (s.size() != n) throw Refuse("link id that is not hex of its length");
+  out += '"';
+  for (char ch : s) {
+    char c = HEX.to_lower[static_cast<unsigned char>(ch)];
+    if (c == 0) throw Refuse("link id that is not hex");
+    out += c;
+  }
+  out += '"';
+}
+
+// an item of a span's links: {"trace_id", "span_id", "trace_state"}
+struct LinkItem {
+  static constexpr const char* WHAT = "link";
+  element tid, sid;
+  bool has_tid = false, has_sid = false;
+  std::string_view state;
+
+  bool field(std::string_view key, element v) {
+    if (key == "traceId") {
+      tid = v;
+      has_tid = true;
+    } else if (key == "spanId") {
+      sid = v;
+      has_sid = true;
+    } else if (key == "traceState") {
+      if (v.is_null()) return true;
+      if (v.type() != element_type::STRING) throw Refuse("link traceState is not a string");
+      state = v.get_string().value();
+    } else {
+      return false;
+    }
+    return true;
+  }
+  void write(std::string& out) const {
+    out += "\"trace_id\":";
+    if (has_tid) id_json(tid, 32, out);
+    else out += "null";
+    out += ",\"span_id\":";
+    if (has_sid) id_json(sid, 16, out);
+    else out += "null";
+    out += ",\"trace_state\":";
+    if (state.empty()) {
+      out += "null";
+    } else {
+      out += '"';
+      json_escape(out, state);
+      out += '"';
+    }
+  }
+};
+
 class OtlpBlock {
  public:
   explicit OtlpBlock(size_t bytes) { c_.reserve(bytes / 256); }  // ~400 bytes per span in practice
@@ -649,7 +748,10 @@ class OtlpBlock {
     }
   }
 
-  void span(element v, size_t resource) {
+  // flatten: the per-span helpers (column pushes, simdjson accessors, read_attrs, the attribute
+  // columns) inlined here; left to itself GCC hit its unit growth limit once events and links
+  // came in and called them out of line (~25% more parse time). Cold JSON writers stay calls.
+  [[gnu::flatten]] void span(element v, size_t resource) {
     if (v.type() != element_type::OBJECT) throw Refuse("span is not an object");
     // ids go straight into their columns (a refusal drops the whole block, so a span is
     // never half-added); the other columns are appended once the span is known to be good
@@ -697,10 +799,10 @@ class OtlpBlock {
         state = val.get_string().value();
       } else if (k == "events") {
         events_.clear();
-        if (!val.is_null()) events(val, events_);
+        if (!val.is_null()) records<EventItem>(val, events_);
       } else if (k == "links") {
         links_.clear();
-        if (!val.is_null()) links(val, links_);
+        if (!val.is_null()) records<LinkItem>(val, links_);
       } else if (k == "status") {
         if (val.is_null()) continue;
         if (val.type() != element_type::OBJECT) throw Refuse("status is not an object");
@@ -780,112 +882,23 @@ class OtlpBlock {
     out += '}';
   }
 
-  // otlp._events(): [{"name", "time_unix_nano", "attributes"}] ("" when there are none)
-  void events(element v, std::string& out) {
-    if (v.type() != element_type::ARRAY) throw Refuse("events is not a list");
-    for (element ev : as_array(v)) {
-      if (ev.type() != element_type::OBJECT) throw Refuse("event is not an object");
-      std::string_view name;
-      bool has_name = false;
-      int64_t t = -1;
+  // otlp._events() and otlp._links(): one JSON object per item of the list, its own fields
+  // (``Item``: EventItem, LinkItem) then its attributes; "" when the list is empty
+  template <class Item>
+  [[gnu::noinline]]  // (kept out of span(), see there)
+  void records(element v, std::string& out) {
+    if (v.type() != element_type::ARRAY) throw Refuse(std::string(Item::WHAT) + "s is not a list");
+    for (element each : as_array(v)) {
+      if (each.type() != element_type::OBJECT) throw Refuse(std::string(Item::WHAT) + " is not an object");
+      Item item;
       scratch_.clear();
-      for (key_value_pair f : as_object(ev)) {
-        if (f.key == "name") {
-          if (f.value.is_null()) continue;
-          if (f.value.type() != element_type::STRING) throw Refuse("event name is not a string");
-          name = f.value.get_string().value();
-          has_name = true;
-        } else if (f.key == "timeUnixNano") {
-          if (f.value.type() == element_type::INT64 && f.value.get_int64().value() < 0) throw Refuse("event time");
-          t = nanos(f.value);
-        } else if (f.key == "attributes") {
-          read_attrs(f.value, scratch_);
-        } else if (f.key.find('_') != std::string_view::npos) {
-          throw Refuse("snake_case event key");
-        }
+      for (key_value_pair f : as_object(each)) {
+        if (f.key == "attributes") read_attrs(f.value, scratch_);
+        else if (!item.field(f.key, f.value) && f.key.find('_') != std::string_view::npos)
+          throw Refuse(std::string("snake_case ") + Item::WHAT + " key");
       }
-      out += out.empty() ? "[" : ",";
-      out += "{\"name\":";
-      if (has_name) {
-        out += '"';
-        json_escape(out, name);
-        out += '"';
-      } else {
-        out += "null";
-      }
-      out += ",\"time_unix_nano\":";
-      out += t < 0 ? "null" : std::to_string(t);
-      out += ",\"attributes\":";
-      attrs_json(scratch_, out);
-      out += '}';
-      scratch_.clear();
-    }
-    if (!out.empty()) out += ']';
-  }
-
-  // lower-case hex id of n chars, or null for null / ""; anything else (base64) refuses
-  static void id_json(element v, size_t n, std::string& out) {
-    if (v.is_null()) {
-      out += "null";
-      return;
-    }
-    if (v.type() != element_type::STRING) throw Refuse("link id of another type");
-    std::string_view s = v.get_string().value();
-    if (s.empty()) {
-      out += "null";
-      return;
-    }
-    if (s.size() != n) throw Refuse("link id that is not hex of its length");
-    out += '"';
-    for (char ch : s) {
-      char c = HEX.to_lower[static_cast<unsigned char>(ch)];
-      if (c == 0) throw Refuse("link id that is not hex");
-      out += c;
-    }
-    out += '"';
-  }
-
-  // otlp._links(): [{"trace_id", "span_id", "trace_state", "attributes"}]
-  void links(element v, std::string& out) {
-    if (v.type() != element_type::ARRAY) throw Refuse("links is not a list");
-    for (element ln : as_array(v)) {
-      if (ln.type() != element_type::OBJECT) throw Refuse("link is not an object");
-      element tid, sid;
-      bool has_tid = false, has_sid = false;
-      std::string_view st;
-      scratch_.clear();
-      for (key_value_pair f : as_object(ln)) {
-        if (f.key == "traceId") {
-          tid = f.value;
-          has_tid = true;
-        } else if (f.key == "spanId") {
-          sid = f.value;
-          has_sid = true;
-        } else if (f.key == "traceState") {
-          if (f.value.is_null()) continue;
-          if (f.value.type() != element_type::STRING) throw Refuse("link traceState is not a string");
-          st = f.value.get_string().value();
-        } else if (f.key == "attributes") {
-          read_attrs(f.value, scratch_);
-        } else if (f.key.find('_') != std::string_view::npos) {
-          throw Refuse("snake_case link key");
-        }
-      }
-      out += out.empty() ? "[" : ",";
-      out += "{\"trace_id\":";
-      if (has_tid) id_json(tid, 32, out);
-      else out += "null";
-      out += ",\"span_id\":";
-      if (has_sid) id_json(sid, 16, out);
-      else out += "null";
-      out += ",\"trace_state\":";
-      if (st.empty()) {
-        out += "null";
-      } else {
-        out += '"';
-        json_escape(out, st);
-        out += '"';
-      }
+      out += out.empty() ? "[{" : ",{";
+      item.write(out);
       out += ",\"attributes\":";
       attrs_json(scratch_, out);
       out += '}';
