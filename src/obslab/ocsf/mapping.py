@@ -261,9 +261,12 @@ def _split_address(text: pa.Array) -> tuple[pa.Array, pa.Array]:
 def _observables(n: int, entries: list) -> pa.Array:
     """OCSF ``observables`` from ``(name, type_id, values)`` candidates: per row, one entry for
     each candidate that has a value there (built from offsets, no per-row Python)."""
-    entries = [e for e in entries if _single(e[2]).null_count < n]  # (all-null candidates add nothing)
+    entries = [(name, tid, _single(v)) for name, tid, v in entries]
+    entries = [e for e in entries if e[2].null_count < n]  # (all-null candidates add nothing)
     if not entries:
         return _nulls(n, S.OBSERVABLES)
+    if len(entries) == 1:  # (the usual case: no row-major interleave, no take)
+        return _one_observable(n, *entries[0])
     valid = np.stack([pc.is_valid(_single(v)).to_numpy(zero_copy_only=False) for _, _, v in entries], axis=1)
     counts = valid.sum(axis=1)
     offsets = np.zeros(n + 1, dtype=np.int32)
@@ -278,6 +281,19 @@ def _observables(n: int, entries: list) -> pa.Array:
     items = pa.StructArray.from_arrays([names, ids, value], fields=list(S.OBSERVABLES.value_type))
     mask = pa.array(counts == 0)
     return pa.ListArray.from_arrays(pa.array(offsets), items, type=S.OBSERVABLES, mask=mask)
+
+
+def _one_observable(n: int, name: str, type_id: int, values: pa.Array) -> pa.Array:
+    """:func:`_observables` with one candidate: its non-null values, one entry per row that has one."""
+    valid = pc.is_valid(values)
+    counts = valid.to_numpy(zero_copy_only=False)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    value = pc.cast(values.filter(valid), pa.string())
+    m = len(value)
+    items = pa.StructArray.from_arrays([pa.repeat(name, m), pa.repeat(pa.scalar(type_id, pa.int64()), m), value],
+                                       fields=list(S.OBSERVABLES.value_type))
+    return pa.ListArray.from_arrays(pa.array(offsets), items, type=S.OBSERVABLES, mask=pc.invert(valid))
 
 
 RESTART = T.phrase_regex(T.LIFECYCLE_RESTART + ("restart",))
