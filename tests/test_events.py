@@ -14,7 +14,7 @@ from obslab.events import (event_scores, fit_events, incident_detection, kpi_ran
 from obslab.features import check_features, fit_features, transform
 
 SAMPLE = REPO_ROOT / "data" / "sample"
-QUICK = {"min_steps": 20, "epochs": 2, "check_every": 10}  # a cheap encoder where quality is not the point
+QUICK = {"min_steps": 20, "epochs": 2, "check_every": 10, "budget_steps": 0}  # a cheap encoder where quality is not the point
 
 
 def test_message_template_masks_variable_parts():
