@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from obslab.ocsf import _tables as T
 from obslab.ocsf import catalog as C
 from obslab.ocsf import schemas as S
+from obslab.ocsf._spanmap import only
 from obslab.ocsf.flat import FLAT_LOG, FLAT_METRIC, FLAT_SPAN
 
 SPAN_KIND_NAMES = ["unspecified", "internal", "server", "client", "producer", "consumer"]
@@ -210,7 +211,8 @@ def _conform(flat: pa.Table, schema: pa.Schema) -> pa.Table:
     """Accept a flat table/batch with missing optional columns (added as nulls)."""
     if isinstance(flat, pa.RecordBatch):
         flat = pa.Table.from_batches([flat])
-    missing = [f for f in schema if f.name not in flat.column_names]
+    have = set(flat.column_names)  # (once: column_names builds a new list per call, ~2 ms a batch in the loop)
+    missing = [f for f in schema if f.name not in have]
     for f in missing:
         if not f.nullable:
             raise ValueError(f"flat table lacks required column {f.name!r}")
@@ -254,8 +256,7 @@ def _split_address(text: pa.Array) -> tuple[pa.Array, pa.Array]:
     if text.null_count == len(text):
         return text, text
     is_ip = pc.fill_null(pc.match_substring_regex(text, IP), False)
-    none = pa.scalar(None, pa.string())
-    return pc.if_else(is_ip, text, none), pc.if_else(is_ip, none, text)
+    return only(is_ip, text), only(pc.invert(is_ip), text)
 
 
 def _observables(n: int, entries: list) -> pa.Array:
@@ -489,7 +490,10 @@ def spans_to_ocsf(flat: pa.Table, source: str = "traces", offset: int = 0, provi
     # remote side so on both ends), else its parent's service when the parent is in this batch
     if pc.any(inbound).as_py():
         parent_at = pc.index_in(g["parent_span_id"], value_set=g["span_id"])
-        caller = pc.if_else(inbound, pc.coalesce(g["peer_service"], pc.take(service, parent_at)), none_s)
+        parent_service = pc.take(service, parent_at)
+        if g["peer_service"].null_count < n:
+            parent_service = pc.coalesce(g["peer_service"], parent_service)
+        caller = only(inbound, parent_service)
     else:
         caller = none_s
     caller_ip, caller_host = _split_address(pc.coalesce(g["client_address"], g["peer_address"]))
@@ -497,7 +501,7 @@ def spans_to_ocsf(flat: pa.Table, source: str = "traces", offset: int = 0, provi
     caller_port = _port(pc.if_else(pc.is_valid(g["client_address"]), g["client_port"], g["peer_port"]))
     unknown = pc.and_(inbound, pc.and_(pc.is_null(caller), pc.is_null(pc.coalesce(caller_ip, caller_host))))
     # 6003 requires actor and src_endpoint: an unidentified caller is named "unknown", never the span's own service
-    caller_name = pc.if_else(pc.and_(unknown, pc.equal(class_uid, 6003)), "unknown", none_s)
+    caller_name = only(pc.and_(unknown, pc.equal(class_uid, 6003)), _const(n, "unknown", pa.string()))
     called = pc.coalesce(g["peer_service"], g["server_address"]) if g["peer_service"].null_count < n \
         else g["server_address"]
     # src/dst per field (a struct-level if_else costs ~10x more than its string children's)
@@ -506,17 +510,18 @@ def spans_to_ocsf(flat: pa.Table, source: str = "traces", offset: int = 0, provi
     any_in = pc.any(inbound).as_py()
     into = inbound if any_in else False
     peer_port = _port(pc.coalesce(g["server_port"], g["peer_port"]))
+    url_port = _port(g["server_port"])  # (once: also the inbound side's dst_endpoint.port)
     src_valid = pc.or_(pc.invert(inbound), pc.or_(pc.invert(unknown), pc.equal(class_uid, 6003)))
     src_ep = _struct({"svc_name": pick(into, caller, service), "hostname": pick(into, caller_host, host),
-                      "ip": pick(into, caller_ip, none_s), "port": pick(into, caller_port, none_i),
-                      "name": pick(into, caller_name, none_s)}, S.ENDPOINT, src_valid)
+                      "ip": only(into, caller_ip), "port": only(into, caller_port),
+                      "name": only(into, caller_name)}, S.ENDPOINT, src_valid)
     dst_valid = pc.or_(inbound, pc.or_(pc.or_(pc.is_valid(g["peer_service"]), pc.is_valid(g["server_address"])),
                                        pc.is_valid(g["peer_address"])))
     dst_ep = _struct({"svc_name": pick(into, service, g["peer_service"]),
                       "hostname": pick(into, host, pc.coalesce(g["server_address"], peer_host)),
-                      "ip": pick(into, none_s, peer_ip), "port": pick(into, _port(g["server_port"]), peer_port),
+                      "ip": only(pc.invert(inbound) if any_in else True, peer_ip),
+                      "port": pick(into, url_port, peer_port),
                       "name": none_s}, S.ENDPOINT, dst_valid)
-    url_port = _port(g["server_port"])
     url_host = g["server_address"]
     if g["url_scheme"].null_count == n:  # (most spans: no scheme, no URL string to build)
         url_string = none_s
@@ -540,9 +545,9 @@ def spans_to_ocsf(flat: pa.Table, source: str = "traces", offset: int = 0, provi
         message=pc.coalesce(g["status_message"], g["name"]),
         metadata=_metadata(n, uid, service, None, source, provider, g["trace_id"], none_i),
         observables=_observables(n, [
-            ("src_endpoint.ip", 2, pc.if_else(inbound, caller_ip, none_s)),
-            ("dst_endpoint.ip", 2, pc.if_else(outbound, peer_ip, none_s)),
-            ("dst_endpoint.hostname", 1, pc.if_else(outbound, g["server_address"], none_s)),
+            ("src_endpoint.ip", 2, only(inbound, caller_ip)),
+            ("dst_endpoint.ip", 2, only(outbound, peer_ip)),
+            ("dst_endpoint.hostname", 1, only(outbound, g["server_address"])),
             ("actor.user.name", 4, g["db_user"]),
             ("http_request.url.url_string", 6, url_string),
             ("http_request.user_agent", 16, g["user_agent"]),
