@@ -291,9 +291,12 @@ def test_ctrl_c_stops_everything_and_keeps_the_output(tmp_path):
     import sys
 
     out = tmp_path / "interrupted"
+    # started as a non-interactive shell starts a background job: SIGINT inherited as ignored
+    # (the lab must still stop on it; this once made the test depend on how pytest was launched)
     cli = subprocess.Popen([str(Path(sys.executable).parent / "obslab"), "lab", "run", "--duration", "5m",
                             "--out", str(out), "--rate", "10", "--scrape-interval", "2s"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     record = out / "raw" / "loadgen.jsonl"
     deadline = time.time() + 180
     # interrupt once the load is really on: requests recorded (the file is written in 64 KB blocks)

@@ -608,6 +608,9 @@ def run_lab(cfg: RunConfig) -> dict:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_term)
+        # SIGINT too: a lab started in the background by a non-interactive shell inherits
+        # SIGINT ignored (POSIX), and Python keeps it so: Ctrl-C / kill -INT would be lost
+        signal.signal(signal.SIGINT, on_term)
     try:
         lab.prepare()
         try:
