@@ -14,6 +14,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import httpx
+
 from obslab.lab.runner import Lab, RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,3 +126,20 @@ def wait_for(check, timeout: float = 10.0, interval: float = 0.1):
             return value
         time.sleep(interval)  # the polling interval of a condition wait, not a fixed delay
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+def wait_for_scrapes(url: str, metric: str, n: int, timeout_s: float = 90) -> int:
+    """Poll Prometheus at ``url`` until it holds ``n`` samples of ``metric`` from the last minute
+    (or ``timeout_s`` passes); returns the last count seen, for the caller's assertion."""
+    seen, deadline = 0, time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            r = httpx.get(url + "/api/v1/query", params={"query": f"count_over_time({metric}[1m])"}, timeout=5)
+            result = r.json()["data"]["result"] if r.status_code == 200 else []
+            seen = int(float(result[0]["value"][1])) if result else 0
+        except (httpx.TransportError, ValueError, KeyError):
+            pass
+        if seen >= n:
+            break
+        time.sleep(0.25)  # polling interval of a condition wait
+    return seen

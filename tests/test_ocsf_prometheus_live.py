@@ -5,14 +5,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from lab_processes import wait_for_scrapes
 from obslab.lab.processes import free_port, start_prometheus
 from obslab.ocsf import validate_table
 
@@ -37,22 +36,6 @@ def prometheus(tmp_path_factory):
         yield url, d
     finally:
         proc.stop()
-
-
-def wait_for_scrapes(url: str, metric: str, n: int, timeout_s: float) -> int:
-    """Poll until Prometheus answers and holds n samples of metric; returns the last count seen."""
-    seen, deadline = 0, time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            r = httpx.get(url + "/api/v1/query", params={"query": f"count_over_time({metric}[1m])"}, timeout=5)
-            result = r.json()["data"]["result"] if r.status_code == 200 else []
-            seen = int(float(result[0]["value"][1])) if result else 0
-        except (httpx.TransportError, ValueError, KeyError):
-            pass
-        if seen >= n:
-            break
-        time.sleep(0.25)  # polling interval of a condition wait
-    return seen
 
 
 def test_export_live_prometheus_to_ocsf(prometheus, tmp_path):

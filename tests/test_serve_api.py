@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from lab_processes import wait_for_scrapes
 from obslab.lab.processes import start_prometheus
 from obslab.serve.model_store import load_model, train_server_model
 from obslab.serve.process import DaemonProcess, free_port
@@ -274,18 +275,8 @@ def prometheus_with_a_host(tmp_path_factory, fleet):
     proc = start_prometheus(prom_port, config, tmp_path / "tsdb")
     url = f"http://127.0.0.1:{prom_port}"
     try:
-        stored, deadline = 0.0, time.monotonic() + 90
-        while stored < 4 and time.monotonic() < deadline:  # ready, and a few scrapes stored
-            try:
-                r = httpx.get(url + "/api/v1/query", params={"query": "count_over_time(demo_load_average[1m])"},
-                              timeout=5)
-                result = r.json()["data"]["result"] if r.status_code == 200 else []
-                stored = float(result[0]["value"][1]) if result else 0.0
-            except httpx.TransportError:
-                pass
-            if stored < 4:
-                time.sleep(0.25)  # polling interval of a condition wait
-        assert stored >= 4, f"Prometheus stored {stored:.0f} scrapes of demo_load_average in 90 s (4 needed)"
+        stored = wait_for_scrapes(url, "demo_load_average", 4)
+        assert stored >= 4, f"Prometheus stored {stored} scrapes of demo_load_average in 90 s (4 needed)"
         yield url, record
     finally:
         proc.stop()
