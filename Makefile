@@ -59,7 +59,7 @@ corpus: deps ## refresh data/lab/ (about 2 h: five 2-hour lab runs and a control
 	$(PY) scripts/refresh_lab_corpus.py
 
 bench: deps
-	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	for b in bench/[!_]*.py; do echo "== $$b"; $(PY) $$b || exit 1; done  # _*.py: their helpers
 
 clean:
 	rm -rf _build build .pytest_cache
