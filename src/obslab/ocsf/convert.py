@@ -8,6 +8,7 @@ folder and ``labels.parquet``.
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import sys
@@ -108,6 +109,10 @@ def convert_file(signal: str, src: str | os.PathLike, out: str | os.PathLike, *,
     writer = pq.ParquetWriter(tmp, schema, **writer_options(schema))
     ok = False
     pending, pending_rows = [], 0
+    # the loop makes no reference cycles worth collecting, yet its Python allocations (arrow
+    # wrappers, dicts) trigger full-heap collection passes: ~1-2% of the CPU of a 1M conversion
+    gc_was_on = gc.isenabled()
+    gc.disable()
     try:
         for table, flat in iter_ocsf(signal, src, report, source, raw_data=raw_data):
             pending.append(table)
@@ -129,6 +134,8 @@ def convert_file(signal: str, src: str | os.PathLike, out: str | os.PathLike, *,
             writer.write_table(pa.concat_tables(pending))
         ok = True
     finally:
+        if gc_was_on:
+            gc.enable()
         writer.close()
         if not ok:  # never leave a half-written file behind
             tmp.unlink(missing_ok=True)
