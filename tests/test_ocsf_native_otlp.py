@@ -1,8 +1,8 @@
 """The compiled OTLP block parser (obslab.ocsf._native) gives exactly what otlp.py gives.
 
-Every case either passes the native parser and equals the per-span Python parser, or is refused
-and read by the Python parser: the converted table is the same either way, and the report says
-which path read it.
+Every line either passes the native parser and equals the per-span Python parser, or is refused
+and read by the Python parser (that line only): the converted table is the same either way, and
+the report says how many lines the Python parser read (``notes["native_line_fallback"]``).
 """
 
 from __future__ import annotations
@@ -96,10 +96,23 @@ CASES = [
                                           _attr("net.peer.port", {"intValue": 5432})])]), True),
     ("int text forms", _line([_span(attributes=[_attr("a", {"intValue": "007"}), _attr("b", {"intValue": "-0"})])]), True),
     ("int text the Python way only", _line([_span(attributes=[_attr("a", {"intValue": " 7"})])]), False),
+    ("int64 text", _line([_span(attributes=[_attr("a", {"intValue": "4611686018427387904"}),
+                                            _attr("b", {"intValue": "-9223372036854775808"}),
+                                            _attr("c", {"intValue": "9223372036854775807"})])]), True),
+    ("int text past int64", _line([_span(attributes=[_attr("a", {"intValue": "9223372036854775808"})])]), False),
+    ("float times", _line([_span(startTimeUnixNano=float(T0), endTimeUnixNano=float(T0) + 4096.0)]), True),
     ("doubles", _line([_span(attributes=[_attr("r", {"doubleValue": v}) for v in (0.25, 3, 0.0, 1e-4, 123.456)] +
                              [_attr("ratio", {"doubleValue": 1e15})])]), True),
-    ("negative zero", _line([_span(attributes=[_attr("r", {"doubleValue": -0.0})])]), False),
-    ("double out of fixed range", _line([_span(attributes=[_attr("r", {"doubleValue": 1e20})])]), False),
+    ("negative zero", _line([_span(attributes=[_attr("r", {"doubleValue": -0.0}),
+                                               _attr("db.system", {"doubleValue": -0.0})])]), True),
+    ("integer negative zero", _line([_span(attributes=[_attr("r", {"doubleValue": 1.5}),
+                                                       _attr("db.system", {"doubleValue": 1.5})])]).replace("1.5", "-0"),
+     True),
+    ("doubles out of fixed range", _line([_span(attributes=[
+        _attr("r", {"doubleValue": v}) for v in (1e20, 1e16, 1.5e-5, -2.5e-300, 5e-324, 1.7976931348623157e308)] + [
+        _attr("db.system", {"doubleValue": 1.25e17}), _attr("anomaly.type", {"doubleValue": 3e-7}),
+        _attr("http.method", {"doubleValue": 1e22}),
+        _attr("list", {"arrayValue": {"values": [{"doubleValue": 1e-9}, {"doubleValue": -0.0}]}})])]), True),
     ("double as text", _line([_span(attributes=[_attr("r", {"doubleValue": "NaN"})])]), False),
     ("bools", _line([_span(attributes=[_attr("f", {"boolValue": True}), _attr("g", {"boolValue": False})])]), True),
     ("bool method", _line([_span(attributes=[_attr("http.method", {"boolValue": True})])]), True),
@@ -161,7 +174,11 @@ CASES = [
     ("base64 ids", _line([_span(traceId="W47/95gDgQPSabYzgT/GDA==", spanId="7uGbfsPBsXQ=")]), False),
     ("short id", _line([_span(spanId="abc")]), False),
     ("missing start", _line([{k: v for k, v in _span().items() if k != "startTimeUnixNano"}]), False),
-    ("kind name", _line([_span(kind="SPAN_KIND_SERVER")]), False),
+    ("kind name", _line([_span(kind="SPAN_KIND_SERVER")]), True),
+    ("enum names and texts", _line([_span(kind="client", status={"code": "STATUS_CODE_ERROR"}),
+                                    _span(kind="-1", status={"code": "Ok"}), _span(kind="4", status={"code": "what"}),
+                                    _span(kind="", status={"code": "2"})]), True),
+    ("enum text int() refuses", _line([_span(kind="--5")]), False),
     ("snake case span", _line([{"trace_id": "5b8efff798038103d269b633813fc60c", "span_id": "eee19b7ec3c1b174",
                                 "start_time_unix_nano": str(T0), "name": "x"}]), False),
     ("escaped key", _line([_span()]).replace('"parentSpanId"', '"parent\\u0053panId"'), True),
@@ -181,7 +198,8 @@ def test_case_equals_python_path(tmp_path, name, line, accepted):
     path = tmp_path / "t.jsonl"
     path.write_text(_line([_span(name="first")]) + "\n" + line + "\n\n")
     rep = _compare(path)
-    assert rep.notes["blocks_fast_path"] == int(accepted), (name, rep.notes)
+    assert rep.notes["blocks_fast_path"] == 1 and not rep.notes["blocks_slow_path"], (name, rep.notes)
+    assert rep.notes["native_line_fallback"] == int(not accepted), (name, rep.notes)
 
 
 def test_crlf_and_blank_lines(tmp_path):

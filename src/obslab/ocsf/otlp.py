@@ -350,9 +350,10 @@ def read_otlp(path: str | os.PathLike, report: ConversionReport | None = None,
               chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.RecordBatch]:
     """Stream FLAT_SPAN batches from an OTLP JSON file (lines or one document).
 
-    Blocks of canonical JSON lines take the compiled parser when it is built
-    (:func:`_native_block`); any block it does not accept, and every block without the
-    extension, is parsed span by span here, the reference (``fast=False``: always).
+    Blocks of JSON lines take the compiled parser when it is built (:func:`_native_block`);
+    the lines it leaves (counted in ``notes["native_line_fallback"]``), and every line without
+    the extension, are read span by span here by :func:`_read_line`, the reference
+    (``fast=False``: always).
     """
     from obslab.ocsf import native
 
@@ -377,42 +378,80 @@ def read_otlp(path: str | os.PathLike, report: ConversionReport | None = None,
                 pass
             saw_content = saw_content or head is not None
         if use_native and not first:
-            batch = report.fast_block(_native_block, block.data)
+            refused: list = []
+            batch = report.fast_block(_native_block, block.data, refused)
             if batch is not None:
                 yield from _flush(out, 1)
-                if batch.num_rows:
-                    yield batch
+                merged = _merge(batch, refused, block, report, out)
+                if merged.num_rows:
+                    yield merged
                 continue
         lines = block.lines
         for i, line in enumerate(lines):
-            if not line.strip():
-                continue
             line_no = first_no + i
-            try:
-                doc = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                if first and os.path.getsize(path) <= MAX_DOC_BYTES:
-                    try:  # a pretty-printed single document
-                        doc = orjson.loads(read_all_text(path))
-                    except orjson.JSONDecodeError:
-                        pass
-                    else:
-                        _doc_spans(doc, report, 1, out)
-                        yield from _flush(out, 1)
-                        return
-                first = False
-                saw_content = True
-                report.records_in += 1
-                report.reject("not JSON (malformed or truncated)", line_no, line)
+            read = _read_line(line, line_no, report, out)
+            if read is None:
                 continue
+            if not read and first and os.path.getsize(path) <= MAX_DOC_BYTES:
+                try:  # a pretty-printed single document
+                    doc = orjson.loads(read_all_text(path))
+                except orjson.JSONDecodeError:
+                    pass
+                else:
+                    _doc_spans(doc, report, 1, out)
+                    yield from _flush(out, 1)
+                    return
+            if not read:
+                _reject_not_json(report, line_no, line)
             first = False
             saw_content = True
-            _doc_spans(doc, report, line_no, out)
             if len(out) >= chunk_spans:
                 yield out.batch()
     if not saw_content and first:
         report.problem("no content (blank file)")
     yield from _flush(out, 1)
+
+
+def _read_line(line: bytes, line_no: int, report: ConversionReport, out: _Columns) -> bool | None:
+    """One line's spans into ``out`` (the reference): True when read, False when it is not
+    JSON (nothing counted yet: the caller decides), None for a blank line."""
+    if not line.strip():
+        return None
+    try:
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    _doc_spans(doc, report, line_no, out)
+    return True
+
+
+def _reject_not_json(report: ConversionReport, line_no: int, line: bytes) -> None:
+    report.records_in += 1
+    report.reject("not JSON (malformed or truncated)", line_no, line)
+
+
+def _merge(batch: pa.RecordBatch, refused: list, block, report: ConversionReport,
+           out: _Columns) -> pa.RecordBatch:
+    """A compiled block's rows with its refused lines read here, in line order (``out`` is
+    empty on entry and on return)."""
+    if not refused:
+        return batch
+    report.notes["native_line_fallback"] += len(refused)
+    report.notes.setdefault("native_line_fallback_reason", refused[0][1])
+    lines, first_no = block.lines, block.first_line_no
+    order, done = [], 0  # row numbers in [batch rows, then the rows read here]
+    for index, _, rows_before in refused:
+        order.extend(range(done, rows_before))
+        done = rows_before
+        n_before = len(out)
+        if _read_line(lines[index], first_no + index, report, out) is False:
+            _reject_not_json(report, first_no + index, lines[index])
+        order.extend(range(batch.num_rows + n_before, batch.num_rows + len(out)))
+    order.extend(range(done, batch.num_rows))
+    if not len(out):
+        return batch
+    table = pa.Table.from_batches([batch, out.batch()])
+    return table.take(pa.array(order, pa.int64())).combine_chunks().to_batches()[0]
 
 
 def _first_line(data: bytes) -> bytes | None:
@@ -428,12 +467,14 @@ def _first_line(data: bytes) -> bytes | None:
     return None
 
 
-def _native_block(data: bytes) -> pa.RecordBatch:
-    """FLAT_SPAN rows of a block by the compiled parser (it refuses what it cannot reproduce exactly)."""
+def _native_block(data: bytes, refused: list | None = None) -> pa.RecordBatch:
+    """FLAT_SPAN rows of a block by the compiled parser (native/otlp.cpp). The lines it cannot
+    reproduce exactly are left out and appended to ``refused`` as (index in block, reason,
+    rows of the block's earlier lines); without that list they refuse the whole block."""
     from obslab.ocsf import native
     from obslab.ocsf.flat import to_batch
 
-    return to_batch(native.call("parse_otlp_block", data), FLAT_SPAN)
+    return to_batch(native.call("parse_otlp_block", data, refused), FLAT_SPAN)
 
 
 def _flush(out: _Columns, minimum: int):

@@ -1,12 +1,12 @@
 // OTLP JSON lines -> FLAT_SPAN column buffers with simdjson's DOM parser (every value of a
 // line is validated, as orjson does, even the ones we do not read).
 //
-// Mirrors obslab/ocsf/otlp.py (_add_span and friends) for the canonical shape our lab and the
-// Collector's file exporter write: camelCase keys, hex ids, int64 as decimal strings or JSON
-// integers, enums as numbers, string/int/bool attribute values. Anything else (snake_case keys,
-// base64 ids, enum names, double or nested attribute values, a line that is not one JSON
-// object, a span the Python path would reject) refuses the whole block with a reason and the
-// Python parser reads it: refusing is always safe, guessing never is.
+// Mirrors obslab/ocsf/otlp.py (_add_span and friends) for the shape exporters write: camelCase
+// keys, hex ids, int64 as decimal text or JSON numbers, enums as numbers or names, attribute
+// values of every kind (floats printed as repr() and orjson.dumps print them). A line it cannot
+// reproduce exactly (snake_case keys, base64 ids, rare number texts, a line that is not one
+// JSON object, a span the Python path would reject) is refused with a reason and left out;
+// the Python reader reads that line: refusing is always safe, guessing never is.
 #include <simdjson.h>
 
 #include <array>
@@ -35,21 +35,21 @@ simdjson::dom::array as_array(element e) { return e.get_array().value(); }
 constexpr int64_t MAX_NANOS = INT64_MAX;  // otlp.py: 0 < t < 2**63
 
 // --- scalars --------------------------------------------------------------------------------
-bool all_digits(std::string_view s) {
-  if (s.empty() || s.size() > 18) return false;  // 18 digits always fit int64
-  for (char c : s)
-    if (c < '0' || c > '9') return false;
-  return true;
-}
-
-// Python int(text) for the plain forms; refuses the rest (spaces, "+", "_", huge values)
+// Python int(text) for an optional '-' and up to 19 ASCII digits within int64 (what exporters
+// write); refuses the rest ("+", spaces, "_", other digits, huge values)
 int64_t parse_int_text(std::string_view s) {
   bool neg = !s.empty() && s[0] == '-';
   std::string_view digits = neg ? s.substr(1) : s;
-  if (!all_digits(digits)) throw Refuse("integer text the Python path must read");
-  int64_t v = 0;
-  for (char c : digits) v = v * 10 + (c - '0');
-  return neg ? -v : v;
+  if (digits.empty() || digits.size() > 19) throw Refuse("integer text the Python path must read");
+  uint64_t v = 0;  // (19 digits always fit uint64)
+  for (char c : digits) {
+    if (c < '0' || c > '9') throw Refuse("integer text the Python path must read");
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  constexpr uint64_t LIMIT = static_cast<uint64_t>(INT64_MAX);
+  if (v > LIMIT + (neg ? 1 : 0)) throw Refuse("integer text past int64");
+  if (!neg) return static_cast<int64_t>(v);
+  return v == LIMIT + 1 ? INT64_MIN : -static_cast<int64_t>(v);
 }
 
 int64_t json_int(element v) {
@@ -63,7 +63,8 @@ int64_t json_int(element v) {
   }
 }
 
-// Epoch nanoseconds: decimal text (up to 19 digits) or a JSON integer; -1 when absent/empty
+// Epoch nanoseconds (otlp._nanos): decimal text (up to 19 digits), a JSON integer, or a JSON
+// float truncated as int(float) does; -1 when absent/empty
 int64_t nanos(element v) {
   switch (v.type()) {
     case element_type::NULL_VALUE:
@@ -82,10 +83,89 @@ int64_t nanos(element v) {
     }
     case element_type::INT64:
       return v.get_int64().value();
+    case element_type::DOUBLE: {
+      double d = v.get_double().value();
+      // (2**63 is exact as a double: below it the cast truncates toward zero, as int() does)
+      if (!(d >= 0 && d < 9223372036854775808.0)) throw Refuse("time float out of range");
+      return static_cast<int64_t>(d);
+    }
     default:
       throw Refuse("time of another JSON type");
   }
 }
+
+// otlp._enum(): a JSON integer, or text: digits (with one '-') as int(), else the name
+// upper-cased in ``names`` (0 when unknown)
+template <size_t N>
+int64_t enum_value(element v, const std::array<std::pair<std::string_view, int>, N>& names) {
+  switch (v.type()) {
+    case element_type::NULL_VALUE:
+      return 0;
+    case element_type::INT64:
+      return v.get_int64().value();
+    case element_type::STRING: {
+      std::string_view s = v.get_string().value();
+      std::string_view digits = !s.empty() && s[0] == '-' ? s.substr(1) : s;
+      if (!digits.empty() && digits.find_first_not_of("0123456789") == std::string_view::npos)
+        return parse_int_text(s);
+      char up[32];
+      if (s.size() > sizeof up) return 0;  // (longer than every name)
+      for (size_t i = 0; i < s.size(); ++i) {
+        auto c = static_cast<unsigned char>(s[i]);
+        // non-ASCII: str.upper() and str.isdigit() know more than ASCII; "-" leads: "--5" fails int()
+        if (c >= 0x80 || c == '-') throw Refuse("enum text the Python path must read");
+        up[i] = (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : static_cast<char>(c);
+      }
+      std::string_view key(up, s.size());
+      for (const auto& [name, value] : names)
+        if (name == key) return value;
+      return 0;
+    }
+    default:  // bools count as ints in Python, floats return themselves: rare, Python reads them
+      throw Refuse("enum of another JSON type");
+  }
+}
+
+// otlp.KIND_NAMES and otlp.STATUS_NAMES
+constexpr std::array<std::pair<std::string_view, int>, 12> KIND_NAMES{{
+    {"SPAN_KIND_UNSPECIFIED", 0}, {"SPAN_KIND_INTERNAL", 1}, {"SPAN_KIND_SERVER", 2}, {"SPAN_KIND_CLIENT", 3},
+    {"SPAN_KIND_PRODUCER", 4}, {"SPAN_KIND_CONSUMER", 5}, {"UNSPECIFIED", 0}, {"INTERNAL", 1}, {"SERVER", 2},
+    {"CLIENT", 3}, {"PRODUCER", 4}, {"CONSUMER", 5}}};
+constexpr std::array<std::pair<std::string_view, int>, 6> STATUS_NAMES{{
+    {"STATUS_CODE_UNSET", 0}, {"STATUS_CODE_OK", 1}, {"STATUS_CODE_ERROR", 2}, {"UNSET", 0}, {"OK", 1},
+    {"ERROR", 2}}};
+
+// repr(float): fixed notation in 1e-4 <= |d| < 1e16 (python_float), else the shortest
+// round-trip digits as "1.5e-05" / "1e+16" (a sign and at least two exponent digits)
+void repr_float(double d, std::string& out) {
+  double a = std::fabs(d);
+  if (a == 0) {
+    out += std::signbit(d) ? "-0.0" : "0.0";
+    return;
+  }
+  if ((a >= 1e-4 && a < 1e16) || !std::isfinite(d)) {
+    python_float(d, out);  // (it refuses non-finite values)
+    return;
+  }
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);  // shortest
+  if (res.ec != std::errc()) throw Refuse("float format");
+  std::string_view s(buf, static_cast<size_t>(res.ptr - buf));
+  size_t e = s.find('e');
+  out.append(s.substr(0, e));
+  out += 'e';
+  std::string_view exp = s.substr(e + 1);  // "+16", "-05", "-7"
+  char sign = exp[0] == '-' ? '-' : '+';
+  if (exp[0] == '-' || exp[0] == '+') exp.remove_prefix(1);
+  while (exp.size() > 1 && exp[0] == '0') exp.remove_prefix(1);
+  out += sign;
+  if (exp.size() < 2) out += '0';
+  out.append(exp);
+}
+
+// a doubleValue as Python's float() of it (simdjson reads the JSON integer -0 as the integer
+// 0, as orjson does, and -0.0 as -0.0: test_ocsf_native_otlp checks both)
+double json_double(element v) { return v.get_double().value(); }
 
 // hex digit -> its lower-case form; 0 for anything else (a table: ids are random, so a
 // branch per character would mispredict half the time)
@@ -193,9 +273,7 @@ AnyVal any_value(element v) {
       if (t != element_type::INT64 && t != element_type::UINT64 && t != element_type::DOUBLE)
         throw Refuse("doubleValue of another type");
       out.kind = AnyVal::DBL;
-      out.d = val.get_double().value();
-      // simdjson reads the integer -0 as -0.0, orjson as 0: leave the sign question to Python
-      if (out.d == 0 && std::signbit(out.d)) throw Refuse("negative zero");
+      out.d = json_double(val);
       return out;
     }
     if (key == "kvlistValue" || key == "bytesValue") {
@@ -222,7 +300,7 @@ bool python_str(const AnyVal& a, std::string& out) {
       return true;
     case AnyVal::DBL:
       out.clear();
-      python_float(a.d, out);
+      repr_float(a.d, out);
       return true;
     default:
       throw Refuse("attribute value the Python path must read");
@@ -307,7 +385,7 @@ void anyvalue_json(element v, std::string& out) {
       } else {
         if (t != element_type::INT64 && t != element_type::UINT64 && t != element_type::DOUBLE)
           throw Refuse("doubleValue of another type");
-        python_float(val.get_double().value(), out);
+        orjson_float(json_double(val), out);
       }
     } else if (key == "boolValue") {
       if (t != element_type::BOOL) throw Refuse("boolValue of another type");
@@ -377,7 +455,7 @@ bool attr_text(const AnyVal& a, std::string& out) {
     case AnyVal::STR: out.assign(a.str); break;
     case AnyVal::INT: out = std::to_string(a.i); break;
     case AnyVal::BOOL: out = a.b ? "true" : "false"; break;
-    case AnyVal::DBL: python_float(a.d, out); break;
+    case AnyVal::DBL: orjson_float(a.d, out); break;
     default: break;
   }
   return true;
@@ -442,6 +520,21 @@ struct SpanColumns {
     for (StrCol& c : strings) c.reserve(n, 0);
     for (StrCol& c : markers) c.reserve(n, 0);
     flags.reserve(n);
+  }
+
+  // back to the first n spans (a refused line's rows); service, host, region and resource are
+  // only filled by OtlpBlock::finish
+  void truncate(size_t n) {
+    for (I64Col* c : {&time_ms, &end_time_ms, &start_time_unix_nano, &kind, &status_code, &http_status, &flags})
+      c->truncate(n);
+    duration_ms.truncate(n);
+    for (StrCol* c : {&trace_id, &span_id, &parent_span_id, &name, &status_message, &scope, &http_method, &http_path,
+                      &http_route, &trace_state, &events, &links})
+      c->truncate(n);
+    for (StrCol& c : strings) c.truncate(n);
+    for (StrCol& c : markers) c.truncate(n);
+    attributes.truncate(n);  // (also the entries of a map row not closed yet)
+    span_resource.resize(n);
   }
 
   bool strings_to_dict(PyObject* d) const {
@@ -664,7 +757,47 @@ class OtlpBlock {
  public:
   explicit OtlpBlock(size_t bytes) { c_.reserve(bytes / 256); }  // ~400 bytes per span in practice
 
-  void line(element doc) {
+  // one line: its spans are added whole or, refused, not at all (``index`` in the block and the
+  // reason go to refused())
+  void line(const char* s, size_t n, simdjson::dom::parser& parser, int64_t index) {
+    size_t rows = c_.span_resource.size(), resources = resources_.size();
+    try {
+      if (*s != '{') throw Refuse("a line is not a JSON object");
+      // the bytes after the line (the next lines, then the padding) are readable: no copy
+      read_doc(parser.parse(s, n, false).value());
+      return;
+    } catch (const Refuse& r) {
+      refused_.push_back({index, r.what(), rows});
+    } catch (const simdjson::simdjson_error& e) {
+      refused_.push_back({index, std::string("JSON: ") + e.what(), rows});
+    }
+    c_.truncate(rows);
+    resources_.resize(resources);
+  }
+
+  struct Refused {
+    int64_t index;       // line in the block (blank lines count)
+    std::string reason;
+    size_t rows_before;  // spans of the block's earlier lines taken here: where its rows go
+  };
+  const std::vector<Refused>& refused() const { return refused_; }
+
+  // the refused lines as (index, reason, rows_before) appended to a Python list
+  bool put_refused(PyObject* list) const {
+    for (const Refused& r : refused_) {
+      PyObject* item = Py_BuildValue("(Lsn)", static_cast<long long>(r.index), r.reason.c_str(),
+                                     static_cast<Py_ssize_t>(r.rows_before));
+      if (item == nullptr || PyList_Append(list, item) < 0) {
+        Py_XDECREF(item);
+        return false;
+      }
+      Py_DECREF(item);
+    }
+    return true;
+  }
+
+ private:
+  void read_doc(element doc) {
     if (doc.type() != element_type::OBJECT) throw Refuse("a line is not a JSON object");
     bool seen = false;
     for (key_value_pair field : as_object(doc)) {
@@ -676,6 +809,7 @@ class OtlpBlock {
     if (!seen) throw Refuse("line without resourceSpans");
   }
 
+ public:
   bool finish(PyObject* d) {
     for (size_t r : c_.span_resource) {
       const Resource& res = resources_[r];
@@ -779,9 +913,7 @@ class OtlpBlock {
       } else if (k == "name") {
         name = val.type() == element_type::STRING ? val.get_string().value() : std::string_view();
       } else if (k == "kind") {
-        if (val.is_null()) kind = 0;
-        else if (val.type() == element_type::INT64) kind = val.get_int64().value();
-        else throw Refuse("span kind the Python path must read");
+        kind = enum_value(val, KIND_NAMES);
       } else if (k == "startTimeUnixNano") {
         start = nanos(val);
       } else if (k == "endTimeUnixNano") {
@@ -809,9 +941,7 @@ class OtlpBlock {
         for (key_value_pair sf : as_object(val)) {
           element sv = sf.value;
           if (sf.key == "code") {
-            if (sv.is_null()) code = 0;
-            else if (sv.type() == element_type::INT64) code = sv.get_int64().value();
-            else throw Refuse("status code the Python path must read");
+            code = enum_value(sv, STATUS_NAMES);
           } else if (sf.key == "message") {
             if (sv.is_null()) continue;
             if (sv.type() != element_type::STRING) throw Refuse("status message is not a string");
@@ -874,7 +1004,7 @@ class OtlpBlock {
           out += '"';
           break;
         case AnyVal::INT: out += std::to_string(a.val.i); break;
-        case AnyVal::DBL: python_float(a.val.d, out); break;
+        case AnyVal::DBL: orjson_float(a.val.d, out); break;
         case AnyVal::BOOL: out += a.val.b ? "true" : "false"; break;
         default: anyvalue_json(a.val.raw, out);
       }
@@ -1003,6 +1133,7 @@ class OtlpBlock {
   }
 
   SpanColumns c_;
+  std::vector<Refused> refused_;
   std::vector<Resource> resources_;
   std::vector<Attr> attrs_, scratch_;
   std::string tmp_, events_, links_;
@@ -1010,12 +1141,19 @@ class OtlpBlock {
 
 }  // namespace
 
-// parse_otlp_block(data: bytes) -> {column: buffers}; ValueError(reason) refuses the block.
-// ``data`` is whole lines (LF or CRLF); blank lines are skipped.
+// parse_otlp_block(data: bytes, refused: list | None) -> {column: buffers} of the lines it
+// takes. ``data`` is whole lines (LF or CRLF); blank lines are skipped. The lines it leaves to
+// the Python reader are appended to ``refused`` as (line index in the block, reason, rows of
+// the earlier lines); without that list any such line refuses the whole block (ValueError).
 PyObject* parse_otlp_block(PyObject*, PyObject* args) {
   const char* buf;
   Py_ssize_t len;
-  if (!PyArg_ParseTuple(args, "y#", &buf, &len)) return nullptr;
+  PyObject* refused = Py_None;
+  if (!PyArg_ParseTuple(args, "y#|O", &buf, &len, &refused)) return nullptr;
+  if (refused != Py_None && !PyList_Check(refused)) {
+    PyErr_SetString(PyExc_TypeError, "refused must be a list or None");
+    return nullptr;
+  }
   return python_errors([&]() -> PyObject* {
     // one padded copy per call in a buffer kept across calls (fresh pages cost more than the copy)
     static std::vector<char> padded;
@@ -1027,6 +1165,7 @@ PyObject* parse_otlp_block(PyObject*, PyObject* args) {
     OtlpBlock block(static_cast<size_t>(len));
     const char* p = padded.data();
     const char* end = p + len;
+    int64_t index = 0;
     while (p < end) {
       const char* nl = static_cast<const char*>(memchr(p, '\n', static_cast<size_t>(end - p)));
       const char* stop = nl ? nl : end;
@@ -1035,12 +1174,13 @@ PyObject* parse_otlp_block(PyObject*, PyObject* args) {
       while (s < e && (*s == ' ' || *s == '\t' || *s == '\r')) ++s;
       while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r')) --e;
       if (e > s) {
-        if (*s != '{') throw Refuse("a line is not a JSON object");
-        // the bytes after the line (the next lines, then the padding) are readable: no copy
-        block.line(parser.parse(s, static_cast<size_t>(e - s), false).value());
+        block.line(s, static_cast<size_t>(e - s), parser, index);
+        if (refused == Py_None && !block.refused().empty()) throw Refuse(block.refused().front().reason);
       }
+      ++index;
       p = nl ? nl + 1 : end;
     }
+    if (refused != Py_None && !block.put_refused(refused)) return nullptr;
     return columns_dict(block);
   });
 }
