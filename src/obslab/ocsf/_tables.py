@@ -62,6 +62,10 @@ LIFECYCLE_START = ("server started", "started server", "server process", "startu
                    "starting as process", "starting gunicorn", "starting server", "starting temporary server",
                    "starting postgresql", "server is running", "application started", "service started")
 LIFECYCLE_PHRASES = LIFECYCLE_RESTART + LIFECYCLE_STOP + LIFECYCLE_START
+# plain-text lines: level words (case-insensitive whole words, in regex alternation order) and
+# the request methods of an access line ("GET /path HTTP/1.1" 200)
+TEXT_LEVELS = ("TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "WARNING", "ERROR", "FATAL", "CRITICAL", "PANIC")
+HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE")
 
 
 def phrase_regex(phrases, ignore_case: bool = True) -> str:
@@ -137,6 +141,8 @@ def render_header() -> str:
     out += _array("ERROR_LEVELS", ERROR_LEVELS)
     out += ["// case-sensitive, word boundary before"] + _array("ERROR_PHRASES", ERROR_PHRASES, 3)
     out += ["// case-insensitive whole words (lower case here)"] + _array("LIFECYCLE_PHRASES", LIFECYCLE_PHRASES, 4)
+    out += ["// plain-text lines (compose.TEXT_LEVEL, compose.ACCESS)"] + _array("TEXT_LEVELS", TEXT_LEVELS)
+    out += _array("HTTP_METHODS", HTTP_METHODS)
     out += ["", "// OTLP span attribute -> FLAT_SPAN column (first key present wins); \"\" pads"]
     width = max(len(v) for v in SPAN_ATTR_COLUMNS.values())
     out += ["enum SpanAttr {"] + [f"  A_{c.upper()}," for c in SPAN_ATTR_COLUMNS] + ["  N_SPAN_ATTRS", "};"]

@@ -31,8 +31,8 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 PREFIX = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.\-]*)\s*\|(?: (.*)|)$", re.S)
 REPLICA = re.compile(r"[-_][1-9]\d*$")
 TS_PREFIX = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2}) ?")
-TEXT_LEVEL = re.compile(r"\b(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|FATAL|CRITICAL|PANIC)\b", re.I)
-ACCESS = re.compile(r'"(GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS|CONNECT|TRACE) (\S+)[^"]*" (\d{3})\b')
+TEXT_LEVEL = re.compile(r"\b(" + "|".join(T.TEXT_LEVELS) + r")\b", re.I)
+ACCESS = re.compile('"(' + "|".join(T.HTTP_METHODS) + r') (\S+)[^"]*" (\d{3})\b')
 # the NGINX/Apache "combined" format: client, user, [time], "request", status, bytes, referer, agent
 COMBINED = re.compile(r'^(\S+) \S+ (\S+) \[[^\]]*\] "[A-Z]+ \S+(?: HTTP/([0-9.]+))?" \d{3} \S+ "[^"]*" "([^"]*)"')
 LIFECYCLE = re.compile(T.phrase_regex(T.LIFECYCLE_PHRASES))
@@ -176,6 +176,10 @@ FIELDS = ("level", "message", "logger", "event", "host", "region", "trace_id", "
           "user_name", "extra")
 
 
+# reasons the compiled reader gives for lines it rejects itself start with this
+REJECTED = "reject:"
+
+
 class _Reader:
     """The per-line reference reader: rows in ``out``, and the time state that spans lines
     (the last time seen; rows before the first time, backfilled once one is seen)."""
@@ -193,6 +197,12 @@ class _Reader:
             cols["time_ms"][row] = first
         self.pending.clear()
         self.last_time = last
+
+    def reject(self, reason: str, raw: bytes, line_no: int) -> None:
+        """A line the compiled reader rejected, recorded as :meth:`line` records it."""
+        line = raw.decode("utf-8", "replace")
+        self.report.records_in += 1
+        self.report.reject(reason, line_no, ANSI.sub("", line) if "\x1b" in line else line)
 
     def line(self, raw: bytes, line_no: int) -> None:
         """One line: a row, a rejection, or nothing (blank)."""
@@ -264,13 +274,17 @@ class _Reader:
 
     def merge(self, batch: pa.RecordBatch, refused: list, block) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
         """A compiled block's rows with its refused lines read here, in line order."""
-        if refused:
-            self.report.notes["native_line_fallback"] += len(refused)
-            self.report.notes.setdefault("native_line_fallback_reason", refused[0][1])
+        fallback = [why for _, why in refused if not why.startswith(REJECTED)]
+        if fallback:
+            self.report.notes["native_line_fallback"] += len(fallback)
+            self.report.notes.setdefault("native_line_fallback_reason", fallback[0])
         line_nos = batch.column("line_no").to_numpy()
         times = batch.column("time_ms").to_numpy()
         done, lines, first_no = 0, block.lines if refused else None, block.first_line_no
-        for index, _ in refused:  # (the time state of each refused line: the rows before it)
+        for index, why in refused:  # (the time state of each refused line: the rows before it)
+            if why.startswith(REJECTED):  # rejected by the compiled reader: counted here, in order
+                self.reject(why[len(REJECTED):], lines[index], first_no + index)
+                continue
             k = int(np.searchsorted(line_nos, first_no + index))
             if k > done:
                 self.saw_times(int(times[done]), int(times[k - 1]))

@@ -2,14 +2,18 @@
 // as orjson validates it).
 //
 // Mirrors the per-line parser in obslab/ocsf/compose.py (_Reader.line, _json_record,
-// _classify, timeparse.any_time_ms) for lines ``<container> | {JSON object with a time}``, with
-// ANSI colour codes, blank lines and CRLF: every JSON value type, nested ``http`` objects,
-// int()/float() of text, values printed as orjson prints them. A line whose result this file
-// cannot reproduce exactly is left to the Python reader, that line only (the block's other
-// lines stay here): plain-text or ``--timestamps`` payloads, unprefixed lines, JSON the Python
-// path would reject (no usable time), time strings that are not plain ASCII ISO 8601, non-ASCII
-// text Python would upper-case or read as a number, invalid JSON or UTF-8, a repeated key in a
-// nested object. Refusing is always safe, guessing never is.
+// _text_record, _classify, timeparse.any_time_ms / search_time_ms) for lines ``<container> |
+// <payload>``, with ANSI colour codes, blank lines and CRLF. JSON payloads: every JSON value
+// type, nested ``http`` objects, Mongo ``{"$date": ...}`` times, int()/float() of text, values
+// printed as orjson prints them. ASCII plain-text payloads with a time (a ``--timestamps``
+// prefix or one near the start): level word, access-line fields (ACCESS, COMBINED). ASCII lines
+// with no ``<container> |`` prefix are rejected here as the reference rejects them. A line
+// whose result this file cannot reproduce exactly is left to the Python reader, that line only
+// (the block's other lines stay here): untimed plain text (its time comes from other lines),
+// non-ASCII plain text (Unicode regex rules), ``--timestamps`` before JSON, JSON the Python
+// path would reject (no usable time), time strings that are not plain ASCII ISO 8601,
+// non-ASCII text Python would upper-case or read as a number, invalid JSON or UTF-8, a repeated
+// key in a nested object. Refusing is always safe, guessing never is.
 //
 // One job stays in Python: the message regexes of _classify (ERROR_TEXT, LIFECYCLE) when the
 // first 200 characters of a message are not ASCII (Unicode \b and case folding). Such rows get
@@ -216,7 +220,21 @@ int64_t time_ms(const element& v) {
       return epoch_ms(static_cast<double>(v.get_uint64().value_unsafe()));
     case element_type::DOUBLE:
       return epoch_ms(v.get_double().value_unsafe());
-    default:  // bool, list: no time; {"$date": ...}: left to the Python path
+    case element_type::OBJECT: {  // Mongo {"$date": ...}: the first of these keys (last value)
+      simdjson::dom::object o = v.get_object().value_unsafe();
+      for (std::string_view key : {"$date", "$numberLong", "seconds"}) {
+        const element* inner = nullptr;
+        element found;
+        for (auto f : o)
+          if (f.key == key) {
+            found = f.value;
+            inner = &found;
+          }
+        if (inner != nullptr) return time_ms(*inner);
+      }
+      throw Refuse("JSON log without a usable time");
+    }
+    default:  // bool, null, list: no time (the Python path rejects the line)
       throw Refuse("time value the Python path must read");
   }
 }
@@ -386,6 +404,223 @@ bool lifecycle_text(std::string_view s) {
   return false;
 }
 
+// --- plain-text payloads (compose._text_record, timeparse.search_time_ms) on ASCII text -----
+// Each scan below is the regex's leftmost match with its backtracking written out; the caller
+// has checked that the text is ASCII (Unicode \d, \w, \s and case folding stay with Python).
+inline bool py_nonspace(char c) { return !py_space(static_cast<unsigned char>(c)); }
+inline bool digits_at(std::string_view s, size_t i, size_t n) {
+  if (i + n > s.size()) return false;
+  for (size_t k = i; k < i + n; ++k)
+    if (!is_digit(s[k])) return false;
+  return true;
+}
+
+// compose.TS_PREFIX.match: its length, 0 for no match
+size_t ts_prefix(std::string_view s) {
+  if (s.size() < 20 || !digits_at(s, 0, 4) || s[4] != '-' || !digits_at(s, 5, 2) || s[7] != '-' ||
+      !digits_at(s, 8, 2) || s[10] != 'T' || !digits_at(s, 11, 2) || s[13] != ':' || !digits_at(s, 14, 2) ||
+      s[16] != ':' || !digits_at(s, 17, 2))
+    return 0;
+  size_t i = 19;
+  if (i + 1 < s.size() && s[i] == '.' && is_digit(s[i + 1]))
+    for (++i; i < s.size() && is_digit(s[i]);) ++i;
+  if (i < s.size() && s[i] == 'Z') {
+    ++i;
+  } else if (i + 6 <= s.size() && (s[i] == '+' || s[i] == '-') && digits_at(s, i + 1, 2) && s[i + 3] == ':' &&
+             digits_at(s, i + 4, 2)) {
+    i += 6;
+  } else {
+    return 0;
+  }
+  if (i < s.size() && s[i] == ' ') ++i;
+  return i;
+}
+
+// timeparse._ISO (its fixed part) at s[i]
+bool iso_at(std::string_view s, size_t i) {
+  return digits_at(s, i, 4) && (s[i + 4] == '-' || s[i + 4] == '/') && digits_at(s, i + 5, 2) &&
+         (s[i + 7] == '-' || s[i + 7] == '/') && digits_at(s, i + 8, 2) && (s[i + 10] == 'T' || s[i + 10] == ' ') &&
+         digits_at(s, i + 11, 2) && s[i + 13] == ':' && digits_at(s, i + 14, 2) && s[i + 16] == ':' &&
+         digits_at(s, i + 17, 2);
+}
+
+inline bool clf_word(char c) { return word_char(c); }
+// timeparse._CLF (its fixed part) at s[i]: dd[/ ]Mon[/ ]yyyy[: ]hh:mm:ss
+bool clf_at(std::string_view s, size_t i) {
+  return i + 20 <= s.size() && digits_at(s, i, 2) && (s[i + 2] == '/' || s[i + 2] == ' ') && clf_word(s[i + 3]) &&
+         clf_word(s[i + 4]) && clf_word(s[i + 5]) && (s[i + 6] == '/' || s[i + 6] == ' ') && digits_at(s, i + 7, 4) &&
+         (s[i + 11] == ':' || s[i + 11] == ' ') && digits_at(s, i + 12, 2) && s[i + 14] == ':' &&
+         digits_at(s, i + 15, 2) && s[i + 17] == ':' && digits_at(s, i + 18, 2);
+}
+
+// _MONTHS.get(mon[:3].title()): 1..12, 0 for None
+int clf_month(std::string_view mon) {
+  static constexpr std::string_view NAMES[] = {"jan", "feb", "mar", "apr", "may", "jun",
+                                               "jul", "aug", "sep", "oct", "nov", "dec"};
+  for (int m = 0; m < 12; ++m) {
+    bool eq = true;
+    for (int k = 0; k < 3; ++k) {
+      char c = mon[k];
+      bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+      eq &= letter && lower(c) == NAMES[m][k];
+    }
+    if (eq) return m + 1;
+  }
+  return 0;
+}
+
+// the _CLF match at s[i] -> ms; out-of-range dates refuse (Python gives None there)
+int64_t clf_ms(std::string_view s, size_t i) {
+  int d = two(s.data() + i), y = two(s.data() + i + 7) * 100 + two(s.data() + i + 9);
+  int h = two(s.data() + i + 12), mi = two(s.data() + i + 15), sec = two(s.data() + i + 18);
+  int mo = clf_month(s.substr(i + 3, 3));
+  size_t k = i + 20;
+  int frac = 0;  // (?:\.(\d+))?
+  if (k + 1 < s.size() && s[k] == '.' && is_digit(s[k + 1])) {
+    int n = 0;
+    for (++k; k < s.size() && is_digit(s[k]); ++k, ++n)
+      if (n < 3) frac = frac * 10 + (s[k] - '0');
+    for (; n < 3; ++n) frac *= 10;
+  }
+  int offset_min = 0;  // (?: ([+-]\d{4}))?
+  if (k + 6 <= s.size() && s[k] == ' ' && (s[k + 1] == '+' || s[k + 1] == '-') && digits_at(s, k + 2, 4)) {
+    int total = two(s.data() + k + 2) * 60 + two(s.data() + k + 4);
+    if (total >= 24 * 60) throw Refuse("time zone offset out of range");
+    offset_min = s[k + 1] == '-' ? -total : total;
+  }
+  if (y < 1 || d < 1 || d > month_days(y, mo) || h > 23 || mi > 59) throw Refuse("time out of range");
+  int64_t minute_s = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 + h * 3600 +
+                     mi * 60 - offset_min * 60;
+  return minute_s * 1000 + sec * 1000 + frac;
+}
+
+// timeparse.search_time_ms(text) (window 64): false for None
+bool search_time(std::string_view text, int64_t& out) {
+  std::string_view head = text.substr(0, 64);
+  for (size_t i = 0; i + 19 <= head.size(); ++i)
+    if (iso_at(head, i)) {
+      out = iso_ms(head.substr(i));
+      return true;
+    }
+  for (size_t i = 0; i + 20 <= head.size(); ++i)
+    if (clf_at(head, i)) {
+      if (clf_month(head.substr(i + 3, 3)) == 0) return false;
+      out = clf_ms(head, i);
+      return true;
+    }
+  return false;
+}
+
+// compose.TEXT_LEVEL.search(text[:120]) -> the level written ("" for None)
+std::string_view text_level(std::string_view text) {
+  std::string_view h = text.substr(0, 120);
+  for (size_t i = 0; i < h.size(); ++i) {
+    if (i > 0 && word_char(h[i - 1])) continue;
+    for (std::string_view w : tables::TEXT_LEVELS) {
+      if (h.size() - i < w.size()) continue;
+      size_t j = 0;
+      while (j < w.size() && lower(h[i + j]) == lower(w[j])) ++j;
+      size_t end = i + w.size();
+      if (j == w.size() && (end == h.size() || !word_char(h[end]))) return w == "WARNING" ? "WARN" : w;
+    }
+  }
+  return {};
+}
+
+struct Access {  // compose.ACCESS and, when it matches, compose.COMBINED
+  std::string_view method, path, client_ip, user_name, http_version, user_agent;
+  int status = 0;
+  bool has_user = false, has_version = false, has_agent = false, combined = false;
+};
+
+// `" \d{3}\b` at s[m]
+bool status_at(std::string_view s, size_t m, int& status) {
+  if (m + 5 > s.size() || s[m] != '"' || s[m + 1] != ' ' || !digits_at(s, m + 2, 3)) return false;
+  if (m + 5 < s.size() && word_char(s[m + 5])) return false;
+  status = (s[m + 2] - '0') * 100 + (s[m + 3] - '0') * 10 + (s[m + 4] - '0');
+  return true;
+}
+
+// ACCESS: "(METHOD) (\S+)[^"]*" (\d{3})\b, leftmost; \S+ gives back characters from its end
+// until the first quote after it starts `" ddd\b`
+bool access_search(std::string_view s, Access& a) {
+  for (size_t i = s.find('"'); i != std::string_view::npos; i = s.find('"', i + 1)) {
+    for (std::string_view m : tables::HTTP_METHODS) {
+      size_t st = i + 1 + m.size() + 1;
+      if (st > s.size() || s.compare(i + 1, m.size(), m) != 0 || s[i + 1 + m.size()] != ' ') continue;
+      size_t r = st;
+      while (r < s.size() && py_nonspace(s[r])) ++r;
+      if (r == st) continue;
+      size_t q = s.find('"', r);  // the first quote at or after k, for k = r, r-1, ..., st+1
+      for (size_t k = r; k > st; --k) {
+        if (k < r && s[k] == '"') q = k;
+        if (q != std::string_view::npos && status_at(s, q, a.status)) {
+          a.method = m;
+          a.path = s.substr(st, k - st);
+          return true;
+        }
+      }
+    }
+  }
+  return false;
+}
+
+// run of \S from i: its end (i when empty)
+inline size_t run_end(std::string_view s, size_t i) {
+  while (i < s.size() && py_nonspace(s[i])) ++i;
+  return i;
+}
+
+// COMBINED after the request's closing quote at s[x]: " \d{3} \S+ "[^"]*" "([^"]*)""
+bool combined_tail(std::string_view s, size_t x, Access& a) {
+  if (x + 5 > s.size() || s[x] != ' ' || !digits_at(s, x + 1, 3) || s[x + 4] != ' ') return false;
+  size_t y = run_end(s, x + 5);
+  if (y == x + 5 || y + 2 > s.size() || s[y] != ' ' || s[y + 1] != '"') return false;
+  size_t z = s.find('"', y + 2);
+  if (z == std::string_view::npos || z + 2 >= s.size() || s[z + 1] != ' ' || s[z + 2] != '"') return false;
+  size_t w = s.find('"', z + 3);
+  if (w == std::string_view::npos) return false;
+  std::string_view agent = s.substr(z + 3, w - z - 3);
+  a.has_agent = agent != "-";
+  a.user_agent = agent;
+  return true;
+}
+
+// COMBINED.match: ^(\S+) \S+ (\S+) \[[^\]]*\] "[A-Z]+ \S+(?: HTTP/([0-9.]+))?" <combined_tail>
+bool combined_match(std::string_view s, Access& a) {
+  size_t e1 = run_end(s, 0);
+  if (e1 == 0 || e1 >= s.size() || s[e1] != ' ') return false;
+  size_t e2 = run_end(s, e1 + 1);
+  if (e2 == e1 + 1 || e2 >= s.size() || s[e2] != ' ') return false;
+  size_t e3 = run_end(s, e2 + 1);
+  if (e3 == e2 + 1 || e3 + 1 >= s.size() || s[e3] != ' ' || s[e3 + 1] != '[') return false;
+  size_t rb = s.find(']', e3 + 2);
+  if (rb == std::string_view::npos || rb + 2 >= s.size() || s[rb + 1] != ' ' || s[rb + 2] != '"') return false;
+  size_t u = rb + 3;
+  while (u < s.size() && s[u] >= 'A' && s[u] <= 'Z') ++u;
+  if (u == rb + 3 || u >= s.size() || s[u] != ' ') return false;
+  size_t r0 = u + 1, r1 = run_end(s, r0);
+  if (r1 == r0) return false;
+  bool found = false;
+  constexpr std::string_view HTTP = " HTTP/";
+  if (s.compare(r1, HTTP.size(), HTTP) == 0) {  // \S+ whole, then the version group
+    size_t v0 = r1 + HTTP.size(), v1 = v0;
+    while (v1 < s.size() && (is_digit(s[v1]) || s[v1] == '.')) ++v1;
+    if (v1 > v0 && v1 < s.size() && s[v1] == '"' && combined_tail(s, v1 + 1, a)) {
+      a.http_version = s.substr(v0, v1 - v0);
+      a.has_version = found = true;
+    }
+  }
+  for (size_t k = r1 - 1; !found && k > r0; --k)  // \S+ shorter, no version: a quote inside it
+    if (s[k] == '"' && combined_tail(s, k + 1, a)) found = true;
+  if (!found) return false;
+  a.client_ip = s.substr(0, e1);
+  a.user_name = s.substr(e2 + 1, e3 - e2 - 1);
+  a.has_user = a.user_name != "-";
+  a.combined = true;
+  return true;
+}
+
 // --- the columns ----------------------------------------------------------------------------
 struct LogColumns {
   I64Col time_ms{"i64"}, http_status{"i64"}, line_no{"i64"};
@@ -428,6 +663,10 @@ struct LogColumns {
            put(d, "line_no", line_no);
   }
 };
+
+// the reason of a line the compiled reader rejects itself, as the reference does (after
+// "reject:"; compose._Reader.merge counts it and keeps its text as an example)
+constexpr const char* REJECT_NO_PREFIX = "reject:no '<service> |' prefix";
 
 class ComposeBlock {
  public:
@@ -540,19 +779,29 @@ class ComposeBlock {
     if (s == e) return nullptr;  // blank: skipped, still counted
     // PREFIX: ([A-Za-z0-9][A-Za-z0-9_.\-]*)\s*\|(?: (.*)|)$
     const char* q = p;
-    if (q == e || !(word_char(*q) && *q != '_')) return "unprefixed line";
+    if (q == e || !(word_char(*q) && *q != '_')) return no_prefix(p, e);
     while (q < e && name_char(*q)) ++q;
     std::string_view container(p, static_cast<size_t>(q - p));
-    while (q < e && (*q == ' ' || *q == '\t')) ++q;
-    if (q == e || *q != '|') return "unprefixed line";
+    while (q < e && py_space(static_cast<unsigned char>(*q))) ++q;
+    if (q == e || *q != '|') return no_prefix(p, e);
     ++q;
-    if (q == e || *q != ' ') return "line without a JSON payload";
-    ++q;
+    if (q < e && *q != ' ') return no_prefix(p, e);
+    if (q < e) ++q;
     std::string_view payload(q, static_cast<size_t>(e - q));
+    // --timestamps: an RFC 3339 time first
+    int64_t t = 0;
+    bool has_t = false;
+    if (size_t n = payload.size() >= 2 && is_digit(payload[0]) && is_digit(payload[1]) ? ts_prefix(payload) : 0) {
+      t = iso_ms(payload.substr(0, n));
+      has_t = true;
+      payload.remove_prefix(n);
+      q += n;
+    }
     // payload.lstrip() must start a JSON object; orjson allows JSON whitespace after it
     const char* j = q;
     while (j < e && py_space(static_cast<unsigned char>(*j))) ++j;
-    if (j == e || *j != '{') return "plain-text payload";
+    if (j == e || *j != '{') return text_row(container, payload, line_no, has_t, t);
+    if (has_t) return "--timestamps JSON payload";
     const char* je = e;
     while (je > j && (je[-1] == ' ' || je[-1] == '\t' || je[-1] == '\r')) --je;
     size_t jlen = static_cast<size_t>(je - j);
@@ -563,6 +812,79 @@ class ComposeBlock {
     if (root.get_object().get(obj)) return "payload is not a JSON object";
     record(obj, line_no, container, payload);
     return nullptr;
+  }
+
+  // a line PREFIX does not match: the reference's rejection (compose._Reader.merge records it)
+  // when the line is ASCII; otherwise Unicode blanks could make it a blank line there
+  static const char* no_prefix(const char* p, const char* e) {
+    return ascii(std::string_view(p, static_cast<size_t>(e - p))) ? REJECT_NO_PREFIX : "unprefixed line";
+  }
+
+  // compose._text_record + _classify for an ASCII plain-text payload with a time
+  const char* text_row(std::string_view container, std::string_view payload, int64_t line_no, bool has_t, int64_t t) {
+    if (!ascii(payload)) return "non-ASCII plain-text payload";
+    if (!has_t && !search_time(payload, t)) return "plain-text line without a time";
+    std::string_view level = text_level(payload);
+    Access a;
+    bool access = access_search(payload, a);
+    if (access) combined_match(payload, a);
+    c_.time_ms.add(t);
+    add_service(container);
+    add_opt(c_.level, level, !level.empty());
+    c_.message.add(payload);
+    for (StrCol* col : {&c_.logger, &c_.host, &c_.region, &c_.trace_id, &c_.span_id}) col->null();
+    add_opt(c_.http_method, a.method, access);
+    std::string_view path = a.path.substr(0, a.path.find('?'));
+    add_opt(c_.http_path, path, access);
+    if (access) c_.http_status.add(a.status);
+    else c_.http_status.null();
+    c_.duration_ms.null();
+    c_.error_type.null();
+    add_opt(c_.client_ip, a.client_ip, a.combined);
+    add_opt(c_.user_agent, a.user_agent, a.combined && a.has_agent);
+    add_opt(c_.http_version, a.http_version, a.combined && a.has_version);
+    add_opt(c_.user_name, a.user_name, a.combined && a.has_user);
+    c_.extra.null();
+    c_.payload.add(payload);
+    c_.line_no.add(line_no);
+    classify(access ? std::string_view("access") : std::string_view(), false, !level.empty(), level, true,
+             payload);
+    return nullptr;
+  }
+
+  static void add_opt(StrCol& col, std::string_view v, bool present) {
+    if (present) col.add(v);
+    else col.null();
+  }
+
+  // the service column: the container with REPLICA ([-_][1-9]\d*$) removed
+  std::string_view add_service(std::string_view container) {
+    std::string_view service = container;
+    size_t i = container.size();
+    while (i > 0 && is_digit(container[i - 1])) --i;
+    if (i < container.size() && i >= 1 && container[i] != '0' && (container[i - 1] == '-' || container[i - 1] == '_'))
+      service = container.substr(0, i - 1);
+    c_.service.add(service);
+    c_.container.add(container);
+    return service;
+  }
+
+  // compose._classify of the row just added
+  void classify(std::string_view event, bool method_and_status, bool has_level, std::string_view level, bool has_msg,
+                std::string_view msg) {
+    if (!event.empty()) {
+      c_.event.add(event);
+    } else if (method_and_status) {
+      c_.event.add("access");
+    } else if (has_level && is_error_level(level)) {
+      c_.event.add("error");
+    } else {
+      std::string_view head = has_msg ? msg.substr(0, 200) : std::string_view();
+      if (!ascii(head)) c_.event.null();  // Unicode \b / case folding: compose._classify decides
+      else if (!has_level && error_text(head)) c_.event.add("error");
+      else if (lifecycle_text(head)) c_.event.add("lifecycle");
+      else c_.event.add("other");
+    }
   }
 
   const element* first(KeyGroup g) const {
@@ -671,15 +993,7 @@ class ComposeBlock {
 
     // append the row (a refusal below: run() truncates the columns back, no half row escapes)
     c_.time_ms.add(t);
-    std::string_view service = container;  // REPLICA: [-_][1-9]\d*$ removed
-    {
-      size_t i = container.size();
-      while (i > 0 && is_digit(container[i - 1])) --i;
-      if (i < container.size() && i >= 1 && container[i] != '0' && (container[i - 1] == '-' || container[i - 1] == '_'))
-        service = container.substr(0, i - 1);
-    }
-    c_.service.add(service);
-    c_.container.add(container);
+    std::string_view service = add_service(container);
     if (has_level) c_.level.add(level_);
     else c_.level.null();
     std::string_view msg_text;
@@ -723,21 +1037,7 @@ class ComposeBlock {
     c_.payload.add(payload);
     c_.line_no.add(line_no);
 
-    // _classify
-    std::string_view lv = level_;
-    if (!event.empty()) {
-      c_.event.add(event);
-    } else if (has_method && has_status) {
-      c_.event.add("access");
-    } else if (has_level && is_error_level(lv)) {
-      c_.event.add("error");
-    } else {
-      std::string_view head = has_msg ? msg_text.substr(0, 200) : std::string_view();
-      if (!ascii(head)) c_.event.null();  // Unicode \b / case folding: compose._classify decides
-      else if (!has_level && error_text(head)) c_.event.add("error");
-      else if (lifecycle_text(head)) c_.event.add("lifecycle");
-      else c_.event.add("other");
-    }
+    classify(event, has_method && has_status, has_level, level_, has_msg, msg_text);
   }
 
   // the "http" object's method / path / status (a dict: the last repeated key wins)

@@ -82,6 +82,15 @@ inline constexpr std::string_view LIFECYCLE_PHRASES[] = {
     "starting as process", "starting gunicorn", "starting server", "starting temporary server",
     "starting postgresql", "server is running", "application started", "service started",
 };
+// plain-text lines (compose.TEXT_LEVEL, compose.ACCESS)
+inline constexpr std::string_view TEXT_LEVELS[] = {
+    "TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "WARNING",
+    "ERROR", "FATAL", "CRITICAL", "PANIC",
+};
+inline constexpr std::string_view HTTP_METHODS[] = {
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD",
+    "OPTIONS", "CONNECT", "TRACE",
+};
 
 // OTLP span attribute -> FLAT_SPAN column (first key present wins); "" pads
 enum SpanAttr {
