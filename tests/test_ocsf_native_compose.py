@@ -529,3 +529,131 @@ def test_blank_block_between_untimed_and_timed_lines(tmp_path):
     table, inferred, _ = _read(path, True, chunk_bytes=16)
     assert table.column("line_no").to_pylist() == [1, 82] and inferred == [True, False]
     assert table.column("time_ms")[0] == table.column("time_ms")[1]
+
+
+# === plain-text payloads, --timestamps, Mongo times and unprefixed lines (issue 15.1) ==========
+# The compiled reader takes ASCII plain-text lines that carry their own time and rejects ASCII
+# unprefixed lines itself; each case must equal the reference, row for row and rejection for
+# rejection (count, reason, line number, text sample).
+NGINX = '172.20.0.3 - - [18/Mar/2026:08:31:58 +0000] "GET /a?x=1 HTTP/1.1" 200 896 "-" "python-requests/2.31"'
+TEXT_CASES = [
+    ("--timestamps Z", "2025-08-18T22:10:11.275876972Z database system is ready", True),
+    ("--timestamps offset", "2025-08-18T22:10:11+02:00 LOG:  checkpoint starting", True),
+    ("--timestamps alone", "2025-08-18T22:10:11.275876972Z ", True),
+    ("--timestamps, no space after", "2025-08-18T22:10:11Zx", True),
+    ("--timestamps, impossible date", "2025-02-30T22:10:11Z x", False),
+    ("--timestamps then JSON", "2025-08-18T22:10:11Z " + _obj(), False),
+    ("--timestamps without zone: searched", "2025-08-18T22:10:11.5 INFO x", True),
+    ("ISO time inside", "[app] 2026/04/06 11:56:47 failed to start", True),
+    ("ISO time past 64 chars", "x" * 60 + " 2026-04-06 11:56:47 late", False),
+    ("ISO time cut by the 64-char window", "x" * 40 + " 2026-04-06 11:56:47.123456789 +0200", True),
+    ("ISO time with offset and a space", "2026-04-06 11:56:41 +00:00 [Note] Entrypoint", True),
+    ("ISO time with UTC", "t=2026-04-06T11:56:41.1UTC level=info", True),
+    ("ISO out of range", "2026-04-31 11:56:41 [Note]", False),
+    ("CLF nginx", NGINX, True),
+    ("CLF redis", "1:C 21 Jan 2018 15:44:58.654 # Redis is starting", True),
+    ("CLF lower-case month", "12/mar/2026:08:31:58 -0130 hello", True),
+    ("CLF unknown month: no time", "12/Foo/2026:08:31:58 hello", False),
+    ("CLF without year: no time", "1:C 21 Jan 15:44:58.654 # Redis", False),
+    ("combined, user and agent", NGINX.replace("- - [", "- bob [").replace("python-requests/2.31", "-"), True),
+    ("combined, no version", NGINX.replace(" HTTP/1.1", ""), True),
+    ("combined, quote in the target", NGINX.replace("/a?x=1", '/a"b'), True),
+    ("access, not combined", '2026-01-01T00:00:00Z "POST /api/v1?q HTTP/2" 503 -', True),
+    ("access, status then a word char", '2026-01-01T00:00:00Z "GET /x" 2001', True),
+    ("access, quote in the target", '2026-01-01T00:00:00Z "GET /x" 200" 404', True),
+    ("access, second request matches", '2026-01-01T00:00:00Z "GET" "PUT /y HTTP/1.0" 201', True),
+    ("access, lower-case method", '2026-01-01T00:00:00Z "get /x" 200', True),
+    ("level words", "2026-01-01T00:00:00Z  WARNING 1 --- [main] o.s.Boot", True),
+    ("level any case", "2026-01-01T00:00:00Z [eRrOr] boom", True),
+    ("level inside a word", "2026-01-01T00:00:00Z INFORMATION only", True),
+    ("level past 120 chars", "2026-01-01T00:00:00Z " + "x " * 60 + "ERROR", True),
+    ("no level, error text", "2026-01-01T00:00:00Z Traceback (most recent call last):", True),
+    ("lifecycle", "2026-01-01T00:00:00Z Server started on :80", True),
+    ("tab and control characters", "2026-01-01T00:00:00Z a\tb\x1fc\x0bd", True),
+    ("non-ASCII text", "2026-01-01T00:00:00Z caf\u00e9 started", False),
+    ("untimed text", "Waiting for Postgres to be ready...", False),
+    ("mongo $date and s", json.dumps({"t": {"$date": "2025-11-14T14:11:48.722+00:00"}, "s": "I", "c": "NETWORK",
+                                      "msg": "Listening on", "attr": {"port": 27017}}), True),
+    ("mongo $numberLong", json.dumps({"t": {"$date": {"$numberLong": "1763000000123"}}, "msg": "x"}), False),
+    ("mongo $date epoch", json.dumps({"t": {"$date": 1763000000123}, "msg": "x"}), True),
+    ("mongo object without a time key", json.dumps({"t": {"x": 1}, "msg": "x"}), False),
+    ("mongo repeated $date: last wins", '{"t": {"$date": "%s", "$date": "2025-01-01T00:00:00Z"}, "msg": "x"}' % T,
+     True),
+    ("!v1 prefix", "redis_1      | 1:C 21 Jan 2018 15:44:58.654 # Redis version=4.0.6", True),
+    ("!ANSI prefix and text", "\x1b[33mweb |\x1b[0m 2026-01-01T00:00:00Z \x1b[1mINFO\x1b[0m ok", True),
+    ("!bar, then nothing", "web-1 |", False),
+    ("!shell prompt", "\u279c fedora23-17:44 ~/Apps % docker-compose up", False),
+    ("!unprefixed ASCII", "Starting pyredis_redis_1 ... done", True),
+    ("!unprefixed with colour", "\x1b[32mAttaching to a, b\x1b[0m", True),
+    ("!bar without a name", "| 2026-01-01T00:00:00Z x", True),
+    ("!unprefixed with a tab", "\tweb-1 | x", True),
+]
+
+
+@pytest.mark.parametrize("name,text,accepted", TEXT_CASES, ids=[c[0] for c in TEXT_CASES])
+def test_text_edge_case(tmp_path, name, text, accepted):
+    good = "auth-1 | " + json.dumps({"time": "2025-01-01T00:00:00Z", "msg": "ok"})
+    data = "\n".join([good, _case_line(name, text), "", good]) + "\n"
+    assert _accepts(data.encode()) is accepted, name
+    path = tmp_path / "logs.txt"
+    path.write_bytes(data.encode())
+    rep = _compare(path)
+    assert rep.notes["native_line_fallback"] == (0 if accepted else 1), rep.notes
+
+
+def test_many_rejections_keep_the_first_examples_in_order(tmp_path):
+    """Rejections from both readers interleaved: the report keeps the same first examples."""
+    rows = []
+    for i in range(40):
+        rows += [f"Attaching to web-{i}", "\u279c prompt %d" % i, "web-1 | " + json.dumps({"msg": i}),
+                 f"web-1 | 2026-01-01T00:00:{i % 60:02d}Z line {i}"]
+    path = tmp_path / "logs.txt"
+    path.write_text("\n".join(rows) + "\n")
+    rep = _compare(path)
+    assert rep.rejected == 120 and rep.records_out == 40
+    assert rep.notes["native_line_fallback"] == 80, rep.notes  # the non-ASCII prompts and untimed JSON
+
+
+@pytest.mark.skipif(not FIXTURES.exists(), reason=MISSING)
+@pytest.mark.parametrize("name", ["utf8_bom_nginx_access.log", "timestamps_flag_postgres.log"])
+def test_real_text_fixtures_go_native(name):
+    """Real plain-text fixtures whose lines carry their time: no line left to Python."""
+    rep = _compare(FIXTURES / name)
+    assert rep.records_out > 40 and not rep.notes["native_line_fallback"], rep.notes
+
+
+LEVEL_WORDS = ["INFO", "warn", "Warning", "ERROR", "panic", "debugging", "Trace", "FATAL:", "_ERROR"]
+TIME_TEXTS = ["2026-01-01T00:00:00Z", "2026/01/01 00:00:00,5 +0130", "2026-01-01 00:00:00 UTC",
+              "2026-02-30 00:00:00", "01/Jan/2026:00:00:00 +0000", "01 jan 2026 00:00:00.12", "01/Xyz/2026:00:00:00",
+              "2026-01-01T00:00:00+24:00", "1:C 01 Jan 00:00:00"]
+ACCESS_BITS = ['"GET ', '"POST /a?b HTTP/1.1"', '" 200', '" 404 ', "200", '"', "-", "[", "]", " HTTP/", "?"]
+text_bits = st.one_of(st.sampled_from(LEVEL_WORDS + TIME_TEXTS + ACCESS_BITS + [" ", "\t", "é", "x", "/p"]),
+                      st.text(alphabet=st.characters(max_codepoint=127), max_size=6))
+
+
+@st.composite
+def text_lines(draw) -> bytes:
+    """Compose lines with plain-text payloads assembled from pieces of times, levels, requests."""
+    name = draw(st.sampled_from(["web-api-1", "db_2", "x", "redis_1", "\x1b[36mweb-1  ", "Attaching to", "-bad"]))
+    sep = draw(st.sampled_from(["  | ", " | ", "\t| ", "|", "| \x1b[0m", " |  "]))
+    head = draw(st.sampled_from(["", "2026-01-01T00:00:00.5Z ", "2026-01-01T00:00:00+01:00", "2026-01-01T00:00:00"]))
+    if draw(st.integers(0, 4)) == 0:
+        body = NGINX.replace("GET", draw(st.sampled_from(["GET", "PUT", "get", "TRACE"])))
+        cut = draw(st.integers(0, len(body)))
+        body = body[:cut] + draw(text_bits) + body[cut:]
+    else:
+        body = "".join(draw(st.lists(text_bits, max_size=12)))
+    return (name + sep + head + body).encode("utf-8", "surrogatepass").replace(b"\n", b" ")
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(lines=st.lists(text_lines(), min_size=1, max_size=10), chunk=st.sampled_from([64, 1 << 20]))
+def test_fuzz_text_lines_native_equals_python(lines, chunk):
+    fd, name = tempfile.mkstemp()
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"\n".join(lines) + b"\n")
+        _compare(Path(name), chunk_bytes=chunk)
+    finally:
+        os.unlink(name)
