@@ -35,6 +35,8 @@ WRITER_OPTIONS = dict(compression="zstd", compression_level=1, use_dictionary=Fa
 ROW_GROUP_ROWS = 100_000
 # leaf names of high-entropy ids: length-prefixed in one block, zstd only sees the hex digits
 ID_LEAVES = {"uid", "parent_uid", "correlation_uid"}
+# other string leaves mostly holding ids (in logs, the observables are chiefly trace ids)
+ID_PATHS = {"observables.list.element.value"}
 
 
 def column_encodings(schema: pa.Schema) -> dict:
@@ -47,7 +49,7 @@ def column_encodings(schema: pa.Schema) -> dict:
         leaf = path.rsplit(".", 1)[-1]
         if pa.types.is_integer(type_) or pa.types.is_timestamp(type_):
             out[path] = "DELTA_BINARY_PACKED"
-        elif pa.types.is_string(type_) and leaf in ID_LEAVES:
+        elif pa.types.is_string(type_) and (leaf in ID_LEAVES or path in ID_PATHS):
             out[path] = "DELTA_BYTE_ARRAY" if path == "metadata.uid" else "DELTA_LENGTH_BYTE_ARRAY"
     return out
 
