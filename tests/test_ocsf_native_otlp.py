@@ -30,9 +30,8 @@ def _native_on(monkeypatch):
 
 def _read(path: Path, fast: bool = True):
     rep = ConversionReport()
-    table = pa.Table.from_batches(list(read_otlp(path, rep, fast=fast)), schema=None) \
-        if path.stat().st_size else None
-    return table, rep
+    batches = list(read_otlp(path, rep, fast=fast))
+    return (pa.Table.from_batches(batches) if batches else None), rep
 
 
 def _compare(path: Path) -> ConversionReport:
@@ -41,6 +40,9 @@ def _compare(path: Path) -> ConversionReport:
     assert rep.balanced and slow_rep.balanced
     assert (rep.records_in, rep.records_out, rep.rejected) == (slow_rep.records_in, slow_rep.records_out,
                                                                slow_rep.rejected)
+    assert rep.reasons == slow_rep.reasons and rep.examples == slow_rep.examples
+    assert rep.problems == slow_rep.problems
+    assert rep.notes["wrong_signal_lines"] == slow_rep.notes["wrong_signal_lines"]
     if slow is None or slow.num_rows == 0:
         assert fast is None or fast.num_rows == 0
         return rep
@@ -137,6 +139,10 @@ CASES = [
     ("marker overwritten by null", _line([_span(attributes=[_attr("anomaly.type", {"stringValue": "cpu"}),
                                                             _attr("x-anomaly-type", None)])]), True),
     ("array attribute", _line([_span(attributes=[_attr("a", {"arrayValue": {"values": [{"stringValue": "x"}]}})])]), True),
+    ("bytes values", _line([_span(attributes=[_attr("blob", {"bytesValue": "AAAwOQ=="}),
+                                              _attr("url.path", {"bytesValue": "L3g/eT0x"}),
+                                              _attr("anomaly.type", {"bytesValue": None})])],
+                            [_attr("service.name", {"bytesValue": "d2Vi"})]), True),
     ("kvlist attribute", _line([_span(attributes=[_attr("a", {"kvlistValue": {"values": []}})])]), True),
     ("escapes and unicode", _line([_span(name="caf\u00e9 \U0001F600", attributes=[
         _attr("note", {"stringValue": 'say "hi" \\ \u00fc \t\n\r\x01\x1f\x7f \u2028'})])]), True),
@@ -180,7 +186,24 @@ CASES = [
                                     _span(kind="", status={"code": "2"})]), True),
     ("enum text int() refuses", _line([_span(kind="--5")]), False),
     ("snake case span", _line([{"trace_id": "5b8efff798038103d269b633813fc60c", "span_id": "eee19b7ec3c1b174",
-                                "start_time_unix_nano": str(T0), "name": "x"}]), False),
+                                "start_time_unix_nano": str(T0), "name": "x"}]), True),
+    ("snake case throughout", json.dumps({"resource_spans": [{"resource": {"attributes": [
+        _attr("service.name", {"string_value": "robot"}), _attr("n", {"int_value": "4"})], "dropped_attributes_count": 0},
+        "schema_url": "", "scope_spans": [{"scope": {"name": "rf"}, "schema_url": "", "spans": [{
+            "trace_id": "5B8EFFF798038103D269B633813FC60C", "span_id": "eee19b7ec3c1b174",
+            "parent_span_id": "eee19b7ec3c1b173", "start_time_unix_nano": str(T0), "end_time_unix_nano": T0 + 9,
+            "trace_state": "a=b", "dropped_events_count": 0, "kind": "SPAN_KIND_CLIENT",
+            "status": {"code": "STATUS_CODE_OK"},
+            "attributes": [_attr("r", {"double_value": 2.5e-9}), _attr("db.system", {"string_value": "pg"}),
+                           _attr("l", {"array_value": {"values": [{"bool_value": True}, {"kvlist_value": {
+                               "values": [_attr("k", {"bytes_value": "AA=="})]}}]}})],
+            "events": [{"time_unix_nano": str(T0), "name": "e", "attributes": [_attr("x", {"int_value": 1})]}],
+            "links": [{"trace_id": "5b8efff798038103d269b633813fc60c", "span_id": "eee19b7ec3c1b171",
+                       "trace_state": "c=d"}]}]}]}]}), True),
+    ("camel and snake names in one span", _line([_span(trace_id="5b8efff798038103d269b633813fc60d")]), False),
+    ("camel and snake names in one event", _line([_span(events=[{"timeUnixNano": None, "time_unix_nano": str(T0)}])]),
+     False),
+    ("snake value name first", _line([_span(attributes=[_attr("a", {"int_value": "3", "stringValue": "x"})])]), True),
     ("escaped key", _line([_span()]).replace('"parentSpanId"', '"parent\\u0053panId"'), True),
     # values the parser does not read must still be valid JSON (orjson rejects the whole line)
     ("bad atom in a skipped field", _line([_span()]).replace('"kind": 2', '"flags": tru, "kind": 2'), False),
@@ -261,3 +284,132 @@ def test_fuzz_equals_python_path(tmp_path_factory, spans, cut):
     line = _line(spans)
     path.write_text(line + "\n" + line[: max(1, len(line) - cut)] + "\n")
     _compare(path)
+
+
+def _names(path: Path, **kw) -> list:
+    return pa.Table.from_batches(list(read_otlp(path, ConversionReport(), **kw))).column("name").to_pylist()
+
+
+@pytest.mark.parametrize("chunk", [1 << 20, 900])
+def test_block_mixing_accepted_and_refused_lines(tmp_path, chunk):
+    """Only the refused lines go to the Python reader: rows in line order, the same counts and
+    rejections as the reference, the refused lines counted (never as rejections)."""
+    bad_start = {k: v for k, v in _span(name="no start").items() if k != "startTimeUnixNano"}
+    lines = [
+        _line([_span(name="a1"), _span(name="a2")]),
+        _line([_span(name="b64", traceId="W47/95gDgQPSabYzgT/GDA==")]),  # refused, read here
+        "",
+        _line([_span(name="c")]),
+        '{"resourceSpans": [ not json',  # refused, rejected here
+        _line([bad_start, _span(name="e")]),  # refused: one span rejected, one kept
+        json.dumps({"resourceLogs": []}),  # refused: another signal
+        "null",  # refused, rejected
+        _line([_span(name="g1")]) + "\r",
+        _line([_span(name="mixed", trace_id="5b8efff798038103d269b633813fc60d")]),  # refused, read here
+        _line([_span(name="i")]),
+    ]
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    rep = _compare(path)
+    assert _names(path, chunk_bytes=chunk) == _names(path, fast=False) == \
+        ["a1", "a2", "b64", "c", "e", "g1", "mixed", "i"]
+    fast = ConversionReport()
+    list(read_otlp(path, fast, chunk_bytes=chunk))
+    assert fast.notes["native_line_fallback"] == 6 and not fast.notes["blocks_slow_path"], fast.notes
+    assert fast.notes["native_line_fallback_reason"] == "id that is not hex of its length"
+    assert (fast.records_in, fast.records_out, fast.rejected) == (rep.records_in, rep.records_out, rep.rejected) \
+        == (11, 8, 3)
+    assert [e["line"] for e in fast.examples] == [5, 6, 8]
+
+
+def test_native_call_without_a_list_refuses_the_whole_block():
+    """Callers that pass no list still get the old contract: one refused line refuses the block."""
+    from obslab.ocsf.report import Unsupported
+
+    data = (_line([_span()]) + "\n" + "null\n").encode()
+    with pytest.raises(Unsupported, match="not a JSON object"):
+        native.call("parse_otlp_block", data)
+    refused: list = []
+    cols = native.call("parse_otlp_block", data, refused)
+    assert refused == [(1, "a line is not a JSON object", 1)] and len(cols["span_id"]) == 1
+
+
+# OTLP fixtures whose lines the compiled parser leaves to Python, and why: only lines that are
+# not OTLP traces at all or not JSON (the reference reports them as problems or rejections)
+FIXTURE_FALLBACK = {
+    "collector_fileexporter_LOGS_not_traces.jsonl": 2,  # OTLP logs
+    "jaeger_query_api_NOT_otlp.json": 1,  # Jaeger query-API JSON
+    "thirdparty_robotframework_malformed_trace.jsonl": 3,  # 2 lines not JSON, 1 without resource_spans
+}
+
+
+def _otlp_fixtures():
+    from shared_fixtures import FIXTURES
+
+    return sorted((FIXTURES / "otlp").rglob("*.json*")) if FIXTURES.exists() else []
+
+
+@pytest.mark.parametrize("src", _otlp_fixtures(), ids=lambda p: p.name)
+def test_fixture_takes_the_compiled_path_and_equals_the_reference(tmp_path, src):
+    """Every OTLP fixture, as it is and with a (pretty) .json document compacted to one line."""
+    path = tmp_path / (src.stem + ".jsonl")
+    data = src.read_bytes()
+    if src.suffix == ".json":
+        data = json.dumps(json.loads(data), ensure_ascii=False).encode() + b"\n"
+    path.write_bytes(data)
+    _compare(src)
+    rep = _compare(path)
+    assert not rep.notes["blocks_slow_path"], rep.notes
+    assert rep.notes["native_line_fallback"] == FIXTURE_FALLBACK.get(src.name, 0), rep.notes
+
+
+def test_otlp_fixtures_are_present():
+    from shared_fixtures import FIXTURES, MISSING
+
+    if not FIXTURES.exists():
+        pytest.skip(MISSING)
+    assert len(_otlp_fixtures()) >= 10
+
+
+FLOAT_EDGES = [1e16, 9999999999999998.0, 1e-4, 9.999999999999999e-05, 1e-5, 5e-324, 2.2250738585072014e-308,
+               1.7976931348623157e308, 1.5e-7, 1.2345678901234568e+17, 1e22, 1e21, 123456789.125, 0.1, 2.0**63,
+               2.0**64, 1e100, -0.0, 0.0]
+NUMBERS = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.sampled_from(FLOAT_EDGES),
+                    st.builds(lambda m, e: float(f"{m}e{e}"), st.integers(-10**6, 10**6), st.integers(-330, 310))
+                    .filter(lambda x: x == x and abs(x) != float("inf")),
+                    st.integers(-2**63, 2**64 - 1))
+
+
+def _float_span(xs) -> dict:
+    """Each number where the reference prints it as repr() (mapped string columns, markers) and
+    where it prints it as orjson.dumps (the attribute map, lists, event attributes)."""
+    attrs = [_attr(f"r{i}", {"doubleValue": x}) for i, x in enumerate(xs)]
+    attrs += [_attr("db.system", {"doubleValue": xs[0]}), _attr("anomaly.type", {"doubleValue": xs[-1]}),
+              _attr("http.method", {"doubleValue": xs[len(xs) // 2]}),
+              _attr("list", {"arrayValue": {"values": [{"doubleValue": x} for x in xs]}})]
+    return _span(attributes=attrs, events=[{"name": "e", "attributes": attrs[: len(xs)]}])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(xs=st.lists(NUMBERS, min_size=1, max_size=6))
+def test_fuzz_float_printing_equals_python(tmp_path_factory, xs):
+    """Doubles of every magnitude print as repr() and orjson.dumps print them, with no fallback."""
+    path = tmp_path_factory.mktemp("fl") / "t.jsonl"
+    path.write_text(_line([_float_span(xs)]) + "\n")
+    rep = _compare(path)
+    assert rep.notes["native_line_fallback"] == 0 and rep.records_out == 1, rep.notes
+
+
+def test_float_edges_print_as_python(tmp_path):
+    """The edges of repr's fixed range, subnormals and the largest double, on the compiled path."""
+    import orjson
+
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(_line([_span(attributes=[_attr("db.system", {"doubleValue": x}),
+                                                         _attr("r", {"doubleValue": x})])]) for x in FLOAT_EDGES))
+    rep = ConversionReport()
+    table = pa.Table.from_batches(list(read_otlp(path, rep)))
+    assert rep.notes["blocks_fast_path"] == 1 and not rep.notes["native_line_fallback"], rep.notes
+    assert table.column("db_system").to_pylist() == [repr(x) for x in FLOAT_EDGES]
+    assert [dict(m)["r"] for m in table.column("attributes").to_pylist()] == \
+        [orjson.dumps(x).decode() for x in FLOAT_EDGES]

@@ -167,6 +167,36 @@ void repr_float(double d, std::string& out) {
 // 0, as orjson does, and -0.0 as -0.0: test_ocsf_native_otlp checks both)
 double json_double(element v) { return v.get_double().value(); }
 
+// --- field names ----------------------------------------------------------------------------
+// proto JSON (snake_case) names otlp.py reads as well as the camelCase ones (its _g() and
+// any_value()); other snake_case names are as unknown to it as to us
+constexpr std::pair<std::string_view, std::string_view> SNAKE_NAMES[] = {
+    {"resource_spans", "resourceSpans"}, {"scope_spans", "scopeSpans"}, {"schema_url", "schemaUrl"},
+    {"trace_id", "traceId"}, {"span_id", "spanId"}, {"parent_span_id", "parentSpanId"},
+    {"start_time_unix_nano", "startTimeUnixNano"}, {"end_time_unix_nano", "endTimeUnixNano"},
+    {"trace_state", "traceState"}, {"time_unix_nano", "timeUnixNano"}, {"string_value", "stringValue"},
+    {"int_value", "intValue"}, {"double_value", "doubleValue"}, {"bool_value", "boolValue"},
+    {"array_value", "arrayValue"}, {"kvlist_value", "kvlistValue"}, {"bytes_value", "bytesValue"}};
+
+// a field name as its camelCase form; ``snake`` set when it was a snake_case one
+std::string_view camel(std::string_view key, bool& snake) {
+  if (key.find('_') == std::string_view::npos) return key;
+  for (const auto& [from, to] : SNAKE_NAMES)
+    if (key == from) {
+      snake = true;
+      return to;
+    }
+  return key;
+}
+
+// _g(d, camel, snake) takes the camelCase value unless it is null: an object that also has a
+// camelCase name (after a snake_case one) is left to it
+void one_naming(element obj) {
+  for (key_value_pair f : as_object(obj))
+    for (const auto& names : SNAKE_NAMES)
+      if (f.key == names.second) throw Refuse("camelCase and snake_case names in one object");
+}
+
 // hex digit -> its lower-case form; 0 for anything else (a table: ids are random, so a
 // branch per character would mispredict half the time)
 struct HexTable {
@@ -232,10 +262,11 @@ AnyVal any_value(element v) {
     std::string_view key = field.key;
     element val = field.value;
     element_type t = val.type();
-    if (key.find('_') != std::string_view::npos) throw Refuse("snake_case attribute value");
-    if (key == "stringValue") {
+    bool snake = false;  // (the first recognised name decides, in either form)
+    key = camel(key, snake);
+    if (key == "stringValue" || key == "bytesValue") {  // (base64 text, kept as it is)
       if (t == element_type::NULL_VALUE) return out;
-      if (t != element_type::STRING) throw Refuse("stringValue of another type");
+      if (t != element_type::STRING) throw Refuse("string value of another type");
       out.kind = AnyVal::STR;
       out.str = val.get_string().value();
       return out;
@@ -276,7 +307,7 @@ AnyVal any_value(element v) {
       out.d = json_double(val);
       return out;
     }
-    if (key == "kvlistValue" || key == "bytesValue") {
+    if (key == "kvlistValue") {
       out.kind = AnyVal::OTHER;
       return out;
     }
@@ -366,7 +397,8 @@ void anyvalue_json(element v, std::string& out) {
     std::string_view key = field.key;
     element val = field.value;
     element_type t = val.type();
-    if (key.find('_') != std::string_view::npos) throw Refuse("snake_case attribute value");
+    bool snake = false;
+    key = camel(key, snake);
     if (key == "stringValue" || key == "bytesValue") {
       if (t == element_type::NULL_VALUE) {
         out += "null";
@@ -619,8 +651,7 @@ Resource read_resource(element v, std::vector<Attr>& scratch) {
   if (v.is_null()) return r;
   if (v.type() != element_type::OBJECT) throw Refuse("resource is not an object");
   for (key_value_pair field : as_object(v)) {
-    if (field.key == "attributes") read_attrs(field.value, scratch);
-    else if (field.key.find('_') != std::string_view::npos) throw Refuse("snake_case resource key");
+    if (field.key == "attributes") read_attrs(field.value, scratch);  // (otlp.py reads no other)
   }
   auto text = [&](std::string_view key, std::string& out) -> int {  // 0 absent/None, 1 "", 2 value
     const Attr* a = find_attr(scratch, key);
@@ -799,14 +830,16 @@ class OtlpBlock {
  private:
   void read_doc(element doc) {
     if (doc.type() != element_type::OBJECT) throw Refuse("a line is not a JSON object");
-    bool seen = false;
+    bool seen = false, snake = false;
     for (key_value_pair field : as_object(doc)) {
-      if (field.key != "resourceSpans") throw Refuse("other top-level keys");
+      if (camel(field.key, snake) != "resourceSpans") throw Refuse("other top-level keys");
+      if (seen) throw Refuse("repeated resourceSpans");
       if (field.value.type() != element_type::ARRAY) throw Refuse("resourceSpans is not a list");
       for (element rs : as_array(field.value)) resource_spans(rs);
       seen = true;
     }
     if (!seen) throw Refuse("line without resourceSpans");
+    if (snake) one_naming(doc);
   }
 
  public:
@@ -837,17 +870,22 @@ class OtlpBlock {
     if (v.type() != element_type::OBJECT) throw Refuse("resourceSpans entry is not an object");
     size_t index = resources_.size();
     resources_.emplace_back();
+    bool snake = false, seen = false;
     for (key_value_pair field : as_object(v)) {
-      if (field.key == "resource") {
+      std::string_view k = camel(field.key, snake);
+      if (k == "resource") {
         resources_[index] = read_resource(field.value, scratch_);
-      } else if (field.key == "scopeSpans") {
+      } else if (k == "scopeSpans") {
+        if (seen) throw Refuse("repeated scopeSpans");
+        seen = true;
         if (field.value.is_null()) continue;
         if (field.value.type() != element_type::ARRAY) throw Refuse("scopeSpans is not a list");
         for (element ss : as_array(field.value)) scope_spans(ss, index);
-      } else if (field.key != "schemaUrl") {
+      } else if (k != "schemaUrl") {
         throw Refuse("resourceSpans key the Python path must read");
       }
     }
+    if (snake) one_naming(v);
   }
 
   void scope_spans(element v, size_t resource) {
@@ -855,9 +893,10 @@ class OtlpBlock {
     // the scope may come after the spans: fill it in afterwards
     size_t first = c_.span_resource.size();
     std::string scope;
-    bool has_scope = false;
+    bool has_scope = false, snake = false, seen = false;
     for (key_value_pair field : as_object(v)) {
-      if (field.key == "scope") {
+      std::string_view k = camel(field.key, snake);
+      if (k == "scope") {
         element sc = field.value;
         if (sc.is_null()) continue;
         if (sc.type() != element_type::OBJECT) throw Refuse("scope is not an object");
@@ -868,11 +907,13 @@ class OtlpBlock {
           scope.assign(nm);
           has_scope = !nm.empty();
         }
-      } else if (field.key == "spans") {
+      } else if (k == "spans") {
+        if (seen) throw Refuse("repeated spans");
+        seen = true;
         if (field.value.is_null()) continue;
         if (field.value.type() != element_type::ARRAY) throw Refuse("spans is not a list");
         for (element sp : as_array(field.value)) span(sp, resource);
-      } else if (field.key != "schemaUrl") {
+      } else if (k != "schemaUrl") {
         throw Refuse("scopeSpans key the Python path must read");
       }
     }
@@ -890,16 +931,15 @@ class OtlpBlock {
     // ids go straight into their columns (a refusal drops the whole block, so a span is
     // never half-added); the other columns are appended once the span is known to be good
     bool has_trace = false, has_span = false, has_parent = false, seen_parent = false, has_msg = false;
-    bool has_flags = false;
+    bool has_flags = false, snake = false;
     int64_t start = -1, end = -1, kind = 0, code = 0, flags = 0;
     std::string_view name, msg, state;
     attrs_.clear();
     events_.clear();
     links_.clear();
     for (key_value_pair field : as_object(v)) {
-      std::string_view k = field.key;
+      std::string_view k = camel(field.key, snake);
       element val = field.value;
-      if (k.find('_') != std::string_view::npos) throw Refuse("snake_case span key");
       if (k == "traceId") {
         if (has_trace) throw Refuse("repeated traceId");
         has_trace = hex_id(val, 32, c_.trace_id, false);
@@ -951,6 +991,7 @@ class OtlpBlock {
         }
       }
     }
+    if (snake) one_naming(v);
     // spans otlp.py would reject go there, with their reasons and line numbers
     if (!has_trace || !has_span) throw Refuse("span without ids");
     if (start <= 0) throw Refuse("span without a start time");
@@ -1022,11 +1063,12 @@ class OtlpBlock {
       if (each.type() != element_type::OBJECT) throw Refuse(std::string(Item::WHAT) + " is not an object");
       Item item;
       scratch_.clear();
+      bool snake = false;
       for (key_value_pair f : as_object(each)) {
         if (f.key == "attributes") read_attrs(f.value, scratch_);
-        else if (!item.field(f.key, f.value) && f.key.find('_') != std::string_view::npos)
-          throw Refuse(std::string("snake_case ") + Item::WHAT + " key");
+        else item.field(camel(f.key, snake), f.value);  // (other names: otlp.py ignores them too)
       }
+      if (snake) one_naming(each);
       out += out.empty() ? "[{" : ",{";
       item.write(out);
       out += ",\"attributes\":";
