@@ -210,6 +210,24 @@ int64_t epoch_ms(double v) {
   return static_cast<int64_t>(v * 1000);
 }
 
+int64_t time_ms(const element& v);
+// Mongo {"$date": ...}: the first of these keys (a dict: its last value); out of line, so the
+// recursion does not keep time_ms from being inlined
+__attribute__((noinline)) int64_t mongo_time_ms(const element& v) {
+  simdjson::dom::object o = v.get_object().value_unsafe();
+  for (std::string_view key : {"$date", "$numberLong", "seconds"}) {
+    const element* inner = nullptr;
+    element found;
+    for (auto f : o)
+      if (f.key == key) {
+        found = f.value;
+        inner = &found;
+      }
+    if (inner != nullptr) return time_ms(*inner);
+  }
+  throw Refuse("JSON log without a usable time");
+}
+
 int64_t time_ms(const element& v) {
   switch (v.type()) {
     case element_type::STRING:
@@ -220,20 +238,8 @@ int64_t time_ms(const element& v) {
       return epoch_ms(static_cast<double>(v.get_uint64().value_unsafe()));
     case element_type::DOUBLE:
       return epoch_ms(v.get_double().value_unsafe());
-    case element_type::OBJECT: {  // Mongo {"$date": ...}: the first of these keys (last value)
-      simdjson::dom::object o = v.get_object().value_unsafe();
-      for (std::string_view key : {"$date", "$numberLong", "seconds"}) {
-        const element* inner = nullptr;
-        element found;
-        for (auto f : o)
-          if (f.key == key) {
-            found = f.value;
-            inner = &found;
-          }
-        if (inner != nullptr) return time_ms(*inner);
-      }
-      throw Refuse("JSON log without a usable time");
-    }
+    case element_type::OBJECT:
+      return mongo_time_ms(v);
     default:  // bool, null, list: no time (the Python path rejects the line)
       throw Refuse("time value the Python path must read");
   }
@@ -816,12 +822,13 @@ class ComposeBlock {
 
   // a line PREFIX does not match: the reference's rejection (compose._Reader.merge records it)
   // when the line is ASCII; otherwise Unicode blanks could make it a blank line there
-  static const char* no_prefix(const char* p, const char* e) {
+  __attribute__((noinline)) static const char* no_prefix(const char* p, const char* e) {
     return ascii(std::string_view(p, static_cast<size_t>(e - p))) ? REJECT_NO_PREFIX : "unprefixed line";
   }
 
   // compose._text_record + _classify for an ASCII plain-text payload with a time
-  const char* text_row(std::string_view container, std::string_view payload, int64_t line_no, bool has_t, int64_t t) {
+  // (out of line: the JSON lines' path stays as small as it was)
+  __attribute__((noinline)) const char* text_row(std::string_view container, std::string_view payload, int64_t line_no, bool has_t, int64_t t) {
     if (!ascii(payload)) return "non-ASCII plain-text payload";
     if (!has_t && !search_time(payload, t)) return "plain-text line without a time";
     std::string_view level = text_level(payload);
