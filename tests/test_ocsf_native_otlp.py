@@ -107,9 +107,8 @@ CASES = [
                              [_attr("ratio", {"doubleValue": 1e15})])]), True),
     ("negative zero", _line([_span(attributes=[_attr("r", {"doubleValue": -0.0}),
                                                _attr("db.system", {"doubleValue": -0.0})])]), True),
-    ("integer negative zero", _line([_span(attributes=[_attr("r", {"doubleValue": 1.5}),
-                                                       _attr("db.system", {"doubleValue": 1.5})])]).replace("1.5", "-0"),
-     True),
+    ("integer negative zero", _line([_span(attributes=[
+        _attr("r", {"doubleValue": 1.5}), _attr("db.system", {"doubleValue": 1.5})])]).replace("1.5", "-0"), True),
     ("doubles out of fixed range", _line([_span(attributes=[
         _attr("r", {"doubleValue": v}) for v in (1e20, 1e16, 1.5e-5, -2.5e-300, 5e-324, 1.7976931348623157e308)] + [
         _attr("db.system", {"doubleValue": 1.25e17}), _attr("anomaly.type", {"doubleValue": 3e-7}),
@@ -188,7 +187,8 @@ CASES = [
     ("snake case span", _line([{"trace_id": "5b8efff798038103d269b633813fc60c", "span_id": "eee19b7ec3c1b174",
                                 "start_time_unix_nano": str(T0), "name": "x"}]), True),
     ("snake case throughout", json.dumps({"resource_spans": [{"resource": {"attributes": [
-        _attr("service.name", {"string_value": "robot"}), _attr("n", {"int_value": "4"})], "dropped_attributes_count": 0},
+        _attr("service.name", {"string_value": "robot"}), _attr("n", {"int_value": "4"})],
+        "dropped_attributes_count": 0},
         "schema_url": "", "scope_spans": [{"scope": {"name": "rf"}, "schema_url": "", "spans": [{
             "trace_id": "5B8EFFF798038103D269B633813FC60C", "span_id": "eee19b7ec3c1b174",
             "parent_span_id": "eee19b7ec3c1b173", "start_time_unix_nano": str(T0), "end_time_unix_nano": T0 + 9,
