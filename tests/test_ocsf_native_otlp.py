@@ -155,7 +155,8 @@ CASES = [
                 "attributes": [_attr("link.kind", {"stringValue": "follows"})]}, {"spanId": ""}])]), True),
     ("event with a list attribute", _line([_span(events=[{"name": "e", "attributes": [
         _attr("a", {"arrayValue": {"values": [{"stringValue": "x"}]}})]}])]), True),
-    ("base64 link id", _line([_span(links=[{"traceId": "W47/95gDgQPSabYzgT/GDA==", "spanId": "7uGbfsPBsXQ="}])]), False),
+    ("base64 link id", _line([_span(links=[{"traceId": "W47/95gDgQPSabYzgT/GDA==", "spanId": "7uGbfsPBsXQ="}])]), True),
+    ("unpadded base64 link id", _line([_span(links=[{"spanId": "7uGbfsPBsXQ"}])]), False),
     ("flags as text", _line([_span(flags="1")]), False),
     ("resource attributes", _line([_span()], [_attr("service.name", {"stringValue": "web"}),
                                              _attr("service.version", {"stringValue": "1.2"}),
@@ -176,7 +177,11 @@ CASES = [
     ("int service name", _line([_span()], [_attr("service.name", {"intValue": 5})]), False),
     ("no scope", _line([_span()], scope={}), True),
     ("empty scope name", _line([_span()], scope={"name": ""}), True),
-    ("base64 ids", _line([_span(traceId="W47/95gDgQPSabYzgT/GDA==", spanId="7uGbfsPBsXQ=")]), False),
+    ("base64 ids", _line([_span(traceId="W47/95gDgQPSabYzgT/GDA==", spanId="7uGbfsPBsXQ=",
+                                parentSpanId="AAAAAAAAAAA=")]), True),
+    ("base64 low bits set", _line([_span(traceId="W47/95gDgQPSabYzgT/GDB==", spanId="7uGbfsPBsXR=")]), True),
+    ("all-zero base64 id", _line([_span(spanId="AAAAAAAAAAA=")]), False),
+    ("base64 id of another length", _line([_span(spanId="7uGbfsPBsXQAAA==")]), False),
     ("short id", _line([_span(spanId="abc")]), False),
     ("missing start", _line([{k: v for k, v in _span().items() if k != "startTimeUnixNano"}]), False),
     ("kind name", _line([_span(kind="SPAN_KIND_SERVER")]), True),
@@ -297,7 +302,7 @@ def test_block_mixing_accepted_and_refused_lines(tmp_path, chunk):
     bad_start = {k: v for k, v in _span(name="no start").items() if k != "startTimeUnixNano"}
     lines = [
         _line([_span(name="a1"), _span(name="a2")]),
-        _line([_span(name="b64", traceId="W47/95gDgQPSabYzgT/GDA==")]),  # refused, read here
+        _line([_span(name="b64", attributes=[_attr("a", {"intValue": " 7"})])]),  # refused, read here
         "",
         _line([_span(name="c")]),
         '{"resourceSpans": [ not json',  # refused, rejected here
@@ -316,7 +321,7 @@ def test_block_mixing_accepted_and_refused_lines(tmp_path, chunk):
     fast = ConversionReport()
     list(read_otlp(path, fast, chunk_bytes=chunk))
     assert fast.notes["native_line_fallback"] == 6 and not fast.notes["blocks_slow_path"], fast.notes
-    assert fast.notes["native_line_fallback_reason"] == "id that is not hex of its length"
+    assert fast.notes["native_line_fallback_reason"] == "integer text the Python path must read"
     assert (fast.records_in, fast.records_out, fast.rejected) == (rep.records_in, rep.records_out, rep.rejected) \
         == (11, 8, 3)
     assert [e["line"] for e in fast.examples] == [5, 6, 8]
@@ -413,3 +418,39 @@ def test_float_edges_print_as_python(tmp_path):
     assert table.column("db_system").to_pylist() == [repr(x) for x in FLOAT_EDGES]
     assert [dict(m)["r"] for m in table.column("attributes").to_pylist()] == \
         [orjson.dumps(x).decode() for x in FLOAT_EDGES]
+
+
+def _id_forms(nbytes: int):
+    """An id of nbytes as exporters write it (hex in either case, base64 padded or not), or a
+    near miss (another length, a stray character, all zeros)."""
+    import base64
+
+    def form(raw, how, cut):
+        if how == "hex":
+            return raw.hex()
+        if how == "HEX":
+            return raw.hex().upper()
+        b64 = base64.b64encode(raw).decode()
+        if how == "b64":
+            return b64
+        if how == "b64-unpadded":
+            return b64.rstrip("=")
+        if how == "b64-stray":
+            return b64[:cut % len(b64)] + "-" + b64[cut % len(b64) + 1:]
+        return (raw + b"\x01").hex()[: 2 * nbytes + cut % 3]  # another length
+
+    raw = st.one_of(st.binary(min_size=nbytes, max_size=nbytes), st.just(bytes(nbytes)))
+    hows = st.sampled_from(["hex", "HEX", "b64", "b64", "b64-unpadded", "b64-stray", "length"])
+    return st.builds(form, raw, hows, st.integers(0, 30))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(trace=_id_forms(16), span=_id_forms(8), parent=_id_forms(8), link_trace=_id_forms(16),
+       link_span=_id_forms(8))
+def test_fuzz_ids_equal_python(tmp_path_factory, trace, span, parent, link_trace, link_span):
+    """Hex and base64 ids (and near misses) read as norm_id reads them."""
+    path = tmp_path_factory.mktemp("id") / "t.jsonl"
+    spans = [_span(traceId=trace, spanId=span, parentSpanId=parent,
+                   links=[{"traceId": link_trace, "spanId": link_span}]), _span(name="plain")]
+    path.write_text(_line(spans) + "\n")
+    _compare(path)

@@ -209,31 +209,74 @@ struct HexTable {
 };
 const HexTable HEX;
 
-// norm_id() for hex ids of the right length, written lower-case into ``out``; false when
-// absent (null, or "" if ``empty_ok``). Base64 and anything else refuse.
+// base64 digit -> its 6-bit value, -1 for anything else
+struct Base64Table {
+  int8_t value[256];
+  Base64Table() {
+    std::memset(value, -1, sizeof value);
+    const char* digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int i = 0; i < 64; ++i) value[static_cast<unsigned char>(digits[i])] = static_cast<int8_t>(i);
+  }
+};
+const Base64Table BASE64;
+
+// norm_id()'s base64 branch (protobuf's JSON mapping writes bytes so) for the padded form of
+// n_chars / 2 bytes (8: 11 digits and "=", 16: 22 and "=="; the unused low bits are ignored,
+// as binascii does): lower-case hex into dst; false for any other form (Python reads it)
+bool base64_hex(std::string_view s, size_t n_chars, char* dst) {
+  size_t nbytes = n_chars / 2, pad = (3 - nbytes % 3) % 3, len = (nbytes + 2) / 3 * 4;
+  if (s.size() != len) return false;
+  for (size_t i = len - pad; i < len; ++i)
+    if (s[i] != '=') return false;
+  static const char* HEXD = "0123456789abcdef";
+  uint32_t bits = 0;
+  int nbits = 0;
+  size_t out = 0;
+  for (size_t i = 0; i < len - pad; ++i) {
+    int d = BASE64.value[static_cast<unsigned char>(s[i])];
+    if (d < 0) return false;
+    bits = (bits << 6) | static_cast<uint32_t>(d);
+    nbits += 6;
+    if (nbits >= 8 && out < n_chars) {
+      nbits -= 8;
+      unsigned byte = (bits >> nbits) & 0xff;
+      dst[out++] = HEXD[byte >> 4];
+      dst[out++] = HEXD[byte & 15];
+    }
+  }
+  return out == n_chars;
+}
+
+// norm_id() for ids of n_chars hex digits (any case) or the padded base64 of as many bytes,
+// written as lower-case hex into ``out``; false when absent (null, or "" if ``empty_ok``).
+// Anything else refuses.
 bool hex_id(element v, size_t n_chars, StrCol& out, bool empty_ok) {
   element_type t = v.type();
   if (t == element_type::NULL_VALUE) return false;
   if (t != element_type::STRING) throw Refuse("id of another JSON type");
   std::string_view s = v.get_string().value();
   if (s.empty() && empty_ok) return false;
-  if (s.size() != n_chars) throw Refuse("id that is not hex of its length");
   std::string& buf = out.buf();
   size_t at = buf.size();
   buf.resize(at + n_chars);
-  const auto* src = reinterpret_cast<const unsigned char*>(s.data());
   char* dst = &buf[at];
-  bool bad = false;
-  for (size_t i = 0; i < n_chars; ++i) {
-    char c = HEX.to_lower[src[i]];
-    bad |= c == 0;
-    dst[i] = c;
-  }
-  if (bad) {
+  if (s.size() == n_chars) {
+    const auto* src = reinterpret_cast<const unsigned char*>(s.data());
+    bool bad = false;
+    for (size_t i = 0; i < n_chars; ++i) {
+      char c = HEX.to_lower[src[i]];
+      bad |= c == 0;
+      dst[i] = c;
+    }
+    if (bad) {
+      buf.resize(at);
+      throw Refuse("id that is not hex");
+    }
+  } else if (!base64_hex(s, n_chars, dst)) {
     buf.resize(at);
-    throw Refuse("id that is not hex");
+    throw Refuse("id that is neither hex nor base64 of its length");
   }
-  if (s.find_first_not_of('0') == std::string_view::npos) {  // all-zero: invalid per the OTLP spec
+  if (std::string_view(dst, n_chars).find_first_not_of('0') == std::string_view::npos) {  // all-zero: invalid per the OTLP spec
     buf.resize(at);
     if (empty_ok) return false;  // a parent of zeros means none: a root span, as otlp.py reads it
     throw Refuse("all-zero id");  // otlp.py rejects the span and counts it
@@ -721,7 +764,8 @@ struct EventItem {
   }
 };
 
-// lower-case hex id of n chars, or null for null / ""; anything else (base64) refuses
+// norm_id() of a link id as JSON: lower-case hex of n chars (from hex or base64), or null for
+// null / ""; anything else refuses
 void id_json(element v, size_t n, std::string& out) {
   if (v.is_null()) {
     out += "null";
@@ -733,12 +777,17 @@ void id_json(element v, size_t n, std::string& out) {
     out += "null";
     return;
   }
-  if (s.size() != n) throw Refuse("link id that is not hex of its length");
   out += '"';
-  for (char ch : s) {
-    char c = HEX.to_lower[static_cast<unsigned char>(ch)];
-    if (c == 0) throw Refuse("link id that is not hex");
-    out += c;
+  size_t at = out.size();
+  out.resize(at + n);
+  if (s.size() == n) {
+    for (size_t i = 0; i < n; ++i) {
+      char c = HEX.to_lower[static_cast<unsigned char>(s[i])];
+      if (c == 0) throw Refuse("link id that is not hex");
+      out[at + i] = c;
+    }
+  } else if (!base64_hex(s, n, &out[at])) {
+    throw Refuse("link id that is neither hex nor base64 of its length");
   }
   out += '"';
 }
