@@ -272,8 +272,14 @@ class _Reader:
         if inferred:
             self.report.notes["time_inferred"] += 1
 
-    def merge(self, batch: pa.RecordBatch, refused: list, block) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
-        """A compiled block's rows with its refused lines read here, in line order."""
+    def merge(self, batch: pa.RecordBatch, refused: list, block, inferred_rows=None
+              ) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
+        """A compiled block's rows with its refused lines read here, in line order
+        (``inferred_rows``: its rows that took the time of the row before them)."""
+        flags = np.zeros(batch.num_rows, dtype=bool)
+        if inferred_rows is not None and len(inferred_rows):
+            flags[np.asarray(inferred_rows)] = True
+            self.report.notes["time_inferred"] += len(inferred_rows)
         fallback = [why for _, why in refused if not why.startswith(REJECTED)]
         if fallback:
             self.report.notes["native_line_fallback"] += len(fallback)
@@ -294,14 +300,14 @@ class _Reader:
             self.saw_times(int(times[done]), int(times[-1]))
         if not len(self.out):
             if batch.num_rows:
-                yield batch, pa.array(np.zeros(batch.num_rows, dtype=bool))
+                yield batch, pa.array(flags)
         elif not self.pending:  # (a block of blank or untimed lines leaves pending rows in place)
             own, inferred = self.out.batch()
             if not batch.num_rows:
                 yield own, inferred
                 return
             table = pa.Table.from_batches([own, batch]).combine_chunks()
-            flags = pa.concat_arrays([inferred, pa.array(np.zeros(batch.num_rows, dtype=bool))])
+            flags = pa.concat_arrays([inferred, pa.array(flags)])
             order = np.argsort(table.column("line_no").to_numpy(), kind="stable")
             if (np.diff(order) < 0).any():
                 table, flags = table.take(order).combine_chunks(), flags.take(pa.array(order))
@@ -333,9 +339,10 @@ def read_compose_logs(path: str | os.PathLike, report: ConversionReport | None =
             report.notes["decoded_" + enc[0]] = 1
         if use_native:
             refused: list = []
-            batch = report.fast_block(_native_block, block.data, first_no, refused)
+            inferred: list = []
+            batch = report.fast_block(_native_block, block.data, first_no, refused, inferred)
             if batch is not None:
-                yield from reader.merge(batch, refused, block)
+                yield from reader.merge(batch, refused, block, inferred[0] if inferred else None)
                 continue
         out = reader.out
         for i, raw in enumerate(block.lines):
@@ -352,15 +359,19 @@ def read_compose_logs(path: str | os.PathLike, report: ConversionReport | None =
         yield out.batch()
 
 
-def _native_block(data: bytes, first_line_no: int, refused: list | None = None) -> pa.RecordBatch:
+def _native_block(data: bytes, first_line_no: int, refused: list | None = None,
+                  inferred: list | None = None) -> pa.RecordBatch:
     """FLAT_LOG rows of a block by the compiled parser (native/compose.cpp), which appends the
-    lines it leaves to the Python reader to ``refused`` as (index in block, reason). Rows whose
+    lines it leaves to the Python reader to ``refused`` as (index in block, reason), and the
+    indices of the rows whose time it inferred (the row before's) to ``inferred``. Rows whose
     message regexes need Unicode rules come back with a null ``event``: :func:`_classify`
     decides those."""
     from obslab.ocsf import native
     from obslab.ocsf.flat import to_batch
 
     cols = native.call("parse_compose_block", data, first_line_no, refused)
+    if inferred is not None:
+        inferred.append(cols["inferred_rows"].to_numpy(zero_copy_only=False))
     event = cols["event"]
     if event.null_count:
         todo = np.flatnonzero(np.asarray(event.is_null()))

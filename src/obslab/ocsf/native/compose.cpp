@@ -630,13 +630,14 @@ bool combined_match(std::string_view s, Access& a) {
 // --- the columns ----------------------------------------------------------------------------
 struct LogColumns {
   I64Col time_ms{"i64"}, http_status{"i64"}, line_no{"i64"};
+  I64Col inferred_rows{"i64"};  // rows whose time is the line before's (not a FLAT_LOG column)
   F64Col duration_ms{"f64"};
   StrCol service, container, level, message, logger, event, host, region, trace_id, span_id, http_method, http_path,
       error_type, client_ip, user_agent, http_version, user_name, payload;
   MapCol extra;
 
   void clear() {
-    for (I64Col* col : {&time_ms, &http_status, &line_no}) col->clear();
+    for (I64Col* col : {&time_ms, &http_status, &line_no, &inferred_rows}) col->clear();
     duration_ms.clear();
     for (StrCol* col : strs()) col->clear();
     extra.clear();
@@ -666,7 +667,7 @@ struct LogColumns {
            put(d, "duration_ms", duration_ms) && put(d, "error_type", error_type) && put(d, "client_ip", client_ip) &&
            put(d, "user_agent", user_agent) && put(d, "http_version", http_version) &&
            put(d, "user_name", user_name) && put(d, "extra", extra) && put(d, "payload", payload) &&
-           put(d, "line_no", line_no);
+           put(d, "line_no", line_no) && put(d, "inferred_rows", inferred_rows);
   }
 };
 
@@ -679,13 +680,17 @@ class ComposeBlock {
   bool busy = false;  // between run() and the end of finish()
 
   // every line of ``data`` (LF or CRLF ends; blank lines skipped but counted)
-  void run(const char* data, size_t len, int64_t first_line_no) {
+  // ``infer``: untimed plain-text lines take the time of the timed row before them when this
+  // block read it (the caller takes ``inferred_rows``); else they are refused
+  void run(const char* data, size_t len, int64_t first_line_no, bool infer) {
     if (!allocated_) {  // max depth 64 (orjson nests to 1024): deeper JSON is refused
       if (parser_.allocate(1 << 16, 64)) throw std::bad_alloc();
       allocated_ = true;
     }
     c_.clear();
     refused_.clear();
+    have_time_ = false;
+    infer_ = infer;
     reserve(data, len);
     const char* end = data + len;
     const char* p = data;
@@ -709,8 +714,13 @@ class ComposeBlock {
         c_.truncate(rows);  // (a row given up half way)
         why = nullptr;
         refused_.emplace_back(line_no - first_line_no, r.what());
+        have_time_ = false;
       }
-      if (why != nullptr) refused_.emplace_back(line_no - first_line_no, why);
+      if (why != nullptr) {
+        refused_.emplace_back(line_no - first_line_no, why);
+        // (the Python reader may find a time in a refused line: later untimed lines wait for it)
+        if (why != REJECT_NO_PREFIX) have_time_ = false;
+      }
       ++line_no;
       p = nl ? nl + 1 : end;
     }
@@ -830,7 +840,11 @@ class ComposeBlock {
   // (out of line: the JSON lines' path stays as small as it was)
   __attribute__((noinline)) const char* text_row(std::string_view container, std::string_view payload, int64_t line_no, bool has_t, int64_t t) {
     if (!ascii(payload)) return "non-ASCII plain-text payload";
-    if (!has_t && !search_time(payload, t)) return "plain-text line without a time";
+    bool inferred = !has_t && !search_time(payload, t);
+    if (inferred) {  // compose._Reader._row: the last time seen
+      if (!have_time_ || !infer_) return "plain-text line without a time";
+      t = last_t_;
+    }
     std::string_view level = text_level(payload);
     Access a;
     bool access = access_search(payload, a);
@@ -856,6 +870,12 @@ class ComposeBlock {
     c_.line_no.add(line_no);
     classify(access ? std::string_view("access") : std::string_view(), false, !level.empty(), level, true,
              payload);
+    if (inferred) {
+      c_.inferred_rows.add(static_cast<int64_t>(c_.line_no.size() - 1));
+    } else {
+      last_t_ = t;
+      have_time_ = true;
+    }
     return nullptr;
   }
 
@@ -1045,6 +1065,8 @@ class ComposeBlock {
     c_.line_no.add(line_no);
 
     classify(event, has_method && has_status, has_level, level_, has_msg, msg_text);
+    last_t_ = t;
+    have_time_ = true;
   }
 
   // the "http" object's method / path / status (a dict: the last repeated key wins)
@@ -1112,6 +1134,8 @@ class ComposeBlock {
   std::array<element, N_KEYS> slot_;
   std::vector<std::pair<std::string_view, element>> extras_;
   std::array<bool, N_KEYS> present_{};
+  int64_t last_t_ = 0;  // the time of the last timed row, while no line since went to Python
+  bool have_time_ = false, infer_ = false;
   std::string ansi_, tmp_, level_, method_, msg_;
 };
 
@@ -1148,7 +1172,7 @@ PyObject* parse_compose_block(PyObject*, PyObject* args) {
       }
     } busy(block);
     // (UTF-8 is checked per line: simdjson validates each payload, the prefix is ASCII)
-    block.run(buf, static_cast<size_t>(len), first_line_no);
+    block.run(buf, static_cast<size_t>(len), first_line_no, refused != Py_None);
     if (refused == Py_None) {
       if (!block.refused().empty()) throw Refuse(block.refused().front().second);
     } else if (!block.put_refused(refused)) {
