@@ -5,15 +5,17 @@
 // _text_record, _classify, timeparse.any_time_ms / search_time_ms) for lines ``<container> |
 // <payload>``, with ANSI colour codes, blank lines and CRLF. JSON payloads: every JSON value
 // type, nested ``http`` objects, Mongo ``{"$date": ...}`` times, int()/float() of text, values
-// printed as orjson prints them. ASCII plain-text payloads with a time (a ``--timestamps``
-// prefix or one near the start): level word, access-line fields (ACCESS, COMBINED). ASCII lines
+// printed as orjson prints them. ASCII plain-text payloads: level word, access-line fields
+// (ACCESS, COMBINED), the time of a ``--timestamps`` prefix or one near the start, else the
+// time of the row before (when this block read it: ``inferred_rows``). ASCII lines
 // with no ``<container> |`` prefix are rejected here as the reference rejects them. A line
 // whose result this file cannot reproduce exactly is left to the Python reader, that line only
-// (the block's other lines stay here): untimed plain text (its time comes from other lines),
-// non-ASCII plain text (Unicode regex rules), ``--timestamps`` before JSON, JSON the Python
-// path would reject (no usable time), time strings that are not plain ASCII ISO 8601,
-// non-ASCII text Python would upper-case or read as a number, invalid JSON or UTF-8, a repeated
-// key in a nested object. Refusing is always safe, guessing never is.
+// (the block's other lines stay here): untimed plain text with no native timed row before it
+// in the block since the last line left to Python, non-ASCII plain text (Unicode regex rules),
+// ``--timestamps`` before JSON, JSON the Python path would reject (no usable time), time
+// strings that are not plain ASCII ISO 8601, non-ASCII text Python would upper-case or read as
+// a number, invalid JSON or UTF-8, a repeated key in a nested object. Refusing is always safe,
+// guessing never is.
 //
 // One job stays in Python: the message regexes of _classify (ERROR_TEXT, LIFECYCLE) when the
 // first 200 characters of a message are not ASCII (Unicode \b and case folding). Such rows get
