@@ -915,26 +915,59 @@ class OtlpBlock {
   }
 
  private:
+  // otlp._doc_spans: ``scopeSpans or instrumentationLibrarySpans or []`` (the second is the
+  // name before OTLP 0.15): a list's truthiness decides, anything but a list or null refuses
+  static bool nonempty_list(element v) {
+    if (v.is_null()) return false;
+    if (v.type() != element_type::ARRAY) throw Refuse("scopeSpans is not a list");
+    return as_array(v).begin() != as_array(v).end();
+  }
+
   void resource_spans(element v) {
     if (v.type() != element_type::OBJECT) throw Refuse("resourceSpans entry is not an object");
     size_t index = resources_.size();
     resources_.emplace_back();
-    bool snake = false, seen = false;
+    bool snake = false, has_scopes = false, has_old = false;
+    element scopes, old;
     for (key_value_pair field : as_object(v)) {
       std::string_view k = camel(field.key, snake);
       if (k == "resource") {
         resources_[index] = read_resource(field.value, scratch_);
       } else if (k == "scopeSpans") {
-        if (seen) throw Refuse("repeated scopeSpans");
-        seen = true;
-        if (field.value.is_null()) continue;
-        if (field.value.type() != element_type::ARRAY) throw Refuse("scopeSpans is not a list");
-        for (element ss : as_array(field.value)) scope_spans(ss, index);
+        if (has_scopes) throw Refuse("repeated scopeSpans");
+        scopes = field.value;
+        has_scopes = true;
+      } else if (k == "instrumentationLibrarySpans") {
+        if (has_old) throw Refuse("repeated instrumentationLibrarySpans");
+        old = field.value;
+        has_old = true;
       } else if (k != "schemaUrl") {
         throw Refuse("resourceSpans key the Python path must read");
       }
     }
     if (snake) one_naming(v);
+    element list;
+    if (has_scopes && nonempty_list(scopes)) list = scopes;
+    else if (has_old && nonempty_list(old)) list = old;
+    else return;
+    for (element ss : as_array(list)) scope_spans(ss, index);
+  }
+
+  // otlp._scope_name: the name of ``scope or instrumentationLibrary or instrumentation_library``
+  // (the first non-empty object; null and {} are passed over, other values refuse)
+  static void scope_name(element v, std::string& name, bool& has_name, bool& decided) {
+    if (decided || v.is_null()) return;
+    if (v.type() != element_type::OBJECT) throw Refuse("scope is not an object");
+    simdjson::dom::object obj = as_object(v);
+    if (obj.begin() == obj.end()) return;  // {} is falsy: the next candidate decides
+    decided = true;
+    for (key_value_pair sf : obj) {
+      if (sf.key != "name" || sf.value.is_null()) continue;
+      if (sf.value.type() != element_type::STRING) throw Refuse("scope name is not a string");
+      std::string_view nm = sf.value.get_string().value();
+      name.assign(nm);
+      has_name = !nm.empty();
+    }
   }
 
   void scope_spans(element v, size_t resource) {
@@ -943,19 +976,14 @@ class OtlpBlock {
     size_t first = c_.span_resource.size();
     std::string scope;
     bool has_scope = false, snake = false, seen = false;
+    std::array<element, 3> scopes;  // scope, instrumentationLibrary, instrumentation_library
+    std::array<bool, 3> present{};
     for (key_value_pair field : as_object(v)) {
       std::string_view k = camel(field.key, snake);
-      if (k == "scope") {
-        element sc = field.value;
-        if (sc.is_null()) continue;
-        if (sc.type() != element_type::OBJECT) throw Refuse("scope is not an object");
-        for (key_value_pair sf : as_object(sc)) {
-          if (sf.key != "name" || sf.value.is_null()) continue;
-          if (sf.value.type() != element_type::STRING) throw Refuse("scope name is not a string");
-          std::string_view nm = sf.value.get_string().value();
-          scope.assign(nm);
-          has_scope = !nm.empty();
-        }
+      int which = k == "scope" ? 0 : k == "instrumentationLibrary" ? 1 : k == "instrumentation_library" ? 2 : -1;
+      if (which >= 0) {
+        scopes[which] = field.value;  // (a repeated key: the last one, as in a dict)
+        present[which] = true;
       } else if (k == "spans") {
         if (seen) throw Refuse("repeated spans");
         seen = true;
@@ -966,6 +994,9 @@ class OtlpBlock {
         throw Refuse("scopeSpans key the Python path must read");
       }
     }
+    bool decided = false;
+    for (size_t i = 0; i < scopes.size(); ++i)
+      if (present[i]) scope_name(scopes[i], scope, has_scope, decided);
     for (size_t i = first; i < c_.span_resource.size(); ++i) {
       if (has_scope) c_.scope.add(scope);
       else c_.scope.null();
