@@ -176,6 +176,10 @@ FIELDS = ("level", "message", "logger", "event", "host", "region", "trace_id", "
           "user_name", "extra")
 
 
+def _no_cr(line: bytes) -> bytes:
+    return line[:-1] if line.endswith(b"\r") else line
+
+
 # reasons the compiled reader gives for lines it rejects itself start with this
 REJECTED = "reject:"
 
@@ -286,16 +290,18 @@ class _Reader:
             self.report.notes.setdefault("native_line_fallback_reason", fallback[0])
         line_nos = batch.column("line_no").to_numpy()
         times = batch.column("time_ms").to_numpy()
-        done, lines, first_no = 0, block.lines if refused else None, block.first_line_no
+        # (the block split once, line ends removed only from the lines read here: textio's
+        # Block.lines strips every line of a block with any CR)
+        done, lines, first_no = 0, block.data.split(b"\n") if refused else None, block.first_line_no
         for index, why in refused:  # (the time state of each refused line: the rows before it)
             if why.startswith(REJECTED):  # rejected by the compiled reader: counted here, in order
-                self.reject(why[len(REJECTED):], lines[index], first_no + index)
+                self.reject(why[len(REJECTED):], _no_cr(lines[index]), first_no + index)
                 continue
             k = int(np.searchsorted(line_nos, first_no + index))
             if k > done:
                 self.saw_times(int(times[done]), int(times[k - 1]))
                 done = k
-            self.line(lines[index], first_no + index)
+            self.line(_no_cr(lines[index]), first_no + index)
         if done < batch.num_rows:
             self.saw_times(int(times[done]), int(times[-1]))
         if not len(self.out):
