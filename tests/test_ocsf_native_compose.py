@@ -686,3 +686,22 @@ def test_untimed_text_takes_the_time_of_the_native_row_before(tmp_path):
     rep = _compare(path)
     assert rep.notes["time_inferred"] == 5 and rep.notes["native_line_fallback"] == 3, rep.notes
     _compare(path, chunk_bytes=64)  # block ends between a timed row and the untimed ones
+
+
+def test_unprefixed_non_ascii_lines_and_the_time_state(tmp_path):
+    """A non-ASCII line that cannot start a prefix makes no row in Python: untimed lines after it
+    stay native. One that starts like a name may still get one (Unicode \\s before the bar)."""
+    rows = ["web-1 | 2026-01-01T00:00:01Z timed",
+            "\u279c prompt % docker compose up",  # 1: Python skips or rejects it
+            "web-1 | untimed after the prompt",  # 2: native
+            "web-1\u00a0| 2026-01-01T00:00:05Z a row in Python",  # 3: Python
+            "web-1 | untimed after it",  # 4: Python (its time is line 3's)
+            "\u00a0\u2003"]  # 5: blank in Python
+    data = ("\n".join(rows) + "\n").encode()
+    refused: list = []
+    native.call("parse_compose_block", data, 1, refused)
+    assert [i for i, _ in refused] == [1, 3, 4, 5]
+    path = tmp_path / "logs.txt"
+    path.write_bytes(data)
+    rep = _compare(path)
+    assert rep.records_out == 4 and rep.rejected == 1 and rep.notes["time_inferred"] == 2, rep

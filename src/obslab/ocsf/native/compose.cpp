@@ -676,6 +676,9 @@ struct LogColumns {
 // the reason of a line the compiled reader rejects itself, as the reference does (after
 // "reject:"; compose._Reader.merge counts it and keeps its text as an example)
 constexpr const char* REJECT_NO_PREFIX = "reject:no '<service> |' prefix";
+// a non-ASCII line whose first character cannot start PREFIX: the Python reader skips it
+// (Unicode blanks) or rejects it, a row it never makes (so the time state stays)
+constexpr const char* NO_ROW_UNPREFIXED = "unprefixed non-ASCII line";
 
 class ComposeBlock {
  public:
@@ -721,7 +724,7 @@ class ComposeBlock {
       if (why != nullptr) {
         refused_.emplace_back(line_no - first_line_no, why);
         // (the Python reader may find a time in a refused line: later untimed lines wait for it)
-        if (why != REJECT_NO_PREFIX) have_time_ = false;
+        if (why != REJECT_NO_PREFIX && why != NO_ROW_UNPREFIXED) have_time_ = false;
       }
       ++line_no;
       p = nl ? nl + 1 : end;
@@ -835,7 +838,8 @@ class ComposeBlock {
   // a line PREFIX does not match: the reference's rejection (compose._Reader.merge records it)
   // when the line is ASCII; otherwise Unicode blanks could make it a blank line there
   __attribute__((noinline)) static const char* no_prefix(const char* p, const char* e) {
-    return ascii(std::string_view(p, static_cast<size_t>(e - p))) ? REJECT_NO_PREFIX : "unprefixed line";
+    if (ascii(std::string_view(p, static_cast<size_t>(e - p)))) return REJECT_NO_PREFIX;
+    return word_char(*p) && *p != '_' ? "unprefixed line" : NO_ROW_UNPREFIXED;  // (\s* is Unicode there)
   }
 
   // compose._text_record + _classify for an ASCII plain-text payload with a time
