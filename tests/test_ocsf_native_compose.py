@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import tempfile
 from pathlib import Path
 
@@ -631,7 +632,8 @@ TIME_TEXTS = ["2026-01-01T00:00:00Z", "2026/01/01 00:00:00,5 +0130", "2026-01-01
               "2026-02-30 00:00:00", "01/Jan/2026:00:00:00 +0000", "01 jan 2026 00:00:00.12", "01/Xyz/2026:00:00:00",
               "2026-01-01T00:00:00+24:00", "1:C 01 Jan 00:00:00"]
 ACCESS_BITS = ['"GET ', '"POST /a?b HTTP/1.1"', '" 200', '" 404 ', "200", '"', "-", "[", "]", " HTTP/", "?"]
-text_bits = st.one_of(st.sampled_from(LEVEL_WORDS + TIME_TEXTS + ACCESS_BITS + [" ", "\t", "é", "x", "/p"]),
+text_bits = st.one_of(st.sampled_from(LEVEL_WORDS + TIME_TEXTS + ACCESS_BITS + [" ", "\t", "é", "x", "/p"]
+                                     + ["\u2705", "\U0001F680", "\u2014" * 30, "\u2776", "\u00a0", "\u2028"]),
                       st.text(alphabet=st.characters(max_codepoint=127), max_size=6))
 
 
@@ -705,3 +707,54 @@ def test_unprefixed_non_ascii_lines_and_the_time_state(tmp_path):
     path.write_bytes(data)
     rep = _compare(path)
     assert rep.records_out == 4 and rep.rejected == 1 and rep.notes["time_inferred"] == 2, rep
+
+
+def test_inert_text_ranges_are_punctuation_to_the_text_regexes():
+    """The compiled reader treats these characters like ASCII punctuation: they must not be \\w, \\d
+    or \\s, nor fold to other characters under re.I (_tables.INERT_TEXT_RANGES)."""
+    from obslab.ocsf import _tables
+
+    probe = re.compile(r"[\w\d\s]")
+    for lo, hi in _tables.INERT_TEXT_RANGES:
+        for c in map(chr, range(lo, hi + 1)):
+            assert not probe.match(c) and not c.isspace() and not c.isalnum(), hex(ord(c))
+            assert c.lower() == c.upper() == c.casefold() == c, hex(ord(c))
+            assert not re.match(r"(?i)[a-z]", c), hex(ord(c))
+
+
+SYMBOL_CASES = [
+    ("emoji first", "\U0001F680 Writing 1000 logs/sec 2026-01-01T00:00:00Z", True),
+    ("emoji then level", "\u2705 ERROR\u2705 wrote batch", True),
+    ("dingbat digits are \\w", "\u2776 2026-01-01T00:00:00Z", False),
+    ("letters are not inert", "2026-01-01T00:00:00Z caf\u00e9", False),
+    ("emoji shift the 64-char window", "\U0001F680" * 50 + "x 2026-01-01T00:00:00Z", True),
+    ("emoji keep a time inside the window", "\u2192" * 40 + " 2026-01-01T00:00:00Z", True),
+    ("emoji shift the 120-char level window", "\u2014" * 115 + " WARN x", True),
+    ("emoji inside an access line", '2026-01-01T00:00:00Z "GET /\u2713 HTTP/1.1" 200 \u2713', True),
+    ("zero-width joiner and variation selector", "2026-01-01T00:00:00Z \u2764\ufe0f\u200d\U0001F525 INFO", True),
+    ("no-break space", "2026-01-01T00:00:00Z a\u00a0b", False),
+    ("line separator", "2026-01-01T00:00:00Z a\u2028b", False),
+]
+
+
+@pytest.mark.parametrize("name,text,accepted", SYMBOL_CASES, ids=[c[0] for c in SYMBOL_CASES])
+def test_symbol_text_edge_case(tmp_path, name, text, accepted):
+    """After a timed line (untimed ones take its time): equal to the reference, time flags too."""
+    data = ("web-1 | 2025-01-01T00:00:00Z first\nweb-1 | " + text + "\n").encode()
+    assert _accepts(data) is accepted, name
+    path = tmp_path / "logs.txt"
+    path.write_bytes(data)
+    rep = _compare(path)
+    assert rep.notes["native_line_fallback"] == (0 if accepted else 1), rep.notes
+
+
+def test_invalid_utf8_around_symbols_is_refused(tmp_path):
+    good = "\u2705".encode()
+    for bad in (b"\xf8\x9f\x8c\x80", good[:2], b"\xe0\x82\x85", b"\xed\xa0\x80", b"\xc0\xa2", good + b"\x80"):
+        data = b"web-1 | 2026-01-01T00:00:00Z x " + bad + b" y\n"
+        refused: list = []
+        native.call("parse_compose_block", data, 1, refused)
+        assert [why for _, why in refused] == ["non-ASCII plain-text payload"], bad
+        path = tmp_path / "logs.txt"
+        path.write_bytes(data)
+        _compare(path)

@@ -423,6 +423,41 @@ inline bool digits_at(std::string_view s, size_t i, size_t n) {
   return true;
 }
 
+// valid UTF-8 whose non-ASCII characters are all in tables::INERT_TEXT_RANGES (to the regexes,
+// punctuation like any ASCII byte >= 0x80 here: not \w, \d or \s, no case folding)
+bool inert_text(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* e = p + s.size();
+  while (p < e) {
+    if (*p < 0x80) {
+      ++p;
+      continue;
+    }
+    int n = *p > 0xF4 ? -1 : *p >= 0xF0 ? 3 : *p >= 0xE0 ? 2 : *p >= 0xC0 ? 1 : -1;
+    if (n < 0 || e - p <= n) return false;
+    uint32_t c = *p & (0x3F >> n);
+    for (int k = 1; k <= n; ++k) {
+      if ((p[k] & 0xC0) != 0x80) return false;
+      c = (c << 6) | (p[k] & 0x3F);
+    }
+    bool ok = false;  // (overlong forms and surrogates fall outside every range)
+    for (const auto& r : tables::INERT_TEXT_RANGES) ok |= c >= r[0] && c <= r[1];
+    if (!ok || (n == 1 && c < 0x80) || (n == 2 && c < 0x800) || (n == 3 && c < 0x10000)) return false;
+    p += n + 1;
+  }
+  return true;
+}
+
+// the bytes of the first ``n`` characters of UTF-8 text (Python's text[:n])
+std::string_view char_prefix(std::string_view s, size_t n) {
+  size_t i = 0;
+  for (size_t chars = 0; i < s.size(); ++i) {
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) continue;  // (a continuation byte)
+    if (chars++ == n) break;
+  }
+  return s.substr(0, i);
+}
+
 // compose.TS_PREFIX.match: its length, 0 for no match
 size_t ts_prefix(std::string_view s) {
   if (s.size() < 20 || !digits_at(s, 0, 4) || s[4] != '-' || !digits_at(s, 5, 2) || s[7] != '-' ||
@@ -502,9 +537,8 @@ int64_t clf_ms(std::string_view s, size_t i) {
   return minute_s * 1000 + sec * 1000 + frac;
 }
 
-// timeparse.search_time_ms(text) (window 64): false for None
-bool search_time(std::string_view text, int64_t& out) {
-  std::string_view head = text.substr(0, 64);
+// timeparse.search_time_ms(text) on its first 64 characters ``head``: false for None
+bool search_time(std::string_view head, int64_t& out) {
   for (size_t i = 0; i + 19 <= head.size(); ++i)
     if (iso_at(head, i)) {
       out = iso_ms(head.substr(i));
@@ -519,9 +553,8 @@ bool search_time(std::string_view text, int64_t& out) {
   return false;
 }
 
-// compose.TEXT_LEVEL.search(text[:120]) -> the level written ("" for None)
-std::string_view text_level(std::string_view text) {
-  std::string_view h = text.substr(0, 120);
+// compose.TEXT_LEVEL.search(h), h = text[:120] -> the level written ("" for None)
+std::string_view text_level(std::string_view h) {
   for (size_t i = 0; i < h.size(); ++i) {
     if (i > 0 && word_char(h[i - 1])) continue;
     for (std::string_view w : tables::TEXT_LEVELS) {
@@ -845,13 +878,15 @@ class ComposeBlock {
   // compose._text_record + _classify for an ASCII plain-text payload with a time
   // (out of line: the JSON lines' path stays as small as it was)
   __attribute__((noinline)) const char* text_row(std::string_view container, std::string_view payload, int64_t line_no, bool has_t, int64_t t) {
-    if (!ascii(payload)) return "non-ASCII plain-text payload";
-    bool inferred = !has_t && !search_time(payload, t);
+    bool plain = ascii(payload);
+    if (!plain && !inert_text(payload)) return "non-ASCII plain-text payload";
+    auto head = [&](size_t n) { return plain ? payload.substr(0, n) : char_prefix(payload, n); };
+    bool inferred = !has_t && !search_time(head(64), t);
     if (inferred) {  // compose._Reader._row: the last time seen
       if (!have_time_ || !infer_) return "plain-text line without a time";
       t = last_t_;
     }
-    std::string_view level = text_level(payload);
+    std::string_view level = text_level(head(120));
     Access a;
     bool access = access_search(payload, a);
     if (access) combined_match(payload, a);
