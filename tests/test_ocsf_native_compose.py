@@ -242,7 +242,7 @@ CASES = [
     ("error object type", _obj(error={"type": "ValueError", "type2": 1}), True),
     ("error object null type", _obj(error={"type": None}), True),
     ("error object empty type", _obj(error={"type": ""}), True),
-    ("error object duplicate type", '{"time": "%s", "error": {"type": "A", "type": "B"}}' % T, False),  # kept whole in extra: a repeated key is left to Python
+    ("error object duplicate type", '{"time": "%s", "error": {"type": "A", "type": "B"}}' % T, True),  # kept whole in extra: printed as the dict
     ("error type key wins", _obj(error_type="KeyError", error={"type": "ValueError"}), True),
     ("empty error type key", _obj(error_type="", error={"type": "ValueError"}), True),
     ("error text", _obj(error="boom"), True),
@@ -758,3 +758,42 @@ def test_invalid_utf8_around_symbols_is_refused(tmp_path):
         path = tmp_path / "logs.txt"
         path.write_bytes(data)
         _compare(path)
+
+
+
+# --- repeated keys in nested objects: printed as the dict orjson.loads builds ------------------
+@st.composite
+def json_with_repeats(draw, depth: int = 0) -> str:
+    """JSON text whose objects may repeat keys (json.dumps of a dict never does)."""
+    if depth >= 3 or draw(st.integers(0, 2)) == 0:
+        return json.dumps(draw(st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=3))))
+    if draw(st.booleans()):
+        items = draw(st.lists(json_with_repeats(depth + 1), max_size=3))
+        return "[" + ",".join(items) + "]"
+    keys = draw(st.lists(st.sampled_from(["a", "b", "type", "\u00e9"]), max_size=5))
+    return "{" + ",".join(f'{json.dumps(k)}:{draw(json_with_repeats(depth + 1))}' for k in keys) + "}"
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(values=st.lists(json_with_repeats(), min_size=1, max_size=4))
+def test_fuzz_repeated_nested_keys_native_equals_python(values):
+    lines = [f'web-1 | {{"time": "{T}", "n": {v}, "error": {v}, "msg": {v}}}' for v in values]
+    fd, name = tempfile.mkstemp()
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        _compare(Path(name))
+    finally:
+        os.unlink(name)
+
+
+def test_repeated_nested_keys_go_native(tmp_path):
+    text = '{"time": "%s", "attr": {"a": 1, "b": {"x": [1, {"y": 2, "y": 3}]}, "a": {"z": null}}}' % T
+    data = f"web-1 | {text}\n".encode()
+    assert _accepts(data)
+    cols = native.call("parse_compose_block", data, 1)
+    assert cols["extra"].to_pylist() == [[("attr", '{"a":{"z":null},"b":{"x":[1,{"y":3}]}}')]]
+    path = tmp_path / "logs.txt"
+    path.write_bytes(data)
+    _compare(path)

@@ -225,7 +225,8 @@ void orjson_float(double d, std::string& out);
 // round-trip digits, ".0" for integral values; outside that range refuse
 void python_float(double d, std::string& out);
 
-// orjson.dumps(value) for a parsed JSON value (a repeated key in an object refuses)
+// orjson.dumps(orjson.loads(text)) for a parsed JSON value (a repeated key: printed once, first
+// place, last value, as a dict keeps it)
 void json_text(simdjson::dom::element v, std::string& out);
 
 // Set d[name] = col.to_py(); false (Python error set) on failure.

@@ -74,6 +74,38 @@ static void escape_runs(std::string& out, std::string_view s) {
   out.append(s.data() + start, s.size() - start);
 }
 
+// an object with a repeated key, as a dict prints it: each key once, in its first place, with
+// its last value
+static void object_with_repeats(simdjson::dom::object obj, std::string& out) {
+  out += '{';
+  bool first = true;
+  size_t n = 0;
+  for (auto field : obj) {
+    size_t m = 0;
+    bool seen = false;
+    simdjson::dom::element value = field.value;
+    for (auto other : obj) {
+      if (other.key == field.key) {
+        if (m < n) {
+          seen = true;  // (printed at its first place)
+          break;
+        }
+        value = other.value;  // itself, then any later repeat: the last one wins
+      }
+      ++m;
+    }
+    ++n;
+    if (seen) continue;
+    if (!first) out += ',';
+    first = false;
+    out += '"';
+    escape_runs(out, field.key);
+    out += "\":";
+    json_text(value, out);
+  }
+  out += '}';
+}
+
 void json_text(simdjson::dom::element v, std::string& out) {
   using simdjson::dom::element_type;
   switch (v.type()) {
@@ -100,8 +132,8 @@ void json_text(simdjson::dom::element v, std::string& out) {
       break;
     }
     case element_type::OBJECT: {
-      // a dict keeps a repeated key once (first place, last value): leave that to Python
       simdjson::dom::object obj = v.get_object().value_unsafe();
+      size_t start = out.size();
       out += '{';
       bool first = true;
       size_t n = 0;
@@ -109,7 +141,11 @@ void json_text(simdjson::dom::element v, std::string& out) {
         size_t m = 0;
         for (auto other : obj) {
           if (m++ >= n) break;
-          if (other.key == field.key) throw Refuse("repeated key in a nested object");
+          if (other.key == field.key) {  // (rare: printed again, the slow way)
+            out.resize(start);
+            object_with_repeats(obj, out);
+            return;
+          }
         }
         ++n;
         if (!first) out += ',';
