@@ -11,11 +11,11 @@
 // with no ``<container> |`` prefix are rejected here as the reference rejects them. A line
 // whose result this file cannot reproduce exactly is left to the Python reader, that line only
 // (the block's other lines stay here): untimed plain text with no native timed row before it
-// in the block since the last line left to Python, non-ASCII plain text (Unicode regex rules),
-// ``--timestamps`` before JSON, JSON the Python path would reject (no usable time), time
-// strings that are not plain ASCII ISO 8601, non-ASCII text Python would upper-case or read as
-// a number, invalid JSON or UTF-8, a repeated key in a nested object. Refusing is always safe,
-// guessing never is.
+// in the block since the last line left to Python, plain text with non-ASCII characters other
+// than tables::INERT_TEXT_RANGES (Unicode regex rules), ``--timestamps`` before JSON, JSON the
+// Python path would reject (no usable time), time strings that are not plain ASCII ISO 8601,
+// non-ASCII text Python would upper-case or read as a number, invalid JSON or UTF-8. Refusing
+// is always safe, guessing never is.
 //
 // One job stays in Python: the message regexes of _classify (ERROR_TEXT, LIFECYCLE) when the
 // first 200 characters of a message are not ASCII (Unicode \b and case folding). Such rows get
