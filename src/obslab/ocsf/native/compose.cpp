@@ -926,7 +926,7 @@ class ComposeBlock {
   }
 
   // the service column: the container with REPLICA ([-_][1-9]\d*$) removed
-  std::string_view add_service(std::string_view container) {
+  __attribute__((always_inline)) std::string_view add_service(std::string_view container) {
     std::string_view service = container;
     size_t i = container.size();
     while (i > 0 && is_digit(container[i - 1])) --i;
@@ -938,7 +938,7 @@ class ComposeBlock {
   }
 
   // compose._classify of the row just added
-  void classify(std::string_view event, bool method_and_status, bool has_level, std::string_view level, bool has_msg,
+  __attribute__((always_inline)) void classify(std::string_view event, bool method_and_status, bool has_level, std::string_view level, bool has_msg,
                 std::string_view msg) {
     if (!event.empty()) {
       c_.event.add(event);
