@@ -733,6 +733,8 @@ SYMBOL_CASES = [
     ("emoji inside an access line", '2026-01-01T00:00:00Z "GET /\u2713 HTTP/1.1" 200 \u2713', True),
     ("zero-width joiner and variation selector", "2026-01-01T00:00:00Z \u2764\ufe0f\u200d\U0001F525 INFO", True),
     ("no-break space", "2026-01-01T00:00:00Z a\u00a0b", False),
+    ("emoji right after a searched time", "started 2026-01-01 00:00:00.5\u2705", True),
+    ("emoji after a searched time and a space", "started 2026-01-01 00:00:00 \u2705", True),
     ("line separator", "2026-01-01T00:00:00Z a\u2028b", False),
 ]
 

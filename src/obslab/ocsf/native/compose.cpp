@@ -540,8 +540,10 @@ int64_t clf_ms(std::string_view s, size_t i) {
 // timeparse.search_time_ms(text) on its first 64 characters ``head``: false for None
 bool search_time(std::string_view head, int64_t& out) {
   for (size_t i = 0; i + 19 <= head.size(); ++i)
-    if (iso_at(head, i)) {
-      out = iso_ms(head.substr(i));
+    if (iso_at(head, i)) {  // (the match ends before any non-ASCII character: iso_ms reads ASCII)
+      size_t j = i;
+      while (j < head.size() && static_cast<unsigned char>(head[j]) < 0x80) ++j;
+      out = iso_ms(head.substr(i, j - i));
       return true;
     }
   for (size_t i = 0; i + 20 <= head.size(); ++i)
