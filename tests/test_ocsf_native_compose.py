@@ -291,9 +291,9 @@ CASES = [
     ("duration words", _obj(duration_ms="fast"), True),
     ("duration nan text", _obj(duration_ms="nan"), True),
     ("float path", _obj(path=1.5), True),
-    ("invalid JSON", '{"time": "%s", "msg": "x",}' % T, False),
-    ("truncated JSON", _obj()[:-1], False),
-    ("trailing junk", _obj() + " x", False),
+    ("invalid JSON", '{"time": "%s", "msg": "x",}' % T, True),  # broken structure: text, as orjson fails
+    ("truncated JSON", _obj()[:-1], True),  # broken structure: text, as orjson fails
+    ("trailing junk", _obj() + " x", True),  # broken structure: text, as orjson fails
     ("lone surrogate", '{"time": "%s", "msg": "\\ud800"}' % T, False),
     ("bad escape", '{"time": "%s", "msg": "\\q"}' % T, False),
     ("float overflow", '{"time": "%s", "n": 1e400}' % T, False),
@@ -584,6 +584,12 @@ TEXT_CASES = [
     ("mongo object without a time key", json.dumps({"t": {"x": 1}, "msg": "x"}), False),
     ("mongo repeated $date: last wins", '{"t": {"$date": "%s", "$date": "2025-01-01T00:00:00Z"}, "msg": "x"}' % T,
      True),
+    ("mongo shell object", "{ ok: 1 }", True),
+    ("JSON cut inside a string", '{"time": "%s", "msg": "a long li' % T, True),
+    ("JSON with a bad atom", '{"time": "%s", "ok": tru}' % T, True),
+    ("JSON cut at 16 KiB", '{"time": "%s", "msg": "%s' % (T, "x" * 16384), True),
+    ("JSON with a bad number", '{"time": "%s", "n": 1.5e}' % T, False),
+    ("JSON with non-JSON blanks", '{"time": "%s"}\x0c' % T, True),
     ("!v1 prefix", "redis_1      | 1:C 21 Jan 2018 15:44:58.654 # Redis version=4.0.6", True),
     ("!ANSI prefix and text", "\x1b[33mweb |\x1b[0m 2026-01-01T00:00:00Z \x1b[1mINFO\x1b[0m ok", True),
     ("!bar, then nothing", "web-1 |", True),

@@ -14,8 +14,9 @@
 // in the block since the last line left to Python, plain text with non-ASCII characters other
 // than tables::INERT_TEXT_RANGES (Unicode regex rules), ``--timestamps`` before JSON, JSON the
 // Python path would reject (no usable time), time strings that are not plain ASCII ISO 8601,
-// non-ASCII text Python would upper-case or read as a number, invalid JSON or UTF-8. Refusing
-// is always safe, guessing never is.
+// non-ASCII text Python would upper-case or read as a number, invalid UTF-8, JSON whose numbers,
+// escapes or depth simdjson rejects (a broken structure is text, as in Python). Refusing is
+// always safe, guessing never is.
 //
 // One job stays in Python: the message regexes of _classify (ERROR_TEXT, LIFECYCLE) when the
 // first 200 characters of a message are not ASCII (Unicode \b and case folding). Such rows get
@@ -863,11 +864,22 @@ class ComposeBlock {
     size_t jlen = static_cast<size_t>(je - j);
     bool padded = static_cast<size_t>(readable - je) >= simdjson::SIMDJSON_PADDING;
     element root;
-    if (parser_.parse(j, jlen, !padded).get(root)) return "payload is not valid JSON";
+    if (auto err = parser_.parse(j, jlen, !padded).get(root)) {
+      // broken structure (a cut line, a shell's { ok: 1 }): orjson fails too, and the reference
+      // reads the payload as text; other errors (numbers, escapes, UTF-8, depth) stay with it
+      if (!structure_error(err)) return "payload is not valid JSON";
+      return text_row(container, payload, line_no, false, 0);
+    }
     simdjson::dom::object obj;
     if (root.get_object().get(obj)) return "payload is not a JSON object";
     record(obj, line_no, container, payload);
     return nullptr;
+  }
+
+  static bool structure_error(simdjson::error_code err) {
+    using namespace simdjson;
+    return err == TAPE_ERROR || err == T_ATOM_ERROR || err == F_ATOM_ERROR || err == N_ATOM_ERROR ||
+           err == UNCLOSED_STRING;
   }
 
   // a line PREFIX does not match: the reference's rejection (compose._Reader.merge records it)
