@@ -57,6 +57,8 @@ def _compare(path: Path, **kw) -> ConversionReport:
                                                                slow_rep.rejected)
     assert rep.reasons == slow_rep.reasons
     assert rep.examples == slow_rep.examples  # (rejections: line numbers and text samples)
+    for note in ("time_inferred", "time_from_file_mtime"):
+        assert rep.notes[note] == slow_rep.notes[note], note
     assert fast_inf == slow_inf
     if slow is None or slow.num_rows == 0:
         assert fast is None or fast.num_rows == 0
