@@ -272,7 +272,7 @@ CASES = [
     # refused: the Python path must read them (most of these it keeps as text or rejects; the
     # untimed plain-text ones marked True take the time of the native row before them)
     ("plain text", "GET /x 200", True),
-    ("--timestamps", "2025-08-18T22:10:11.275876972Z " + _obj(), False),
+    ("--timestamps", "2025-08-18T22:10:11.275876972Z " + _obj(), True),
     ("no time", json.dumps({"msg": "x"}), False),
     ("time of no known format", _obj(timestamp="yesterday"), False),
     ("impossible date", _obj(timestamp="2025-02-30T00:00:00Z"), False),
@@ -549,7 +549,11 @@ TEXT_CASES = [
     ("--timestamps alone", "2025-08-18T22:10:11.275876972Z ", True),
     ("--timestamps, no space after", "2025-08-18T22:10:11Zx", True),
     ("--timestamps, impossible date", "2025-02-30T22:10:11Z x", False),
-    ("--timestamps then JSON", "2025-08-18T22:10:11Z " + _obj(), False),
+    ("--timestamps then JSON", "2025-08-18T22:10:11Z " + _obj(), True),
+    ("--timestamps then JSON without a time", "2025-08-18T22:10:11Z " + json.dumps({"msg": "x", "n": 1}), True),
+    ("--timestamps then JSON with an unusable time", "2025-08-18T22:10:11Z " + json.dumps({"time": True}), False),
+    ("--timestamps then broken JSON", "2025-08-18T22:10:11Z {\"msg\": ", True),
+    ("--timestamps then JSON after blanks", "2025-08-18T22:10:11Z   " + _obj(), True),
     ("--timestamps without zone: searched", "2025-08-18T22:10:11.5 INFO x", True),
     ("ISO time inside", "[app] 2026/04/06 11:56:47 failed to start", True),
     ("ISO time past 64 chars", "x" * 60 + " 2026-04-06 11:56:47 late", True),
@@ -651,7 +655,12 @@ def text_lines(draw) -> bytes:
     name = draw(st.sampled_from(["web-api-1", "db_2", "x", "redis_1", "\x1b[36mweb-1  ", "Attaching to", "-bad"]))
     sep = draw(st.sampled_from(["  | ", " | ", "\t| ", "|", "| \x1b[0m", " |  "]))
     head = draw(st.sampled_from(["", "2026-01-01T00:00:00.5Z ", "2026-01-01T00:00:00+01:00", "2026-01-01T00:00:00"]))
-    if draw(st.integers(0, 4)) == 0:
+    pick = draw(st.integers(0, 5))
+    if pick == 5:  # (after a --timestamps head too: the object's time wins, else the prefix's)
+        body = json.dumps(draw(st.dictionaries(st.sampled_from(["time", "msg", "level", "t", "x"]),
+                                               st.sampled_from([T, "nope", 5, None, True, "INFO"]), max_size=3)))
+        body = body[: draw(st.integers(0, len(body)))] if draw(st.booleans()) else body
+    elif pick == 0:
         body = NGINX.replace("GET", draw(st.sampled_from(["GET", "PUT", "get", "TRACE"])))
         cut = draw(st.integers(0, len(body)))
         body = body[:cut] + draw(text_bits) + body[cut:]

@@ -1,22 +1,21 @@
 // Compose log lines -> FLAT_LOG column buffers with simdjson (DOM: every value is validated,
 // as orjson validates it).
 //
-// Mirrors the per-line parser in obslab/ocsf/compose.py (_Reader.line, _json_record,
-// _text_record, _classify, timeparse.any_time_ms / search_time_ms) for lines ``<container> |
-// <payload>``, with ANSI colour codes, blank lines and CRLF. JSON payloads: every JSON value
-// type, nested ``http`` objects, Mongo ``{"$date": ...}`` times, int()/float() of text, values
-// printed as orjson prints them. ASCII plain-text payloads: level word, access-line fields
-// (ACCESS, COMBINED), the time of a ``--timestamps`` prefix or one near the start, else the
-// time of the row before (when this block read it: ``inferred_rows``). ASCII lines
-// with no ``<container> |`` prefix are rejected here as the reference rejects them. A line
-// whose result this file cannot reproduce exactly is left to the Python reader, that line only
-// (the block's other lines stay here): untimed plain text with no native timed row before it
-// in the block since the last line left to Python, plain text with non-ASCII characters other
-// than tables::INERT_TEXT_RANGES (Unicode regex rules), ``--timestamps`` before JSON, JSON the
-// Python path would reject (no usable time), time strings that are not plain ASCII ISO 8601,
-// non-ASCII text Python would upper-case or read as a number, invalid UTF-8, JSON whose numbers,
-// escapes or depth simdjson rejects (a broken structure is text, as in Python). Refusing is
-// always safe, guessing never is.
+// Mirrors the per-line parser in obslab/ocsf/compose.py (_Reader.line, _json_record, _text_record,
+// _classify, timeparse.any_time_ms / search_time_ms) for lines ``<container> | <payload>``, with
+// ANSI colour codes, blank lines and CRLF. JSON payloads: every JSON value type, nested ``http``
+// objects, Mongo ``{"$date": ...}`` times, int()/float() of text, values printed as orjson prints
+// them, a ``--timestamps`` time when the object has no time key. ASCII plain-text payloads: level
+// word, access-line fields (ACCESS, COMBINED), the time of a ``--timestamps`` prefix or one near
+// the start, else the time of the row before (when this block read it: ``inferred_rows``). ASCII
+// lines with no ``<container> |`` prefix are rejected here as the reference rejects them. A line
+// whose result this file cannot reproduce exactly is left to the Python reader, that line only (the
+// block's other lines stay here): untimed plain text with no native timed row before it in the
+// block since the last line left to Python, plain text with non-ASCII characters other than
+// tables::INERT_TEXT_RANGES (Unicode regex rules), JSON the Python path would reject (no usable
+// time), time strings that are not plain ASCII ISO 8601, non-ASCII text Python would upper-case or
+// read as a number, invalid UTF-8, JSON whose numbers, escapes or depth simdjson rejects (a broken
+// structure is text, as in Python). Refusing is always safe, guessing never is.
 //
 // One job stays in Python: the message regexes of _classify (ERROR_TEXT, LIFECYCLE) when the
 // first 200 characters of a message are not ASCII (Unicode \b and case folding). Such rows get
@@ -858,7 +857,6 @@ class ComposeBlock {
     const char* j = q;
     while (j < e && py_space(static_cast<unsigned char>(*j))) ++j;
     if (j == e || *j != '{') return text_row(container, payload, line_no, has_t, t);
-    if (has_t) return "--timestamps JSON payload";
     const char* je = e;
     while (je > j && (je[-1] == ' ' || je[-1] == '\t' || je[-1] == '\r')) --je;
     size_t jlen = static_cast<size_t>(je - j);
@@ -868,11 +866,11 @@ class ComposeBlock {
       // broken structure (a cut line, a shell's { ok: 1 }): orjson fails too, and the reference
       // reads the payload as text; other errors (numbers, escapes, UTF-8, depth) stay with it
       if (!structure_error(err)) return "payload is not valid JSON";
-      return text_row(container, payload, line_no, false, 0);
+      return text_row(container, payload, line_no, has_t, t);
     }
     simdjson::dom::object obj;
     if (root.get_object().get(obj)) return "payload is not a JSON object";
-    record(obj, line_no, container, payload);
+    record(obj, line_no, container, payload, has_t, t);
     return nullptr;
   }
 
@@ -988,7 +986,9 @@ class ComposeBlock {
   }
 
   // compose._json_record + _classify for one object
-  void record(simdjson::dom::object obj, int64_t line_no, std::string_view container, std::string_view payload) {
+  // (``has_prefix_t``, ``prefix_t``: a ``--timestamps`` time, used when the object has no time key)
+  void record(simdjson::dom::object obj, int64_t line_no, std::string_view container, std::string_view payload,
+              bool has_prefix_t, int64_t prefix_t) {
     present_.fill(false);
     extras_.clear();
     for (auto field : obj) {
@@ -1009,8 +1009,8 @@ class ComposeBlock {
     }
     load_http();
     const element* tv = first(TIME);
-    if (tv == nullptr) throw Refuse("JSON log without a usable time");
-    int64_t t = time_ms(*tv);
+    if (tv == nullptr && !has_prefix_t) throw Refuse("JSON log without a usable time");
+    int64_t t = tv != nullptr ? time_ms(*tv) : prefix_t;  // (a time the object has wins)
 
     // level: _level(_first(LEVEL_KEYS))
     bool has_level = false;
