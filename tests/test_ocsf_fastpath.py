@@ -118,7 +118,8 @@ def test_compose_mixed_blocks_keep_order_and_times(tmp_path, engine):
     rep = ConversionReport()
     fast = pa.Table.from_batches([b for b, _ in read_compose_logs(path, rep, chunk_bytes=400)])
     slow = pa.Table.from_batches([b for b, _ in read_compose_logs(path, chunk_bytes=400, fast=False)])
-    assert rep.notes["blocks_fast_path"] > 0 and rep.notes["native_line_fallback"] == 120  # the text lines
+    # left to Python: the text lines before the first time (the later ones take the last time natively)
+    assert rep.notes["blocks_fast_path"] > 0 and rep.notes["native_line_fallback"] == 60
     _same(fast, slow)
     assert fast.column("line_no").to_pylist() == list(range(1, 241))
 

@@ -816,3 +816,20 @@ def test_repeated_nested_keys_go_native(tmp_path):
     path = tmp_path / "logs.txt"
     path.write_bytes(data)
     _compare(path)
+
+
+def test_untimed_lines_at_a_block_start_take_the_reader_last_time(tmp_path):
+    """The Python reader's last time goes into each block: untimed lines at a block's start stay
+    native; only those before the file's first time are left to Python (their time comes later)."""
+    rows = ["web-1 | waiting", "web-1 | still waiting"]
+    for i in range(200):
+        rows.append(f"web-1 | 2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z tick {i}" if i % 10 == 0 else f"web-1 | x {i}")
+    path = tmp_path / "logs.txt"
+    path.write_text("\n".join(rows) + "\n")
+    rep = _compare(path, chunk_bytes=100)
+    assert rep.notes["blocks_fast_path"] > 20
+    assert rep.notes["native_line_fallback"] == 2 and rep.notes["time_inferred"] == 182, rep.notes
+    refused: list = []
+    cols = native.call("parse_compose_block", b"web-1 | x\nweb-1 | y\n", 5, refused, 1767225600000)
+    assert not refused and cols["time_ms"].to_pylist() == [1767225600000] * 2
+    assert cols["inferred_rows"].to_pylist() == [0, 1]

@@ -346,7 +346,7 @@ def read_compose_logs(path: str | os.PathLike, report: ConversionReport | None =
         if use_native:
             refused: list = []
             inferred: list = []
-            batch = report.fast_block(_native_block, block.data, first_no, refused, inferred)
+            batch = report.fast_block(_native_block, block.data, first_no, refused, inferred, reader.last_time)
             if batch is not None:
                 yield from reader.merge(batch, refused, block, inferred[0] if inferred else None)
                 continue
@@ -366,16 +366,17 @@ def read_compose_logs(path: str | os.PathLike, report: ConversionReport | None =
 
 
 def _native_block(data: bytes, first_line_no: int, refused: list | None = None,
-                  inferred: list | None = None) -> pa.RecordBatch:
+                  inferred: list | None = None, last_time: int | None = None) -> pa.RecordBatch:
     """FLAT_LOG rows of a block by the compiled parser (native/compose.cpp), which appends the
     lines it leaves to the Python reader to ``refused`` as (index in block, reason), and the
-    indices of the rows whose time it inferred (the row before's) to ``inferred``. Rows whose
+    indices of the rows whose time it inferred (the row before's, or ``last_time`` before the
+    block's first timed row) to ``inferred``. Rows whose
     message regexes need Unicode rules come back with a null ``event``: :func:`_classify`
     decides those."""
     from obslab.ocsf import native
     from obslab.ocsf.flat import to_batch
 
-    cols = native.call("parse_compose_block", data, first_line_no, refused)
+    cols = native.call("parse_compose_block", data, first_line_no, refused, last_time)
     if inferred is not None:
         inferred.append(cols["inferred_rows"].to_numpy(zero_copy_only=False))
     event = cols["event"]

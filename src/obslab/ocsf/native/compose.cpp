@@ -721,15 +721,18 @@ class ComposeBlock {
 
   // every line of ``data`` (LF or CRLF ends; blank lines skipped but counted)
   // ``infer``: untimed plain-text lines take the time of the timed row before them when this
-  // block read it (the caller takes ``inferred_rows``); else they are refused
-  void run(const char* data, size_t len, int64_t first_line_no, bool infer) {
+  // block read it, or ``start_t`` (the Python reader's last time, when ``has_start_t``) before
+  // any (the caller takes ``inferred_rows``); else they are refused
+  void run(const char* data, size_t len, int64_t first_line_no, bool infer, bool has_start_t = false,
+           int64_t start_t = 0) {
     if (!allocated_) {  // max depth 64 (orjson nests to 1024): deeper JSON is refused
       if (parser_.allocate(1 << 16, 64)) throw std::bad_alloc();
       allocated_ = true;
     }
     c_.clear();
     refused_.clear();
-    have_time_ = false;
+    have_time_ = has_start_t;
+    last_t_ = start_t;
     infer_ = infer;
     reserve(data, len);
     const char* end = data + len;
@@ -1196,16 +1199,23 @@ class ComposeBlock {
 
 }  // namespace
 
-// parse_compose_block(data: bytes, first_line_no: int, refused: list | None) -> {column: buffers}
-// for the lines it takes. ``data`` is whole lines (textio.Block.data: UTF-8, BOM removed). The
-// lines it leaves to the Python reader are appended to ``refused`` as (index in the block,
-// reason); without that list, any such line refuses the whole block (ValueError(reason)).
+// parse_compose_block(data: bytes, first_line_no: int, refused: list | None, last_time: int | None)
+// -> {column: buffers} for the lines it takes. ``data`` is whole lines (textio.Block.data: UTF-8,
+// BOM removed). The lines it leaves to the Python reader are appended to ``refused`` as (index in
+// the block, reason); without that list, any such line refuses the whole block (ValueError(reason)).
+// ``last_time``: the time untimed lines before the block's first timed row take (the reader's).
 PyObject* parse_compose_block(PyObject*, PyObject* args) {
   const char* buf;
   Py_ssize_t len;
   long long first_line_no;
   PyObject* refused = Py_None;
-  if (!PyArg_ParseTuple(args, "y#L|O", &buf, &len, &first_line_no, &refused)) return nullptr;
+  PyObject* last_time = Py_None;
+  if (!PyArg_ParseTuple(args, "y#L|OO", &buf, &len, &first_line_no, &refused, &last_time)) return nullptr;
+  long long start_t = 0;
+  if (last_time != Py_None) {
+    start_t = PyLong_AsLongLong(last_time);
+    if (start_t == -1 && PyErr_Occurred()) return nullptr;
+  }
   if (refused != Py_None && !PyList_Check(refused)) {
     PyErr_SetString(PyExc_TypeError, "refused must be a list or None");
     return nullptr;
@@ -1227,7 +1237,7 @@ PyObject* parse_compose_block(PyObject*, PyObject* args) {
       }
     } busy(block);
     // (UTF-8 is checked per line: simdjson validates each payload, the prefix is ASCII)
-    block.run(buf, static_cast<size_t>(len), first_line_no, refused != Py_None);
+    block.run(buf, static_cast<size_t>(len), first_line_no, refused != Py_None, last_time != Py_None, start_t);
     if (refused == Py_None) {
       if (!block.refused().empty()) throw Refuse(block.refused().front().second);
     } else if (!block.put_refused(refused)) {
