@@ -27,7 +27,10 @@ from obslab.ocsf.schemas import SIGNAL_SCHEMAS, parquet_leaves
 RAW_FILES = {"logs": "logs.txt", "traces": "traces.jsonl", "metrics": "metrics.json"}
 # zstd-1 is as small as the defaults but faster; dictionary pages and per-column statistics
 # cost ~25% of the write and gain nothing here (zstd already packs repeats; readers prune on time)
-WRITER_OPTIONS = dict(compression="zstd", compression_level=1, use_dictionary=False, write_statistics=["time"])
+# a write batch of 64k values (default 1k) runs each leaf's level and encoder loop 64x less
+# often: ~8% of the write, the same bytes
+WRITER_OPTIONS = dict(compression="zstd", compression_level=1, use_dictionary=False, write_statistics=["time"],
+                      write_batch_size=65536)
 # rows per Parquet row group: readers' batches (~20k spans, ~30k lines) are gathered to this
 # many before a write, since each row group costs per leaf (a page, a zstd context, levels):
 # ~12% of the write alone at 20k rows, ~2% of a whole conversion (the held tables cost the

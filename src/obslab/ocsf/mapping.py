@@ -170,12 +170,20 @@ def _profiles(n: int, valid) -> pa.Array:
 VENDORS = {"docker-compose": "Docker", "otlp": "OpenTelemetry", "prometheus": "Prometheus", "synthetic": "obslab"}
 
 
-def _metadata(n, uid, product_name, profiles_valid, log_name, provider, correlation, sequence, reporter=None):
-    profiles = _profiles(n, profiles_valid)
+def _type(schema: pa.Schema, path: str) -> pa.DataType:
+    """The type at a dotted ``path`` of ``schema`` (each signal narrows the shared objects)."""
+    first, *rest = path.split(".")
+    type_ = schema.field(first).type
+    for name in rest:
+        type_ = type_.field(name).type
+    return type_
+
+
+def _metadata(type_, n, uid, product_name, profiles_valid, log_name, provider, correlation, sequence, reporter=None):
+    """``metadata`` of ``type_`` (the signal's: fields it lacks are not built)."""
+    profiles = _profiles(n, profiles_valid) if "profiles" in type_.names else None
     vendor = _const(n, VENDORS.get(provider, provider), pa.string())
     product = _struct({"name": product_name, "vendor_name": vendor}, S.PRODUCT, None)
-    if reporter is None:
-        reporter = _nulls(n, S.REPORTER)
     return _struct(
         {
             "uid": uid,
@@ -188,7 +196,7 @@ def _metadata(n, uid, product_name, profiles_valid, log_name, provider, correlat
             "correlation_uid": correlation,
             "sequence": sequence,
         },
-        S.METADATA,
+        type_,
         None,
     )
 
@@ -360,20 +368,17 @@ def logs_to_ocsf(flat: pa.Table, source: str = "logs", offset: int = 0,
     uid = pc.binary_join_element_wise(tag, _row_keys(flat, offset, "line_no"), "-")
     service = g["service"]
     none_s, none_i = _nulls(n, pa.string()), _nulls(n, pa.int64())
+    L = S.OCSF_LOGS  # (its objects hold only what a log line fills)
     # an access line: the caller in src_endpoint (client_ip), this service in dst_endpoint
-    dst = _struct({"svc_name": service, "hostname": g["host"], "ip": none_s, "port": none_i, "name": none_s},
-                  S.ENDPOINT, is_http)
-    src = _struct({"svc_name": none_s, "hostname": none_s, "ip": g["client_ip"], "port": none_i, "name": none_s},
-                  S.ENDPOINT, pc.and_(is_http, pc.is_valid(g["client_ip"])))
-    url = _struct({"path": g["http_path"], "hostname": none_s, "scheme": none_s, "port": none_i,
-                   "url_string": none_s}, S.URL, pc.is_valid(g["http_path"]))
+    dst = _struct({"svc_name": service, "hostname": g["host"]}, _type(L, "dst_endpoint"), is_http)
+    src = _struct({"ip": g["client_ip"]}, _type(L, "src_endpoint"), pc.and_(is_http, pc.is_valid(g["client_ip"])))
+    url = _struct({"path": g["http_path"]}, _type(L, "http_request.url"), pc.is_valid(g["http_path"]))
     span_start = pc.subtract(time, pc.fill_null(dur, 0))
-    svc = _struct({"name": service, "version": none_s, "uid": none_s}, S.SERVICE, None)
+    svc = _struct({"name": service}, S.NAME_ONLY, None)
     span = _struct(
-        {"uid": g["span_id"], "parent_uid": none_s, "operation": none_s,
-         "start_time": span_start, "end_time": time, "duration": pc.subtract(time, span_start),
-         "status_code": none_s, "service": svc},
-        S.SPAN, pc.is_valid(g["span_id"]),
+        {"uid": g["span_id"], "start_time": span_start, "end_time": time, "duration": pc.subtract(time, span_start),
+         "service": svc},
+        _type(L, "trace.span"), pc.is_valid(g["span_id"]),
     )
     has_trace = pc.and_(is_http, pc.is_valid(g["trace_id"]))
     cols.update(
@@ -381,7 +386,7 @@ def logs_to_ocsf(flat: pa.Table, source: str = "logs", offset: int = 0,
         status_code=pc.cast(status, pa.string()),
         message=g["message"],
         duration=pc.if_else(is_http, dur, none_i),
-        metadata=_metadata(n, uid, service, is_http, source, provider, g["trace_id"], g["line_no"]),
+        metadata=_metadata(S.METADATA_LOG, n, uid, service, is_http, source, provider, g["trace_id"], g["line_no"]),
         observables=_observables(n, [
             ("src_endpoint.ip", 2, pc.if_else(is_http, g["client_ip"], none_s)),
             ("unmapped.host", 1, g["host"]),
@@ -398,16 +403,12 @@ def logs_to_ocsf(flat: pa.Table, source: str = "logs", offset: int = 0,
             S.UNMAPPED_LOG, None,
         ),
         http_request=_struct({"http_method": method, "url": url, "user_agent": g["user_agent"],
-                              "version": g["http_version"]}, S.HTTP_REQUEST, is_http),
+                              "version": g["http_version"]}, _type(L, "http_request"), is_http),
         http_response=_struct({"code": status}, S.HTTP_RESPONSE, pc.and_(is_http, pc.is_valid(status))),
         src_endpoint=src,
         dst_endpoint=dst,
-        trace=_struct(
-            {"uid": g["trace_id"], "span": span, "service": svc,
-             "start_time": none_i, "end_time": none_i, "duration": none_i, "flags": _nulls(n, pa.list_(pa.string()))},
-            S.TRACE, has_trace,
-        ),
-        app=_struct({"name": service, "vendor_name": none_s}, S.PRODUCT, is_life),
+        trace=_struct({"uid": g["trace_id"], "span": span, "service": svc}, S.LOG_TRACE, has_trace),
+        app=_struct({"name": service}, _type(L, "app"), is_life),
     )
     cols["status_code"] = pc.if_else(is_http, cols["status_code"], none_s)
     return _finish(cols, S.OCSF_LOGS, n)
@@ -471,7 +472,7 @@ def spans_to_ocsf(flat: pa.Table, source: str = "traces", offset: int = 0, provi
     start, end = g["time_ms"], g["end_time_ms"]
     dur = pc.subtract(end, start)  # exactly end_time - start_time (ms); unmapped.duration_ms keeps the ns detail
     service, host = g["service"], g["host"]
-    none_s, none_i = _nulls(n, pa.string()), _nulls(n, pa.int64())
+    none_s = _nulls(n, pa.string())
     tag = source_tag(source)
     uid = pc.binary_join_element_wise(tag, g["trace_id"], g["span_id"], "-")
     code_name = pc.take(pa.array(STATUS_CODE_NAMES), pc.min_element_wise(pc.max_element_wise(code, 0), 2))
@@ -484,7 +485,7 @@ def spans_to_ocsf(flat: pa.Table, source: str = "traces", offset: int = 0, provi
     span = _struct(
         {"uid": g["span_id"], "parent_uid": g["parent_span_id"], "operation": g["name"], "start_time": start,
          "end_time": end, "duration": dur, "status_code": code_name, "service": own},
-        S.SPAN, None,
+        _type(S.OCSF_TRACES, "trace.span"), None,
     )
     # the caller of an inbound span: peer.service when the span names it (OpenTracing names the
     # remote side so on both ends), else its parent's service when the parent is in this batch
@@ -520,8 +521,7 @@ def spans_to_ocsf(flat: pa.Table, source: str = "traces", offset: int = 0, provi
     dst_ep = _struct({"svc_name": pick(into, service, g["peer_service"]),
                       "hostname": pick(into, host, pc.coalesce(g["server_address"], peer_host)),
                       "ip": only(pc.invert(inbound) if any_in else True, peer_ip),
-                      "port": pick(into, url_port, peer_port),
-                      "name": none_s}, S.ENDPOINT, dst_valid)
+                      "port": pick(into, url_port, peer_port)}, _type(S.OCSF_TRACES, "dst_endpoint"), dst_valid)
     url_host = g["server_address"]
     if g["url_scheme"].null_count == n:  # (most spans: no scheme, no URL string to build)
         url_string = none_s
@@ -543,7 +543,7 @@ def spans_to_ocsf(flat: pa.Table, source: str = "traces", offset: int = 0, provi
         duration=dur,
         status_code=code_name,
         message=pc.coalesce(g["status_message"], g["name"]),
-        metadata=_metadata(n, uid, service, None, source, provider, g["trace_id"], none_i),
+        metadata=_metadata(S.METADATA_SPAN, n, uid, service, None, source, provider, g["trace_id"], None),
         observables=_observables(n, [
             ("src_endpoint.ip", 2, only(inbound, caller_ip)),
             ("dst_endpoint.ip", 2, only(outbound, peer_ip)),
@@ -567,15 +567,12 @@ def spans_to_ocsf(flat: pa.Table, source: str = "traces", offset: int = 0, provi
         http_response=_struct({"code": http_status}, S.HTTP_RESPONSE, pc.is_valid(http_status)),
         src_endpoint=src_ep,
         dst_endpoint=dst_ep,
-        trace=_struct(
-            {"uid": g["trace_id"], "span": span, "service": own,
-             "start_time": none_i, "end_time": none_i, "duration": none_i, "flags": _trace_flags(g["flags"])},
-            S.TRACE, None,
-        ),
+        trace=_struct({"uid": g["trace_id"], "span": span, "service": own, "flags": _trace_flags(g["flags"])},
+                      _type(S.OCSF_TRACES, "trace"), None),
         actor=_struct({"app_name": actor_app, "user": user}, S.ACTOR,
                       pc.and_(pc.invert(is_http), pc.or_(pc.is_valid(actor_app), pc.is_valid(g["db_user"])))),
-        api=_struct({"operation": g["name"], "service": _struct(
-            {"name": api_service, "version": none_s, "uid": none_s}, S.SERVICE, None)}, S.API, pc.invert(is_http)),
+        api=_struct({"operation": g["name"], "service": _struct({"name": api_service}, S.NAME_ONLY, None)},
+                    _type(S.OCSF_TRACES, "api"), pc.invert(is_http)),
     )
     return _finish(cols, S.OCSF_TRACES, n)
 
@@ -602,8 +599,7 @@ def metrics_to_ocsf(flat: pa.Table, source: str = "metrics", offset: int = 0,
     cols.update(
         time=g["time_ms"],
         message=g["metric"],
-        metadata=_metadata(n, uid, product, _const(n, False, pa.bool_()), source, provider,
-                           _nulls(n, pa.string()), _nulls(n, pa.int64()), reporter),
+        metadata=_metadata(S.METADATA_METRIC, n, uid, product, None, source, provider, None, None, reporter),
         observables=_observables(n, [("unmapped.host", 1, g["host"])]),
         unmapped=_struct(
             {"service": g["service"], "host": g["host"], "region": g["region"], "metric": g["metric"],
