@@ -52,6 +52,22 @@ def _single(arr):
     return arr
 
 
+def _coalesce(*arrays):
+    """``pc.coalesce`` of arrays, skipping the kernel where it changes nothing: all-null
+    arguments are left out and an argument without nulls ends the list."""
+    keep = []
+    for arr in arrays:
+        arr = _single(arr)
+        if isinstance(arr, pa.Array) and arr.null_count == len(arr):
+            continue
+        keep.append(arr)
+        if not isinstance(arr, pa.Array) or arr.null_count == 0:
+            break
+    if not keep:
+        return _single(arrays[0])
+    return keep[0] if len(keep) == 1 else pc.coalesce(*keep)
+
+
 def _struct(fields: dict, type_: pa.StructType, valid) -> pa.StructArray:
     """A struct array of ``type_`` from child arrays; rows where ``valid`` is false are null."""
     arrays = []
@@ -460,7 +476,7 @@ def spans_to_ocsf(flat: pa.Table, source: str = "traces", offset: int = 0, provi
     class_uid = pc.if_else(is_http, 4002, 6003).cast(pa.int64())
     verb = _per_distinct(g["db_statement"],  # (statements repeat: the regex runs once per text)
                          lambda v: pc.utf8_upper(pc.extract_regex(v, r"^\s*(?P<v>[A-Za-z]+)").field("v")))
-    api_act = _lookup(pc.coalesce(method, verb), C.API_ACTIVITY, default=99)
+    api_act = _lookup(_coalesce(method, verb), C.API_ACTIVITY, default=99)
     activity = pc.if_else(is_http, _lookup(method, C.HTTP_ACTIVITY, default=99), api_act).cast(pa.int64())
     code = pc.fill_null(g["status_code"].cast(pa.int64()), 0)
     http_status = g["http_status"]
@@ -489,28 +505,27 @@ def spans_to_ocsf(flat: pa.Table, source: str = "traces", offset: int = 0, provi
     )
     # the caller of an inbound span: peer.service when the span names it (OpenTracing names the
     # remote side so on both ends), else its parent's service when the parent is in this batch
-    if pc.any(inbound).as_py():
-        parent_at = pc.index_in(g["parent_span_id"], value_set=g["span_id"])
-        parent_service = pc.take(service, parent_at)
-        if g["peer_service"].null_count < n:
-            parent_service = pc.coalesce(g["peer_service"], parent_service)
-        caller = only(inbound, parent_service)
-    else:
-        caller = none_s
-    caller_ip, caller_host = _split_address(pc.coalesce(g["client_address"], g["peer_address"]))
+    # (the parent lookup, a hash join, runs only for the inbound spans that have a parent and no peer.service)
+    need = pc.and_(inbound, pc.and_(pc.is_valid(g["parent_span_id"]), pc.is_null(g["peer_service"])))
+    parent_service = none_s
+    if pc.any(need).as_py():
+        parent_at = pc.index_in(g["parent_span_id"].filter(need), value_set=g["span_id"])
+        parent_service = pc.replace_with_mask(none_s, need, pc.take(service, parent_at))
+    caller = only(inbound, _coalesce(g["peer_service"], parent_service))
+    caller_ip, caller_host = _split_address(_coalesce(g["client_address"], g["peer_address"]))
     peer_ip, peer_host = _split_address(g["peer_address"])
-    caller_port = _port(pc.if_else(pc.is_valid(g["client_address"]), g["client_port"], g["peer_port"]))
-    unknown = pc.and_(inbound, pc.and_(pc.is_null(caller), pc.is_null(pc.coalesce(caller_ip, caller_host))))
+    caller_port = _port(g["peer_port"] if g["client_address"].null_count == n
+                        else pc.if_else(pc.is_valid(g["client_address"]), g["client_port"], g["peer_port"]))
+    unknown = pc.and_(inbound, pc.and_(pc.is_null(caller), pc.is_null(_coalesce(caller_ip, caller_host))))
     # 6003 requires actor and src_endpoint: an unidentified caller is named "unknown", never the span's own service
     caller_name = only(pc.and_(unknown, pc.equal(class_uid, 6003)), _const(n, "unknown", pa.string()))
-    called = pc.coalesce(g["peer_service"], g["server_address"]) if g["peer_service"].null_count < n \
-        else g["server_address"]
+    called = _coalesce(g["peer_service"], g["server_address"])
     # src/dst per field (a struct-level if_else costs ~10x more than its string children's)
     def pick(cond, a, b):
         return a if cond is True else b if cond is False else pc.if_else(cond, a, b)
     any_in = pc.any(inbound).as_py()
     into = inbound if any_in else False
-    peer_port = _port(pc.coalesce(g["server_port"], g["peer_port"]))
+    peer_port = _port(_coalesce(g["server_port"], g["peer_port"]))
     url_port = _port(g["server_port"])  # (once: also the inbound side's dst_endpoint.port)
     src_valid = pc.or_(pc.invert(inbound), pc.or_(pc.invert(unknown), pc.equal(class_uid, 6003)))
     src_ep = _struct({"svc_name": pick(into, caller, service), "hostname": pick(into, caller_host, host),
@@ -519,7 +534,7 @@ def spans_to_ocsf(flat: pa.Table, source: str = "traces", offset: int = 0, provi
     dst_valid = pc.or_(inbound, pc.or_(pc.or_(pc.is_valid(g["peer_service"]), pc.is_valid(g["server_address"])),
                                        pc.is_valid(g["peer_address"])))
     dst_ep = _struct({"svc_name": pick(into, service, g["peer_service"]),
-                      "hostname": pick(into, host, pc.coalesce(g["server_address"], peer_host)),
+                      "hostname": pick(into, host, _coalesce(g["server_address"], peer_host)),
                       "ip": only(pc.invert(inbound) if any_in else True, peer_ip),
                       "port": pick(into, url_port, peer_port)}, _type(S.OCSF_TRACES, "dst_endpoint"), dst_valid)
     url_host = g["server_address"]
@@ -532,17 +547,17 @@ def spans_to_ocsf(flat: pa.Table, source: str = "traces", offset: int = 0, provi
             g["http_path"], "")
     url = _struct({"path": g["http_path"], "hostname": url_host, "scheme": g["url_scheme"], "port": url_port,
                    "url_string": url_string}, S.URL, pc.is_valid(g["http_path"]))
-    actor_app = pc.if_else(inbound, pc.coalesce(caller, caller_name), service)
+    actor_app = pc.if_else(inbound, _coalesce(caller, caller_name), service)
     user = _struct({"name": g["db_user"]}, S.USER, pc.is_valid(g["db_user"]))
     called_any = [c for c in (called, g["db_system"], g["messaging_system"]) if c.null_count < n]
-    api_service = pc.if_else(outbound, pc.coalesce(*called_any, service), service) if called_any else service
+    api_service = pc.if_else(outbound, _coalesce(*called_any, service), service) if called_any else service
     cols.update(
         time=start,
         start_time=start,
         end_time=end,
         duration=dur,
         status_code=code_name,
-        message=pc.coalesce(g["status_message"], g["name"]),
+        message=_coalesce(g["status_message"], g["name"]),
         metadata=_metadata(S.METADATA_SPAN, n, uid, service, None, source, provider, g["trace_id"], None),
         observables=_observables(n, [
             ("src_endpoint.ip", 2, only(inbound, caller_ip)),
