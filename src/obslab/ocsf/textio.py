@@ -103,21 +103,39 @@ def iter_blocks(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES,
         if enc.startswith("utf-16"):
             yield from _utf16_blocks(raw, enc.replace("-bom", ""), chunk_bytes)
             return
-        line_no = 1
-        first = True
-        while True:
-            data = raw.read(chunk_bytes)
-            if first:
-                if data.startswith(codecs.BOM_UTF8):
-                    data = data[3:]
-                first = False
-            if not data:
-                return
-            if not data.endswith(b"\n"):
-                data += raw.readline()  # finish the last line (one copy, not a carry per block)
-            block = Block(line_no, data)
-            line_no += block.n_lines
-            yield block
+        raw.seek(3 if enc == "utf-8-sig" else 0)  # (past the BOM)
+        yield from _utf8_blocks(raw, chunk_bytes)
+
+
+def _utf8_blocks(raw, chunk_bytes: int) -> Iterator[Block]:
+    """Blocks of whole lines read into one reused buffer: each block is a single allocation
+    (its ``bytes``), so the allocator reuses the last one's memory; reading into fresh buffers
+    and appending the line's end (two 8 MB objects a block) made glibc return and re-fault
+    the pages of every block (~1/3 of a conversion's page faults, ~8% of its CPU here)."""
+    buf = bytearray(chunk_bytes)
+    view = memoryview(buf)
+    end = 0  # buf[:end]: read, not yet yielded
+    line_no = 1
+    while True:
+        room = len(buf) - end
+        got = raw.readinto(view[end:])
+        end += got
+        if got < room:  # end of file (a file read returns less only there): the rest is one block
+            if end:
+                yield Block(line_no, bytes(view[:end]))
+            return
+        cut = buf.rfind(b"\n", 0, end) + 1
+        if cut == 0:  # no line end yet: read on, growing the buffer when full (never split a line)
+            if end == len(buf):
+                view.release()
+                buf.extend(bytes(len(buf)))
+                view = memoryview(buf)
+            continue
+        block = Block(line_no, bytes(view[:cut]))
+        line_no += block.n_lines
+        view[:end - cut] = view[cut:end]  # the unfinished line moves to the front
+        end -= cut
+        yield block
 
 
 def _utf16_blocks(raw, codec: str, chunk_bytes: int) -> Iterator[Block]:
