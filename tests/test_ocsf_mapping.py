@@ -172,3 +172,23 @@ def test_compiled_schema_validation_agrees_with_the_reference_validator():
         assert ours == reference, ev
         seen[reference] += 1
     assert seen[True] and seen[False] >= len(broken) - 1
+
+
+def test_map_value_is_map_lookup_first():
+    """The vectorised map lookup gives what ``pc.map_lookup(..., "first")`` gives: null rows,
+    absent keys, repeated keys, null values, slices."""
+    import random
+
+    from obslab.ocsf.mapping import _map_value
+
+    rng = random.Random(0)
+    for _ in range(300):
+        rows = [None if rng.random() < 0.15 else
+                [(rng.choice("abcd"), rng.choice(["x", "y", None])) for _ in range(rng.randint(0, 4))]
+                for _ in range(rng.randint(1, 30))]
+        m = pa.array(rows, type=pa.map_(pa.string(), pa.string()))
+        if rng.random() < 0.5:
+            start = rng.randint(0, len(m) - 1)
+            m = m.slice(start, rng.randint(0, len(m) - start))
+        for key in "abz":
+            assert _map_value(m, key).equals(pc.map_lookup(m, pa.scalar(key), "first")), (m, key)

@@ -454,8 +454,25 @@ def _trace_flags(flags: pa.Array) -> pa.Array:
 
 
 def _map_value(m: pa.Array, key: str) -> pa.Array:
-    """``m[key]`` of a map<string,string> column (null where absent)."""
-    return pc.map_lookup(m, pa.scalar(key), "first")
+    """``m[key]`` of a map<string,string> column (null where absent; the first when repeated).
+
+    One vectorised compare over all the entries: ``pc.map_lookup`` compares entry by entry
+    per row, ~5x slower on spans that carry their resource's 15 attributes each."""
+    m = _single(m)
+    n = len(m)
+    off = m.offsets.to_numpy()  # (absolute positions in the entries: a slice keeps the whole child)
+    hit = np.flatnonzero(pc.fill_null(pc.equal(m.keys, key), False).to_numpy(zero_copy_only=False))
+    hit = hit[(hit >= off[0]) & (hit < off[-1])]
+    rows = np.searchsorted(off, hit, side="right") - 1
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = rows[1:] != rows[:-1]
+    rows, hit = rows[first], hit[first]
+    mask = np.zeros(n, dtype=bool)
+    mask[rows] = True
+    if m.null_count:  # (a null row's entries, if any, are not its value)
+        mask &= pc.is_valid(m).to_numpy(zero_copy_only=False)
+        hit = hit[mask[rows]]
+    return pc.replace_with_mask(_nulls(n, m.type.item_type), pa.array(mask), m.items.take(pa.array(hit)))
 
 
 def spans_to_ocsf(flat: pa.Table, source: str = "traces", offset: int = 0, provider: str = "otlp") -> pa.Table:
