@@ -460,9 +460,13 @@ def _map_value(m: pa.Array, key: str) -> pa.Array:
     per row, ~5x slower on spans that carry their resource's 15 attributes each."""
     m = _single(m)
     n = len(m)
+    if m.null_count == n:
+        return _nulls(n, m.type.item_type)
     off = m.offsets.to_numpy()  # (absolute positions in the entries: a slice keeps the whole child)
     hit = np.flatnonzero(pc.fill_null(pc.equal(m.keys, key), False).to_numpy(zero_copy_only=False))
     hit = hit[(hit >= off[0]) & (hit < off[-1])]
+    if not len(hit):
+        return _nulls(n, m.type.item_type)
     rows = np.searchsorted(off, hit, side="right") - 1
     first = np.ones(len(rows), dtype=bool)
     first[1:] = rows[1:] != rows[:-1]
@@ -539,7 +543,13 @@ def spans_to_ocsf(flat: pa.Table, source: str = "traces", offset: int = 0, provi
     called = _coalesce(g["peer_service"], g["server_address"])
     # src/dst per field (a struct-level if_else costs ~10x more than its string children's)
     def pick(cond, a, b):
-        return a if cond is True else b if cond is False else pc.if_else(cond, a, b)
+        if cond is True or cond is False:
+            return a if cond else b
+        if b.null_count == n:  # (one side all null: only() shares the other's buffers)
+            return only(cond, a)
+        if a.null_count == n:
+            return only(pc.invert(cond), b)
+        return pc.if_else(cond, a, b)
     any_in = pc.any(inbound).as_py()
     into = inbound if any_in else False
     peer_port = _port(_coalesce(g["server_port"], g["peer_port"]))
