@@ -360,7 +360,9 @@ def logs_to_ocsf(flat: pa.Table, source: str = "logs", offset: int = 0,
 
     method = pc.utf8_upper(g["http_method"])
     if pc.any(is_life).as_py():
-        life_act = _lifecycle_activity(g["message"])
+        # (the phrase regexes only on the lifecycle lines, a few of a batch, spread back)
+        life_act = pc.replace_with_mask(_const(n, 99, pa.int64()), is_life,
+                                        _lifecycle_activity(g["message"].filter(is_life)).cast(pa.int64()))
     else:  # only read where is_life: skip the message regexes in batches without lifecycle lines
         life_act = _const(n, 99, pa.int64())
     activity = pc.if_else(
