@@ -425,7 +425,7 @@ def logs_to_ocsf(flat: pa.Table, source: str = "logs", offset: int = 0,
         http_response=_struct({"code": status}, S.HTTP_RESPONSE, pc.and_(is_http, pc.is_valid(status))),
         src_endpoint=src,
         dst_endpoint=dst,
-        trace=_struct({"uid": g["trace_id"], "span": span, "service": svc}, S.LOG_TRACE, has_trace),
+        trace=_struct({"uid": g["trace_id"], "span": span, "service": svc}, _type(L, "trace"), has_trace),
         app=_struct({"name": service}, _type(L, "app"), is_life),
     )
     cols["status_code"] = pc.if_else(is_http, cols["status_code"], none_s)

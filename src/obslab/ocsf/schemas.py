@@ -142,7 +142,7 @@ METADATA_SPAN = _subset(METADATA, *(n for n in METADATA.names if n not in ("repo
 METADATA_METRIC = _subset(METADATA, *(n for n in METADATA.names if n not in ("profiles", "correlation_uid", "sequence")))
 
 
-def _base(unmapped: pa.DataType, metadata: pa.DataType, raw_data: bool = False, omit: tuple = ()) -> list[pa.Field]:
+def _base(unmapped: pa.DataType, metadata: pa.DataType, omit: tuple = ()) -> list[pa.Field]:
     """The attributes every event of a signal may have; ``omit``: those its mapper never fills."""
     fields = [
         pa.field("time", I64, nullable=False),
@@ -165,9 +165,8 @@ def _base(unmapped: pa.DataType, metadata: pa.DataType, raw_data: bool = False, 
         pa.field("end_time", I64),
         pa.field("metadata", metadata, nullable=False),
         pa.field("observables", OBSERVABLES),
+        pa.field("raw_data", STR),  # logs: the line's text, only when asked for (``raw_data=True``)
     ]
-    if raw_data:  # logs: the line's text, only when asked for (``raw_data=True``)
-        fields.append(pa.field("raw_data", STR))
     return [f for f in fields if f.name not in omit] + [pa.field("unmapped", unmapped)]
 
 
@@ -175,10 +174,10 @@ def _schema(fields: list[pa.Field]) -> pa.Schema:
     return pa.schema(fields, metadata={"ocsf_version": "1.8.0"})
 
 
-_LOG = _base(UNMAPPED_LOG, METADATA_LOG, raw_data=True, omit=("start_time", "end_time"))  # (a line has a time)
-_SPAN = _base(UNMAPPED_SPAN, METADATA_SPAN)
+_LOG = _base(UNMAPPED_LOG, METADATA_LOG, omit=("start_time", "end_time"))  # (a line has a time)
+_SPAN = _base(UNMAPPED_SPAN, METADATA_SPAN, omit=("raw_data",))
 _METRIC = _base(UNMAPPED_METRIC, METADATA_METRIC,  # (a sample has a time and a value, no outcome)
-                omit=("duration", "start_time", "end_time", "status_id", "status", "status_code"))
+                omit=("duration", "start_time", "end_time", "status_id", "status", "status_code", "raw_data"))
 CLASS_SCHEMAS: dict[str, dict[int, pa.Schema]] = {
     "logs": {
         4002: _schema(_LOG + LOG_HTTP_FIELDS),
